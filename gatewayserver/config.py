@@ -1,0 +1,367 @@
+"""Configuration: one schema, four sources.
+
+Every option is declared once in `OPTIONS`. The same declaration produces the command-line flag, the `GS_*`
+environment variable, the YAML key and the generated reference in `docs/configuration.md`, so the four can never
+drift apart. Precedence is flags > environment > YAML file > embedded defaults: an operator's one-off flag beats
+the unit file's environment, which beats the shared config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the option and the source."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `90s`, `800ms`, `3m` or `1h`; operators write durations every way."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"negative duration: {value!r}")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 800ms, 3m)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def parse_address(value: Any) -> str:
+    """`HOST:PORT` with a numeric port; `[::1]:1700` for IPv6."""
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"not HOST:PORT: {value!r}")
+    if not host:
+        raise ValueError(f"missing host in {value!r}")
+    return text
+
+
+def parse_hex_key(value: Any) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
+        raise ValueError("must be an even number of hex digits")
+    return text.lower()
+
+
+def parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"not an integer: {value!r}")
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"negative: {value!r}")
+    return number
+
+
+def parse_str(value: Any) -> str:
+    return str(value)
+
+
+def parse_log_level(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("debug", "info", "warning", "error"):
+        raise ValueError("one of debug, info, warning, error")
+    return text
+
+
+def parse_log_format(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("json", "text"):
+        raise ValueError("one of json, text")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One configuration option, as seen from every source."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+    section: str
+    repeated: bool = False
+    secret: bool = False
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "GS_" + self.name.upper()
+
+
+def _opt(section: str, name: str, default: Any, parse: Callable[[Any], Any], help: str, **kw: Any) -> Option:
+    return Option(name=name, default=default, parse=parse, help=help, section=section, **kw)
+
+
+OPTIONS: tuple[Option, ...] = (
+    # Listeners
+    _opt("listeners", "udp_listen", ["0.0.0.0:1700"], parse_address,
+         "UDP address for Semtech packet forwarders (repeatable).", repeated=True, metavar="ADDR"),
+    _opt("listeners", "grpc_listen", "0.0.0.0:1884", parse_address,
+         "gRPC address for Gs, NsGs, Events and GatewayConfigurationService.", metavar="ADDR"),
+    _opt("listeners", "http_listen", "0.0.0.0:1885", parse_address,
+         "HTTP address for the /api/v3 REST bindings, /metrics, /healthz and /readyz.", metavar="ADDR"),
+    _opt("listeners", "grpc_tls_cert", "", parse_str, "PEM certificate for the gRPC listener (TLS when set).",
+         metavar="FILE"),
+    _opt("listeners", "grpc_tls_key", "", parse_str, "PEM private key for the gRPC listener.", metavar="FILE"),
+    _opt("listeners", "http_tls_cert", "", parse_str, "PEM certificate for the HTTP listener (TLS when set).",
+         metavar="FILE"),
+    _opt("listeners", "http_tls_key", "", parse_str, "PEM private key for the HTTP listener.", metavar="FILE"),
+    # Gateways
+    _opt("gateways", "gateways", "", parse_str,
+         "YAML gateway registry (EUI to gateway id, plan, location, ...). Reloaded on SIGHUP.", metavar="FILE"),
+    _opt("gateways", "frequency_plan", "EU_863_870", parse_str,
+         "Fallback frequency plan for gateways without one in the registry.", metavar="ID"),
+    _opt("gateways", "frequency_plans_dir", [], parse_str,
+         "Directory with extra frequency plan YAML files (repeatable).", repeated=True, metavar="DIR"),
+    _opt("gateways", "require_registered", False, parse_bool,
+         "Refuse gateways that are not in the registry instead of admitting them as eui-<eui>."),
+    # UDP connections
+    _opt("udp", "connection_expires", 180.0, parse_duration,
+         "A gateway silent for this long is disconnected."),
+    _opt("udp", "downlink_path_expires", 90.0, parse_duration,
+         "Without PULL_DATA or TX_ACK for this long a gateway's downlink path is considered gone."),
+    _opt("udp", "flood_datagrams", 10, parse_int,
+         "Flood guard: a datagram is dropped when the N-th previous one from the same EUI arrived within "
+         "flood_window. 0 disables the guard."),
+    _opt("udp", "flood_window", 0.010, parse_duration, "Flood guard window."),
+    _opt("udp", "address_change_block", 0.0, parse_duration,
+         "Refuse datagrams from a new address for this long after the last one from the old address "
+         "(0: off). Protects against EUI spoofing at the cost of slower NAT changes."),
+    _opt("udp", "schedule_late_time", 0.8, parse_duration,
+         "Hold PULL_RESP until this long before transmission for gateways without a jit queue."),
+    # Upstream
+    _opt("upstream", "ns_address", "", parse_str,
+         "Network Server gRPC address HOST:PORT. Without it uplinks are written as JSON lines.",
+         metavar="HOST:PORT"),
+    _opt("upstream", "ns_route", [], parse_str,
+         "Route uplinks whose DevAddr matches PREFIX/BITS to another Network Server: "
+         "'26000000/7=ns2.example:1884' (repeatable). Joins go to --ns-address.", repeated=True,
+         metavar="PREFIX/BITS=HOST:PORT"),
+    _opt("upstream", "ns_tls", False, parse_bool, "Use TLS towards the Network Server."),
+    _opt("upstream", "ns_ca_file", "", parse_str, "CA bundle to verify the Network Server (implies TLS).",
+         metavar="FILE"),
+    _opt("upstream", "cluster_key", "", parse_hex_key,
+         "Shared cluster key: sent as 'authorization: ClusterKey <hex>' to the Network Server and required "
+         "from callers of NsGs.ScheduleDownlink.", secret=True, metavar="HEX"),
+    _opt("upstream", "ns_api_key", "", parse_str,
+         "Bearer key sent to the Network Server instead of the cluster key.", secret=True, metavar="KEY"),
+    _opt("upstream", "upstream_deadline", 5.0, parse_duration, "Deadline of one call to the Network Server."),
+    _opt("upstream", "upstream_max_in_flight", 256, parse_int,
+         "Concurrent calls to each Network Server."),
+    _opt("upstream", "upstream_queue_size", 20000, parse_int,
+         "Uplinks waiting for a free call slot; beyond it uplinks are dropped and counted."),
+    _opt("upstream", "upstream_retries", 3, parse_int,
+         "Retries of transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) per uplink."),
+    _opt("upstream", "forward_crc_failed", False, parse_bool, "Forward uplinks whose CRC failed."),
+    _opt("upstream", "uplink_output", "-", parse_str,
+         "Without --ns-address: where uplink JSON lines go ('-' for stdout, or a file path).", metavar="PATH"),
+    _opt("upstream", "uplink_token_key", "", parse_hex_key,
+         "HMAC key for uplink tokens (hex). Random per start when empty; set it when several instances share "
+         "Network Servers.", secret=True, metavar="HEX"),
+    # APIs
+    _opt("api", "keys_file", "", parse_str, "API keys file (hashed secrets only); reloaded on change.",
+         metavar="FILE"),
+    _opt("api", "events_history_size", 10000, parse_int, "Events kept in memory for tail and after."),
+    _opt("api", "events_history_age", 3600.0, parse_duration, "Oldest event kept for tail and after."),
+    _opt("api", "events_subscriber_buffer", 1024, parse_int,
+         "Events buffered per stream subscriber before it is dropped as too slow."),
+    _opt("api", "stats_retention", 172800.0, parse_duration,
+         "How long a disconnected gateway's connection stats stay readable."),
+    # Logging
+    _opt("logging", "log_level", "info", parse_log_level, "debug, info, warning or error."),
+    _opt("logging", "log_format", "text", parse_log_format, "text or json (one object a line)."),
+    _opt("logging", "shutdown_timeout", 5.0, parse_duration,
+         "On SIGTERM, how long to wait for in-flight upstream calls."),
+)
+
+OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+
+
+def _fields() -> list[tuple[str, Any, Any]]:
+    out: list[tuple[str, Any, Any]] = []
+    for option in OPTIONS:
+        default = option.default
+        if isinstance(default, list):
+            out.append((option.name, list[Any], dataclasses.field(default_factory=lambda d=default: list(d))))
+        else:
+            out.append((option.name, type(default), dataclasses.field(default=default)))
+    return out
+
+
+_ConfigBase = dataclasses.make_dataclass("_ConfigBase", _fields(), frozen=True)
+
+
+class Config(_ConfigBase):  # type: ignore[misc, valid-type]
+    """The effective configuration. Attribute names are the option names in `OPTIONS`."""
+
+    def to_dict(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            if option.secret and value and not reveal_secrets:
+                value = "<redacted>"
+            out[option.name] = list(value) if isinstance(value, list) else value
+        return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per option. Defaults are suppressed so we can tell what the operator actually passed."""
+    parser.add_argument("--config", metavar="FILE", default=None, help="YAML configuration file.")
+    sections: dict[str, argparse._ArgumentGroup] = {}
+    for option in OPTIONS:
+        group = sections.setdefault(option.section, parser.add_argument_group(option.section))
+        kwargs: dict[str, Any] = {"dest": option.name, "default": argparse.SUPPRESS, "help": option.help}
+        if option.parse is parse_bool:
+            kwargs["nargs"] = "?"
+            kwargs["const"] = "true"
+            kwargs["metavar"] = "BOOL"
+        elif option.metavar:
+            kwargs["metavar"] = option.metavar
+        if option.repeated:
+            kwargs["action"] = "append"
+        group.add_argument(option.flag, **kwargs)
+
+
+def _convert(option: Option, raw: Any, source: str) -> Any:
+    try:
+        if option.repeated:
+            if isinstance(raw, str):
+                items: Iterable[Any] = [item for item in re.split(r"[,\s]+", raw) if item]
+            elif isinstance(raw, list | tuple):
+                items = raw
+            else:
+                items = [raw]
+            return [option.parse(item) for item in items]
+        return option.parse(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {option.name}: {exc}") from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of option names")
+    return data
+
+
+def resolve(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Config:
+    """Merge the sources, highest precedence first: flags, `GS_*` environment, YAML file, defaults."""
+    flags = dict(flags or {})
+    environ = os.environ if environ is None else environ
+    config_file = config_file or flags.pop("config", None) or environ.get("GS_CONFIG") or None
+    file_values: dict[str, Any] = {}
+    if config_file:
+        for key, raw in load_yaml(config_file).items():
+            name = str(key).replace("-", "_")
+            if name not in OPTIONS_BY_NAME:
+                raise ConfigError(f"{config_file}: {key}: unknown option")
+            file_values[name] = raw
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.name in flags and flags[option.name] is not None:
+            values[option.name] = _convert(option, flags[option.name], f"flag {option.flag}")
+        elif option.env in environ:
+            values[option.name] = _convert(option, environ[option.env], f"environment {option.env}")
+        elif option.name in file_values:
+            values[option.name] = _convert(option, file_values[option.name], str(config_file))
+    config = Config(**values)
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    if config.require_registered and not config.gateways:
+        raise ConfigError("require_registered: needs a gateway registry (--gateways FILE)")
+    if bool(config.grpc_tls_cert) != bool(config.grpc_tls_key):
+        raise ConfigError("grpc_tls_cert/grpc_tls_key: set both or neither")
+    if bool(config.http_tls_cert) != bool(config.http_tls_key):
+        raise ConfigError("http_tls_cert/http_tls_key: set both or neither")
+    if config.ns_route and not config.ns_address:
+        raise ConfigError("ns_route: needs a default Network Server (--ns-address)")
+
+
+def markdown_reference() -> str:
+    """The configuration reference in docs/configuration.md, generated from `OPTIONS`."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `gatewayserver/config.py` by `python -m gatewayserver.config --markdown`; do not edit.",
+        "",
+        "Precedence: command-line flag > `GS_*` environment variable > YAML file (`--config FILE`, keys as in "
+        "the first column) > default. Durations accept `90`, `90s`, `800ms`, `3m`, `1h`. Repeatable options "
+        "take the flag several times, a YAML list, or a comma-separated environment value.",
+        "",
+    ]
+    section = None
+    for option in OPTIONS:
+        if option.section != section:
+            section = option.section
+            lines += [f"## {section}", "", "| key | flag | environment | default | meaning |", "|---|---|---|---|---|"]
+        default = option.default
+        if isinstance(default, list):
+            default_text = ", ".join(default) if default else "(none)"
+        elif isinstance(default, bool):
+            default_text = str(default).lower()
+        elif default == "":
+            default_text = "(empty)"
+        else:
+            default_text = str(default)
+        repeat = " (repeatable)" if option.repeated else ""
+        lines.append(
+            f"| `{option.name}` | `{option.flag}`{repeat} | `{option.env}` | `{default_text}` | {option.help} |"
+        )
+        next_index = OPTIONS.index(option) + 1
+        if next_index == len(OPTIONS) or OPTIONS[next_index].section != section:
+            lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the docs freshness test
+    import sys
+
+    if sys.argv[1:] == ["--markdown"]:
+        sys.stdout.write(markdown_reference())
+    else:
+        sys.stderr.write("usage: python -m gatewayserver.config --markdown\n")
+        sys.exit(2)
