@@ -122,21 +122,21 @@ def generated_files_in(directory: Path) -> set[str]:
     return {p.name for p in directory.iterdir() if p.is_file() and _is_generated(p.name)}
 
 
-def check() -> list[str]:
-    """Describe every difference between a fresh generation and OUT_DIR."""
+def check(out_dir: Path = OUT_DIR) -> list[str]:
+    """Describe every difference between a fresh generation and out_dir (empty when current)."""
     with tempfile.TemporaryDirectory(prefix="ttnpb-check-") as tmp:
         fresh_dir = Path(tmp)
         fresh = set(generate(fresh_dir))
-        current = generated_files_in(OUT_DIR)
+        current = generated_files_in(out_dir)
         problems = []
         for name in sorted(fresh - current):
             problems.append(f"missing: {name}")
         for name in sorted(current - fresh):
             problems.append(f"not generated from any .proto (delete it): {name}")
         for name in sorted(fresh & current):
-            if not filecmp.cmp(fresh_dir / name, OUT_DIR / name, shallow=False):
+            if not filecmp.cmp(fresh_dir / name, out_dir / name, shallow=False):
                 problems.append(f"stale: {name}")
-        if not (OUT_DIR / "__init__.py").is_file():
+        if not (out_dir / "__init__.py").is_file():
             problems.append("missing: __init__.py (hand-written)")
     return problems
 
