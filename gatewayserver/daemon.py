@@ -1,0 +1,246 @@
+"""`gatewayserver run`: build the parts from the configuration, run them, stop them in order.
+
+Shutdown order matters: stop reading datagrams first (no new work), close connections (disconnect events), give
+in-flight upstream calls a bounded time, then stop the API servers so a watching operator sees the last events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import logs
+from .config import Config, ConfigError
+from .events.bus import EventBus
+from .io.udp.connection import ConnectionSettings
+from .io.udp.frontend import UdpFrontend
+from .registry import GatewayRegistry, RegistryError
+from .server import GatewayServer
+from .tokens import UplinkTokens
+from .upstream.jsonlines import JsonLinesSink
+from .upstream.ns import NetworkServerRouter, UpstreamSettings
+
+log = logging.getLogger("gatewayserver")
+
+_NS = 1_000_000_000
+
+
+def _install_uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+@dataclass
+class Daemon:
+    """Everything a running daemon holds; tests start one in-process and poke at it."""
+
+    config: Config
+    server: GatewayServer
+    frontends: list[UdpFrontend]
+    upstream: Any
+    registry: GatewayRegistry
+    plans: Any
+    bus: EventBus
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    apis: list[Any] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def udp_addresses(self) -> list[tuple[str, int]]:
+        return [f.address for f in self.frontends]
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the registry (and keys); connections stay up."""
+        try:
+            count = self.registry.reload()
+            log.info("gateway registry reloaded", extra={"gateways": count})
+        except RegistryError as exc:
+            log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
+        for api in self.apis:
+            reload = getattr(api, "reload", None)
+            if reload is not None:
+                reload()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+
+    async def _expiry_loop(self) -> None:
+        server = self.server
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                server.expire(time.time_ns())
+            except Exception:
+                log.exception("connection expiry failed")
+
+    async def run_until_stopped(self) -> None:
+        await self.stopping.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        config = self.config
+        for frontend in self.frontends:
+            frontend.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.server.close_all(time.time_ns())
+        abandoned = await self.upstream.close(config.shutdown_timeout)
+        if abandoned:
+            log.warning("uplinks abandoned at shutdown", extra={"count": abandoned})
+        for api in reversed(self.apis):
+            await api.stop()
+        self.bus.close()
+        log.info("stopped")
+
+
+def _load_plans(config: Config) -> Any:
+    from pathlib import Path
+
+    from frequency_plans.loader import FrequencyPlanError, FrequencyPlanStore, UnknownFrequencyPlan
+
+    try:
+        plans = FrequencyPlanStore([Path(d) for d in config.frequency_plans_dir])
+    except FrequencyPlanError as exc:
+        raise ConfigError(f"frequency plans: {exc}") from None
+    try:
+        plans.get(config.frequency_plan)
+    except UnknownFrequencyPlan:
+        raise ConfigError(f"frequency_plan: unknown plan {config.frequency_plan!r}") from None
+    return plans
+
+
+async def start_daemon(config: Config) -> Daemon:
+    """Build and start every part; returns once all listeners are bound."""
+    plans = _load_plans(config)
+    try:
+        if config.gateways:
+            registry = GatewayRegistry.from_file(
+                config.gateways,
+                fallback_frequency_plan=config.frequency_plan,
+                require_registered=config.require_registered,
+            )
+        else:
+            registry = GatewayRegistry(fallback_frequency_plan=config.frequency_plan)
+    except RegistryError as exc:
+        raise ConfigError(f"gateways: {exc}") from None
+    for gateway in registry._by_eui.values():  # noqa: SLF001 - start-up validation only
+        for plan_id in gateway.frequency_plan_ids:
+            try:
+                plans.get(plan_id)
+            except KeyError:
+                raise ConfigError(f"gateways: {gateway.gateway_id}: unknown frequency plan {plan_id!r}") from None
+
+    bus = EventBus(
+        history_size=config.events_history_size, history_max_age_ns=int(config.events_history_age * _NS)
+    )
+    token_key = bytes.fromhex(config.uplink_token_key) if config.uplink_token_key else secrets.token_bytes(32)
+    settings = ConnectionSettings(
+        connection_expires_ns=int(config.connection_expires * _NS),
+        downlink_path_expires_ns=int(config.downlink_path_expires * _NS),
+        flood_datagrams=config.flood_datagrams,
+        flood_window_ns=int(config.flood_window * _NS),
+        address_change_block_ns=int(config.address_change_block * _NS),
+    )
+    holder: dict[str, GatewayServer] = {}
+
+    def on_result(uplink: Any, context: Any, error: BaseException | None) -> None:
+        holder["server"].upstream_result(uplink, context, error)
+
+    upstream: Any
+    if config.ns_address:
+        upstream = NetworkServerRouter(
+            config.ns_address,
+            config.ns_route,
+            UpstreamSettings(
+                deadline=config.upstream_deadline,
+                max_in_flight=config.upstream_max_in_flight,
+                queue_size=config.upstream_queue_size,
+                retries=config.upstream_retries,
+                tls=config.ns_tls,
+                ca_file=config.ns_ca_file,
+                cluster_key=config.cluster_key,
+                api_key=config.ns_api_key,
+            ),
+            on_result,
+        )
+    else:
+        upstream = JsonLinesSink(config.uplink_output, on_result)
+    server = GatewayServer(
+        registry=registry,
+        events=bus,
+        upstream=upstream,
+        tokens=UplinkTokens(token_key),
+        connection_settings=settings,
+        forward_crc_failed=config.forward_crc_failed,
+        stats_retention_ns=int(config.stats_retention * _NS),
+        frequency_plans=plans,
+    )
+    holder["server"] = server
+    _attach_downlinks(server, config, plans)
+    upstream.start()
+    frontends = [await UdpFrontend.listen(server, address) for address in config.udp_listen]
+    daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
+    daemon.apis = await _start_apis(daemon)
+    loop = asyncio.get_running_loop()
+    daemon.tasks = [loop.create_task(f.run()) for f in frontends]
+    daemon.tasks.append(loop.create_task(daemon._expiry_loop()))
+    log.info(
+        "gateway server started",
+        extra={
+            "udp": ",".join(f"{h}:{p}" for h, p in daemon.udp_addresses),
+            "upstream": config.ns_address or f"json-lines:{config.uplink_output}",
+            "frequency_plan": config.frequency_plan,
+            "registered_gateways": len(registry),
+        },
+    )
+    return daemon
+
+
+def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None:
+    try:
+        from .downlink import DownlinkService
+    except ImportError:
+        return
+    server.downlinks = DownlinkService(server, plans, schedule_late_ns=int(config.schedule_late_time * _NS))
+
+
+async def _start_apis(daemon: Daemon) -> list[Any]:
+    try:
+        from .api.service import start_apis
+    except ImportError:
+        return []
+    return await start_apis(daemon)
+
+
+async def _main(config: Config) -> int:
+    daemon = await start_daemon(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    await daemon.run_until_stopped()
+    return 0
+
+
+def run_daemon(config: Config) -> int:
+    logs.setup(config.log_level, config.log_format)
+    loop_name = _install_uvloop()
+    log.info("starting", extra={"pid": os.getpid(), "loop": loop_name})
+    try:
+        return asyncio.run(_main(config))
+    except ConfigError:
+        raise
+    except OSError as exc:
+        log.error("cannot start", extra={"error": str(exc)})
+        return 1

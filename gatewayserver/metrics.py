@@ -1,0 +1,22 @@
+"""Metrics of the Gateway Server core: uplinks, status messages and downlinks."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+UPLINKS_RECEIVED = Counter("gs_uplinks_received_total", "Uplinks received from gateways.")
+UPLINKS_FORWARDED = Counter("gs_uplinks_forwarded_total", "Uplinks accepted by a Network Server or written out.")
+UPLINKS_DROPPED = Counter("gs_uplinks_dropped_total", "Uplinks not forwarded, by reason.", ["reason"])
+STATUS_RECEIVED = Counter("gs_status_received_total", "Gateway status messages received.")
+DOWNLINKS_ATTEMPTED = Counter("gs_downlinks_attempted_total", "ScheduleDownlink requests handled.")
+DOWNLINKS_SENT = Counter("gs_downlinks_sent_total", "Downlinks handed to a gateway (PULL_RESP sent).")
+DOWNLINKS_FAILED = Counter("gs_downlinks_failed_total", "Downlinks that could not be scheduled or sent.", ["reason"])
+TX_ACKS_RECEIVED = Counter("gs_tx_acks_received_total", "TX acknowledgments from gateways, by result.", ["result"])
+GATEWAY_RTT = Histogram(
+    "gs_gateway_rtt_seconds",
+    "Round-trip time PULL_RESP to TX_ACK.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0),
+)
+SUB_BAND_UTILIZATION = Gauge(
+    "gs_sub_band_utilization_ratio",
+    "Highest share of a sub-band's duty-cycle limit in use across gateways (1 = at the limit).",
+    ["sub_band"],
+)

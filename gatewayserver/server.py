@@ -1,0 +1,435 @@
+"""The Gateway Server core: what happens to a datagram after it is acked.
+
+The frontend hands over accepted datagrams with the time they were read; this object translates them, publishes
+events, keeps per-gateway statistics and hands uplinks to the upstream. Everything here is synchronous and bounded
+per datagram: no awaits on the uplink path, so the next gateway's datagram never waits for a Network Server.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+from ulid import ULID
+
+from .errors import INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, GsError
+from .events import definitions as ev
+from .events.bus import EventBackend
+from .io.udp import metrics as udp_metrics
+from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
+from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
+from .io.udp.translate import DroppedUplink, TranslateError, status_from_stat, uplinks_from_rxpk
+from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINKS_RECEIVED
+from .registry import GatewayEntry, GatewayRegistry
+from .tokens import UplinkTokens
+from .upstream.ns import QueueFull
+from .ttnpb import error_pb2, gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+_MAX_RETAINED_STATS = 100_000
+
+Address = tuple[Any, ...]
+
+
+class Upstream(Protocol):
+    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None) -> None: ...
+
+    def submit_tx_ack(self, ack: Any) -> None: ...
+
+    async def close(self, timeout: float) -> int: ...
+
+
+def _set_time(ts: Any, time_ns: int) -> None:
+    ts.seconds, ts.nanos = divmod(time_ns, _NS)
+
+
+def error_details(exc: BaseException) -> error_pb2.ErrorDetails:
+    """`ErrorDetails` for an event's data; the reference attaches it to drop and failure events."""
+    details = error_pb2.ErrorDetails()
+    if isinstance(exc, GsError):
+        details.namespace = exc.namespace
+        details.name = exc.name
+        details.message_format = exc.message_format
+        details.code = exc.code
+        if exc.attributes:
+            details.attributes.update({k: _plain(v) for k, v in exc.attributes.items()})
+        if exc.cause is not None:
+            details.cause.CopyFrom(error_details(exc.cause))
+    else:
+        details.message_format = str(exc)
+        code = getattr(exc, "code", None)
+        if callable(code):  # grpc.aio.AioRpcError
+            details.code = code().value[0]
+            details.namespace = "pkg/gatewayserver/upstream"
+            details.name = "call"
+            details.message_format = str(exc.details()) if hasattr(exc, "details") else str(exc)
+    return details
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+class GatewayServer:
+    """Owns the UDP connections and everything a connection produces."""
+
+    def __init__(
+        self,
+        *,
+        registry: GatewayRegistry,
+        events: EventBackend,
+        upstream: Upstream,
+        tokens: UplinkTokens,
+        connection_settings: ConnectionSettings | None = None,
+        forward_crc_failed: bool = False,
+        stats_retention_ns: int = 48 * 3600 * _NS,
+        frequency_plans: Any = None,
+    ) -> None:
+        self.registry = registry
+        self.events = events
+        self.upstream = upstream
+        self.tokens = tokens
+        self.frequency_plans = frequency_plans
+        self.udp = UdpConnections(registry, connection_settings)
+        self.forward_crc_failed = forward_crc_failed
+        self.stats_retention_ns = stats_retention_ns
+        # gateway_id -> (stats of the last connection, disconnected at): the reference keeps these 48 h.
+        self._retained: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
+        self.downlinks: Any = None  # set by the downlink layer (gatewayserver.downlink) when it is wired
+        self.transmit: Callable[[bytes, Address], None] | None = None
+        self.started_at_ns = time.time_ns()
+        udp_metrics.GATEWAYS_CONNECTED.labels("udp").set_function(lambda: len(self.udp))
+
+    # --- datagrams ---------------------------------------------------------------------------------------------
+
+    def rejected(self, result: Rejected, addr: Address) -> None:
+        udp_metrics.DATAGRAMS_DROPPED.labels(result.reason).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("datagram refused", extra={"reason": result.reason, "remote": str(addr), "detail": result.detail})
+
+    def accepted(self, acc: Accepted, addr: Address, now: int) -> None:
+        """Everything after the ack. Never raises: a bad body costs its own datagram, nothing else."""
+        conn = acc.connection
+        if acc.replaced is not None:
+            self._disconnected(acc.replaced, now, "replaced")
+        if acc.new_connection:
+            self._connected(conn, addr, now)
+        kind = acc.datagram.type
+        udp_metrics.DATAGRAMS_RECEIVED.labels(TYPE_NAMES[kind]).inc()
+        try:
+            if kind == PUSH_DATA:
+                self._push_data(conn, acc.datagram.body, addr, now)
+            elif kind == TX_ACK:
+                if self.downlinks is not None:
+                    self.downlinks.tx_ack(conn, acc.datagram, now)
+            elif kind == PULL_DATA and self.downlinks is not None:
+                self.downlinks.pull_data(conn, now)
+        except Exception:  # a bug in one gateway's handling must not stop the receive loop
+            log.exception("datagram handling failed", extra={"gateway_id": conn.gateway_id})
+            udp_metrics.DATAGRAMS_DROPPED.labels("internal").inc()
+
+    def _push_data(self, conn: Connection, body: bytes, addr: Address, now: int) -> None:
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            udp_metrics.DATAGRAMS_DROPPED.labels("bad_json").inc()
+            log.info("PUSH_DATA with invalid JSON", extra={"gateway_id": conn.gateway_id})
+            return
+        if not isinstance(doc, dict):
+            udp_metrics.DATAGRAMS_DROPPED.labels("bad_json").inc()
+            return
+        rxpk = doc.get("rxpk")
+        if rxpk:
+            self._uplinks(conn, rxpk, now)
+        stat = doc.get("stat")
+        if stat:
+            self._status(conn, stat, addr, now)
+
+    def _uplinks(self, conn: Connection, rxpk: Any, now: int) -> None:
+        if not isinstance(rxpk, list):
+            udp_metrics.DATAGRAMS_DROPPED.labels("bad_json").inc()
+            return
+        entry = conn.entry
+        drops: list[DroppedUplink] = []
+        uplinks = uplinks_from_rxpk(
+            rxpk,
+            self._gateway_ids(conn),
+            now,
+            drops=drops,
+            drop_crc_failed=False,
+            tokens=self.tokens,
+            clock_sync=lambda tmst, at, gps: self._sync_clock(conn, tmst, at, gps),
+            antenna_locations=_registry_locations(entry),
+            downlink_path_constraint=entry.downlink_path_constraint,
+        )
+        for drop in drops:
+            UPLINKS_RECEIVED.inc()
+            UPLINKS_DROPPED.labels(drop.reason).inc()
+            if drop.reason != "duplicate":
+                log.info("uplink dropped", extra={"gateway_id": conn.gateway_id, "reason": drop.reason, "detail": drop.detail})
+            err = GsError("pkg/gatewayserver/io/udp", drop.reason, drop.detail or drop.reason, code=INVALID_ARGUMENT)
+            self._publish_drop(conn, now, err)
+        for uplink in uplinks:
+            self._uplink(conn, entry, uplink, now)
+
+    def _uplink(self, conn: Connection, entry: GatewayEntry, uplink: messages_pb2.UplinkMessage, now: int) -> None:
+        UPLINKS_RECEIVED.inc()
+        settings = uplink.settings
+        key = (uplink.raw_payload, settings.timestamp, settings.frequency)
+        if key == conn.last_uplink_key:
+            UPLINKS_DROPPED.labels("repeat").inc()
+            self._publish(ev.GS_IO_UP_REPEAT, conn, now, self._gateway_ids(conn), (conn.correlation_id,))
+            return
+        conn.last_uplink_key = key
+        conn.uplink_count += 1
+        conn.last_uplink_ns = now
+        uplink.correlation_ids.append(conn.correlation_id)
+        uplink.correlation_ids.append(f"gs:uplink:{ULID()}")
+        crc_failed = uplink.HasField("crc_status") and not uplink.crc_status.value
+        forward_crc = entry.forward_crc_failed if entry.forward_crc_failed is not None else self.forward_crc_failed
+        message = messages_pb2.GatewayUplinkMessage()
+        message.message.CopyFrom(uplink)
+        message.band_id = self._band_id(entry)
+        self._publish(ev.GS_UP_RECEIVE, conn, now, message, tuple(uplink.correlation_ids))
+        if crc_failed and not forward_crc:
+            UPLINKS_DROPPED.labels("crc").inc()
+            err = GsError("pkg/gatewayserver", "message_crc", "CRC check failed", code=INVALID_ARGUMENT)
+            self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
+            return
+        try:
+            self.upstream.submit_uplink(uplink, conn)
+        except QueueFull as exc:
+            UPLINKS_DROPPED.labels("queue_full").inc()
+            err = GsError("pkg/gatewayserver/upstream", "queue_full", str(exc), code=RESOURCE_EXHAUSTED)
+            self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
+        except Exception as exc:
+            log.exception("upstream refused uplink", extra={"gateway_id": conn.gateway_id})
+            UPLINKS_DROPPED.labels("internal").inc()
+            err = GsError("pkg/gatewayserver/upstream", "internal", str(exc), code=INTERNAL)
+            self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
+
+    def _sync_clock(self, conn: Connection, timestamp: int, now: int, gps_ns: int | None) -> int:  # noqa: D401
+        """Feed the downlink clock; returns the concentrator time (ns) for the uplink token."""
+        if self.downlinks is not None:
+            return self.downlinks.sync_clock(conn, timestamp, now, gps_ns)
+        return timestamp * 1000
+
+    def upstream_result(self, uplink: messages_pb2.UplinkMessage, conn: Any, error: BaseException | None) -> None:
+        """Called by the upstream when a Network Server accepted or finally refused an uplink."""
+        now = time.time_ns()
+        correlation_ids = tuple(uplink.correlation_ids)
+        if error is None:
+            UPLINKS_FORWARDED.inc()
+            if isinstance(conn, Connection):
+                self._publish(ev.GS_UP_FORWARD, conn, now, None, correlation_ids)
+            return
+        UPLINKS_DROPPED.labels("upstream_error").inc()
+        if isinstance(conn, Connection):
+            wrapped = GsError(
+                "pkg/gatewayserver/upstream", "handle_uplink", "Network Server refused uplink", code=UNAVAILABLE,
+                cause=error,
+            )
+            self._publish_drop(conn, now, wrapped, correlation_ids)
+
+    def _status(self, conn: Connection, stat: Any, addr: Address, now: int) -> None:
+        if not isinstance(stat, dict):
+            udp_metrics.DATAGRAMS_DROPPED.labels("bad_json").inc()
+            return
+        try:
+            status = status_from_stat(stat, now, str(addr[0]))
+        except TranslateError as exc:
+            udp_metrics.DATAGRAMS_DROPPED.labels("bad_status").inc()
+            log.info("unusable stat object", extra={"gateway_id": conn.gateway_id, "error": str(exc)})
+            return
+        STATUS_RECEIVED.inc()
+        conn.last_status = status
+        conn.last_status_ns = now
+        conn.status_count += 1
+        self._publish(ev.GS_STATUS_RECEIVE, conn, now, status, (conn.correlation_id,))
+
+    # --- connection lifecycle ------------------------------------------------------------------------------------
+
+    def _connected(self, conn: Connection, addr: Address, now: int) -> None:
+        udp_metrics.GATEWAY_CONNECTS.labels("udp").inc()
+        self._retained.pop(conn.gateway_id, None)
+        log.info(
+            "gateway connected",
+            extra={"gateway_id": conn.gateway_id, "eui": conn.eui.hex(), "remote": addr[0], "registered": conn.entry.registered},
+        )
+        self._publish(ev.GS_GATEWAY_CONNECT, conn, now, None, (conn.correlation_id,))
+
+    def _disconnected(self, conn: Connection, now: int, reason: str) -> None:
+        udp_metrics.GATEWAY_DISCONNECTS.labels(reason).inc()
+        stats = self._stats_of(conn, now)
+        _set_time(stats.disconnected_at, now)
+        self._retained[conn.gateway_id] = (stats, now)
+        self._retained.move_to_end(conn.gateway_id)
+        while len(self._retained) > _MAX_RETAINED_STATS:
+            self._retained.popitem(last=False)
+        if self.downlinks is not None:
+            self.downlinks.disconnected(conn)
+        log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
+        err = GsError("pkg/gatewayserver/io/udp", "connection_expired" if reason == "expired" else "new_connection",
+                      f"connection {reason}", code=UNAVAILABLE)
+        self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, error_details(err), (conn.correlation_id,))
+
+    def expire(self, now: int) -> None:
+        for conn in self.udp.expire(now):
+            self._disconnected(conn, now, "expired")
+        cutoff = now - self.stats_retention_ns
+        while self._retained:
+            gateway_id, (_, at) = next(iter(self._retained.items()))
+            if at >= cutoff:
+                break
+            del self._retained[gateway_id]
+
+    def close_all(self, now: int) -> None:
+        for conn in self.udp.close_all():
+            self._disconnected(conn, now, "shutdown")
+
+    # --- events ---------------------------------------------------------------------------------------------------
+
+    def _gateway_ids(self, conn: Connection) -> identifiers_pb2.GatewayIdentifiers:
+        ids = identifiers_pb2.GatewayIdentifiers()
+        ids.gateway_id = conn.gateway_id
+        ids.eui = conn.eui
+        return ids
+
+    def _publish(self, definition: ev.EventDefinition, conn: Connection, now: int, data: Any, cids: tuple[str, ...]) -> None:
+        self.events.publish(definition.new(now, ((conn.gateway_id, conn.eui),), data, cids))
+
+    def _publish_drop(self, conn: Connection, now: int, err: BaseException, cids: tuple[str, ...] = ()) -> None:
+        self._publish(ev.GS_UP_DROP, conn, now, error_details(err), cids or (conn.correlation_id,))
+
+    def _band_id(self, entry: GatewayEntry) -> str:
+        plans = self.frequency_plans
+        if plans is None:
+            return ""
+        try:
+            return plans.get(entry.frequency_plan_ids[0]).band_id
+        except Exception:
+            return ""
+
+    # --- APIs -------------------------------------------------------------------------------------------------------
+
+    def connection_stats(self, gateway_id: str) -> gateway_pb2.GatewayConnectionStats | None:
+        conn = self.udp.get(gateway_id)
+        if conn is not None:
+            return self._stats_of(conn, time.time_ns())
+        retained = self._retained.get(gateway_id)
+        if retained is not None:
+            stats = gateway_pb2.GatewayConnectionStats()
+            stats.CopyFrom(retained[0])
+            return stats
+        return None
+
+    def _stats_of(self, conn: Connection, now: int) -> gateway_pb2.GatewayConnectionStats:
+        stats = gateway_pb2.GatewayConnectionStats()
+        _set_time(stats.connected_at, conn.connected_at_ns)
+        stats.protocol = "udp"
+        if conn.last_status is not None:
+            stats.last_status.CopyFrom(conn.last_status)
+            _set_time(stats.last_status_received_at, conn.last_status_ns)
+        if conn.uplink_count:
+            stats.uplink_count = conn.uplink_count
+            _set_time(stats.last_uplink_received_at, conn.last_uplink_ns)
+        if conn.downlink_count:
+            stats.downlink_count = conn.downlink_count
+            _set_time(stats.last_downlink_received_at, conn.last_downlink_ns)
+        if conn.tx_ack_count:
+            stats.tx_acknowledgment_count = conn.tx_ack_count
+            _set_time(stats.last_tx_acknowledgment_received_at, conn.last_tx_ack_ns)
+        stats.gateway_remote_address.ip = str(conn.host)
+        if self.downlinks is not None:
+            self.downlinks.fill_stats(conn, stats, now)
+        return stats
+
+    def connected_gateways(self) -> list[dict[str, Any]]:
+        now = time.time_ns()
+        out = []
+        for conn in self.udp.connections():
+            stats = self._stats_of(conn, now)
+            rtt = stats.round_trip_times
+            out.append(
+                {
+                    "gateway_id": conn.gateway_id,
+                    "eui": conn.eui.hex().upper(),
+                    "address": f"{conn.host}",
+                    "connected_at_ns": conn.connected_at_ns,
+                    "last_uplink_ns": conn.last_uplink_ns,
+                    "uplink_count": conn.uplink_count,
+                    "downlink_count": conn.downlink_count,
+                    "rtt_median_ms": (rtt.median.seconds * 1000 + rtt.median.nanos / 1e6) if rtt.count else None,
+                    "sub_bands": [
+                        {
+                            "min_frequency": sb.min_frequency,
+                            "max_frequency": sb.max_frequency,
+                            "utilization": sb.downlink_utilization,
+                            "limit": sb.downlink_utilization_limit,
+                        }
+                        for sb in stats.sub_bands
+                    ],
+                }
+            )
+        return out
+
+    def gateway_entry(self, gateway_id: str) -> GatewayEntry | None:
+        conn = self.udp.get(gateway_id)
+        if conn is not None:
+            return conn.entry
+        entry = self.registry.by_id(gateway_id)
+        if entry is not None:
+            return entry
+        if gateway_id.startswith("eui-") and len(gateway_id) == 20:
+            try:
+                return self.registry.lookup(bytes.fromhex(gateway_id[4:]))
+            except ValueError:
+                return None
+        return None
+
+    def gateway_frequency_plan(self, gateway_id: str) -> Any:
+        entry = self.gateway_entry(gateway_id)
+        if entry is None:
+            raise GsError(
+                "pkg/gatewayserver", "gateway_not_registered", "gateway `{gateway_uid}` is not registered",
+                code=NOT_FOUND, attributes={"gateway_uid": gateway_id},
+            )
+        return self.frequency_plans.get(entry.frequency_plan_ids[0])
+
+    async def schedule_downlink(self, message: messages_pb2.DownlinkMessage) -> Any:
+        if self.downlinks is None:
+            raise GsError("pkg/gatewayserver", "downlink_unavailable", "downlink is not available", code=UNAVAILABLE)
+        return await self.downlinks.schedule(message)
+
+
+def _time_ns(ts: Any) -> int:
+    return ts.seconds * _NS + ts.nanos
+
+
+@functools.lru_cache(maxsize=4096)
+def _registry_locations(entry: GatewayEntry) -> tuple[metadata_pb2.Location | None, ...]:
+    """The registry location to put in uplink metadata: only when the operator made it public."""
+    loc = entry.location
+    if loc is None or not entry.location_public:
+        return ()
+    location = metadata_pb2.Location()
+    location.latitude = loc.latitude
+    location.longitude = loc.longitude
+    location.altitude = loc.altitude
+    if loc.accuracy:
+        location.accuracy = loc.accuracy
+    location.source = metadata_pb2.SOURCE_REGISTRY
+    return (location,)
+
+
+HOSTNAME = os.uname().nodename if hasattr(os, "uname") else "gatewayserver"

@@ -1,0 +1,237 @@
+"""The `GsNs` client: uplinks and TX acknowledgments to Network Servers.
+
+The gateway's ack never waits for this path: the frontend acks, translates and `submit`s, and a fixed pool of
+workers per Network Server drains a bounded queue. That pool is the in-flight bound; the queue absorbs bursts; past
+it uplinks are dropped and counted rather than buffered without limit. Transient failures are retried with backoff
+while the worker still holds its slot, so retries never multiply the load on a struggling Network Server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from ..ttnpb import messages_pb2, networkserver_pb2_grpc
+from .metrics import UPSTREAM_ERRORS, UPSTREAM_IN_FLIGHT, UPSTREAM_LATENCY, UPSTREAM_QUEUE_DEPTH
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+
+# Called when an uplink's fate is known: (uplink, context, error or None).
+ResultCallback = Callable[[messages_pb2.UplinkMessage, Any, BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    deadline: float = 5.0
+    max_in_flight: int = 256
+    queue_size: int = 20000
+    retries: int = 3
+    backoff: float = 0.05
+    tls: bool = False
+    ca_file: str = ""
+    cluster_key: str = ""
+    api_key: str = ""
+
+
+class QueueFull(Exception):
+    """The upstream queue is at its bound; the uplink is dropped."""
+
+
+def call_metadata(settings: UpstreamSettings) -> tuple[tuple[str, str], ...]:
+    if settings.cluster_key:
+        return (("authorization", f"ClusterKey {settings.cluster_key}"),)
+    if settings.api_key:
+        return (("authorization", f"Bearer {settings.api_key}"),)
+    return ()
+
+
+class NetworkServerClient:
+    """One Network Server: a channel, a bounded queue and a pool of call workers."""
+
+    def __init__(self, address: str, settings: UpstreamSettings, on_result: ResultCallback) -> None:
+        self.address = address
+        self.settings = settings
+        self._on_result = on_result
+        self._metadata = call_metadata(settings)
+        options = [
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.enable_retries", 0),
+        ]
+        if settings.tls or settings.ca_file:
+            root = open(settings.ca_file, "rb").read() if settings.ca_file else None
+            self._channel = grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root), options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(address, options=options)
+        self._stub = networkserver_pb2_grpc.GsNsStub(self._channel)
+        self._queue: collections.deque[tuple[Any, Any, str]] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self._closing = False
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._workers = [loop.create_task(self._work()) for _ in range(max(1, self.settings.max_in_flight))]
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        return self._busy
+
+    def submit(self, message: Any, context: Any = None, call: str = "handle_uplink") -> None:
+        """Queue a message for the Network Server; raises `QueueFull` at the bound. Never blocks."""
+        if self._closing:
+            raise QueueFull("upstream is shutting down")
+        if len(self._queue) >= self.settings.queue_size:
+            raise QueueFull(f"upstream queue for {self.address} holds {len(self._queue)} messages")
+        self._queue.append((message, context, call))
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    async def _work(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            message, context, call = queue.popleft()
+            self._busy += 1
+            try:
+                error = await self._deliver(message, call)
+            finally:
+                self._busy -= 1
+            if call == "handle_uplink":
+                try:
+                    self._on_result(message, context, error)
+                except Exception:  # a broken callback must not kill the worker
+                    log.exception("upstream result callback failed")
+
+    async def _deliver(self, message: Any, call: str) -> BaseException | None:
+        settings = self.settings
+        method = self._stub.HandleUplink if call == "handle_uplink" else self._stub.ReportTxAcknowledgment
+        histogram = UPSTREAM_LATENCY.labels(call)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await method(message, metadata=self._metadata, timeout=settings.deadline)
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                UPSTREAM_ERRORS.labels(code.name).inc()
+                if code in _TRANSIENT and attempt < settings.retries and not self._closing:
+                    await asyncio.sleep(settings.backoff * (2**attempt))
+                    attempt += 1
+                    continue
+                return exc
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # channel closed during shutdown, serialization bugs: count, never crash
+                UPSTREAM_ERRORS.labels("INTERNAL").inc()
+                return exc
+            histogram.observe(time.perf_counter() - started)
+            return None
+
+    async def close(self, timeout: float) -> int:
+        """Stop accepting, give queued and in-flight calls `timeout` seconds, then cancel. Returns abandoned count."""
+        self._closing = True
+        self._wakeup.set()
+        if self._workers:
+            done, pending = await asyncio.wait(self._workers, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        abandoned = len(self._queue)
+        self._queue.clear()
+        await self._channel.close()
+        return abandoned
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    prefix: int
+    bits: int
+    address: str
+
+    def matches(self, dev_addr: int) -> bool:
+        return (dev_addr >> (32 - self.bits)) == (self.prefix >> (32 - self.bits)) if self.bits else True
+
+
+def parse_route(text: str) -> Route:
+    """`26000000/7=host:port` → Route. DevAddr prefixes are how NetIDs split the address space."""
+    try:
+        prefix_text, address = text.split("=", 1)
+        hex_part, bits_text = prefix_text.split("/", 1)
+        prefix = int(hex_part, 16)
+        bits = int(bits_text)
+    except ValueError:
+        raise ValueError(f"route {text!r}: expected PREFIX/BITS=HOST:PORT, e.g. 26000000/7=ns2:1884") from None
+    if not 0 <= bits <= 32 or len(hex_part) != 8 or not address:
+        raise ValueError(f"route {text!r}: prefix must be 8 hex digits and bits 0-32")
+    return Route(prefix, bits, address)
+
+
+class NetworkServerRouter:
+    """Chooses the Network Server for each uplink by DevAddr; joins and rejoins go to the default."""
+
+    def __init__(
+        self, default_address: str, routes: Sequence[str], settings: UpstreamSettings, on_result: ResultCallback
+    ) -> None:
+        self.settings = settings
+        self.default = NetworkServerClient(default_address, settings, on_result)
+        self._clients: dict[str, NetworkServerClient] = {default_address: self.default}
+        self._routes: list[tuple[Route, NetworkServerClient]] = []
+        for text in routes:
+            route = parse_route(text)
+            client = self._clients.get(route.address)
+            if client is None:
+                client = self._clients[route.address] = NetworkServerClient(route.address, settings, on_result)
+            self._routes.append((route, client))
+        # Longest prefix first, so a specific route wins over a broad one.
+        self._routes.sort(key=lambda item: -item[0].bits)
+        UPSTREAM_QUEUE_DEPTH.set_function(lambda: sum(c.queue_depth for c in self._clients.values()))
+        UPSTREAM_IN_FLIGHT.set_function(lambda: sum(c.in_flight for c in self._clients.values()))
+
+    def start(self) -> None:
+        for client in self._clients.values():
+            client.start()
+
+    def client_for(self, uplink: messages_pb2.UplinkMessage) -> NetworkServerClient:
+        if not self._routes:
+            return self.default
+        payload = uplink.payload
+        if payload.WhichOneof("Payload") != "mac_payload":
+            return self.default
+        dev_addr = int.from_bytes(payload.mac_payload.f_hdr.dev_addr, "big")
+        for route, client in self._routes:
+            if route.matches(dev_addr):
+                return client
+        return self.default
+
+    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None) -> None:
+        self.client_for(uplink).submit(uplink, context)
+
+    def submit_tx_ack(self, ack: Any) -> None:
+        self.default.submit(ack, None, "report_tx_ack")
+
+    async def close(self, timeout: float) -> int:
+        results = await asyncio.gather(*(c.close(timeout) for c in self._clients.values()))
+        return sum(results)
