@@ -61,6 +61,9 @@ __all__ = [
     "to_json_dict",
 ]
 
+# libyaml when available: start-up parses every plan file, and the pure-Python parser is ~10x slower.
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 BUILTIN_PLANS_DIR = Path(__file__).resolve().parent / "plans"
 
 
@@ -492,6 +495,23 @@ class _RawPlan:
     extends: str | None = None
 
 
+# Parsed files keyed by (path, display name, mtime, size): a second store (tests, CLI, reload) reparses only
+# files that changed. _RawPlan values are never mutated after parsing.
+_PARSE_CACHE: dict[tuple[str, str, int, int], _RawPlan] = {}
+
+
+def _parse_file_cached(path: Path, display: str) -> _RawPlan:
+    try:
+        stat = path.stat()
+    except OSError:
+        return _parse_file(path, display)  # reports the error with the file name
+    key = (str(path), display, stat.st_mtime_ns, stat.st_size)
+    raw = _PARSE_CACHE.get(key)
+    if raw is None:
+        raw = _PARSE_CACHE[key] = _parse_file(path, display)
+    return raw
+
+
 def _parse_file(path: Path, display: str) -> _RawPlan:
     ctx = _Ctx(display)
     try:
@@ -499,7 +519,7 @@ def _parse_file(path: Path, display: str) -> _RawPlan:
     except OSError as exc:
         raise ctx.error(f"cannot read: {exc.strerror or exc}") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -526,6 +546,9 @@ def _parse_file(path: Path, display: str) -> _RawPlan:
 # Resolution and semantic checks
 
 
+_NOT_INHERITED = frozenset({"id", "name", "description"})
+
+
 def _resolve(raw: _RawPlan, by_id: Mapping[str, _RawPlan]) -> tuple[dict[str, Any], dict[str, str]]:
     """Overlay the extends chain (base first); returns values and, per key, the file that supplied it."""
     chain: list[_RawPlan] = [raw]
@@ -545,7 +568,8 @@ def _resolve(raw: _RawPlan, by_id: Mapping[str, _RawPlan]) -> tuple[dict[str, An
     origin: dict[str, str] = {}
     for layer in reversed(chain):
         for key, value in layer.values.items():
-            if key == "id":
+            # A plan's identity (id, name, description) is its own; an unnamed extension shows its id.
+            if key in _NOT_INHERITED and layer is not raw:
                 continue
             # An empty list in an overlay means "inherit" (as The Things Stack overlays), null removes.
             if isinstance(value, tuple) and not value and key in values:
@@ -690,7 +714,7 @@ class FrequencyPlanStore:
             in_this_dir: dict[str, str] = {}
             for path in _plan_files(directory):
                 display = f"plans/{path.name}" if builtin else str(path)
-                raw = _parse_file(path, display)
+                raw = _parse_file_cached(path, display)
                 if raw.id in in_this_dir:
                     raise _Ctx(display, "id").error(f"plan {raw.id!r} is also defined in {in_this_dir[raw.id]}")
                 in_this_dir[raw.id] = display
