@@ -1,0 +1,322 @@
+"""What the gRPC and HTTP servers share: the contract with the daemon, authorisation, and the handlers.
+
+Both transports parse their request into the same protobuf message, call the same method here and render the
+result (or the `GsError`) their own way, so rights checks and validation cannot drift apart between them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from google.protobuf import struct_pb2
+
+from gatewayserver.errors import (
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+    UNAUTHENTICATED,
+    GsError,
+)
+from gatewayserver.events import EventBackend, Subscription
+from gatewayserver.events.definitions import EVENTS_STREAM_START, resolve_names
+from gatewayserver.events.event import Event, new_ulid
+from gatewayserver.ttnpb import (
+    events_pb2,
+    gateway_configuration_pb2,
+    gateway_pb2,
+    gatewayserver_pb2,
+    messages_pb2,
+)
+
+from . import gcs
+from .keys import KeyStore, Principal, err_no_gateway_rights
+
+if TYPE_CHECKING:  # pragma: no cover
+    from frequency_plans.loader import FrequencyPlan
+
+RIGHT_STATUS_READ = "RIGHT_GATEWAY_STATUS_READ"
+RIGHT_TRAFFIC_READ = "RIGHT_GATEWAY_TRAFFIC_READ"
+RIGHT_INFO = "RIGHT_GATEWAY_INFO"
+
+MAX_BATCH = 100
+
+
+@runtime_checkable
+class GatewayServerLike(Protocol):
+    """What the APIs need from the daemon (`gatewayserver.server.GatewayServer`)."""
+
+    def connection_stats(self, gateway_id: str) -> gateway_pb2.GatewayConnectionStats | None:
+        """Stats of a connected or recently disconnected gateway; None if never seen (→ NOT_FOUND)."""
+
+    async def schedule_downlink(self, msg: messages_pb2.DownlinkMessage) -> gatewayserver_pb2.ScheduleDownlinkResponse:
+        """NsGs.ScheduleDownlink; raises `GsError` with the reference's names and codes."""
+
+    def gateway_frequency_plan(self, gateway_id: str) -> FrequencyPlan | Sequence[FrequencyPlan] | None:
+        """The plan(s) of a registered or connected gateway; None (or a NOT_FOUND GsError) if unknown."""
+
+    def connected_gateways(self) -> list[Any]:
+        """For `gatewayserver gateways`."""
+
+
+def err_not_connected(gateway_id: str) -> GsError:
+    return GsError(
+        "pkg/gatewayserver", "not_connected", "gateway `{gateway_uid}` not connected", code=NOT_FOUND,
+        attributes={"gateway_uid": gateway_id},
+    )
+
+
+def err_gateway_not_registered(gateway_id: str) -> GsError:
+    return GsError(
+        "pkg/gatewayserver", "gateway_not_registered", "gateway `{gateway_uid}` is not registered", code=NOT_FOUND,
+        attributes={"gateway_uid": gateway_id},
+    )
+
+
+def err_no_identifiers() -> GsError:
+    return GsError("pkg/events/grpc", "no_identifiers", "no identifiers", code=INVALID_ARGUMENT)
+
+
+def err_validation(field_name: str, reason: str) -> GsError:
+    return GsError(
+        "pkg/ttnpb", "validation", "invalid `{field}`: {reason}", code=INVALID_ARGUMENT,
+        attributes={"field": field_name, "reason": reason},
+    )
+
+
+def err_unsupported_format(fmt: str, filename: str) -> GsError:
+    return GsError(
+        "pkg/gatewayconfigurationserver", "unsupported_format",
+        "configuration `{format}/{filename}` is not available", code=NOT_FOUND,
+        attributes={"format": fmt, "filename": filename},
+    )
+
+
+def err_no_cluster_key() -> GsError:
+    return GsError("pkg/auth/cluster", "no_cluster_key", "no cluster key specified", code=UNAUTHENTICATED)
+
+
+def err_cluster_auth_type(auth_type: str) -> GsError:
+    return GsError(
+        "pkg/auth/cluster", "auth_type", "invalid authorization type `{auth_type}`", code=INVALID_ARGUMENT,
+        attributes={"auth_type": auth_type},
+    )
+
+
+def err_cluster_key() -> GsError:
+    return GsError("pkg/auth/cluster", "cluster_key", "invalid cluster key", code=PERMISSION_DENIED)
+
+
+_GATEWAY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def check_gateway_id(gateway_id: str, field_name: str = "gateway_id") -> str:
+    """The reference's ID rule (3–36 lowercase alphanumerics, single inner dashes), checked before any look-up."""
+    if (
+        not 3 <= len(gateway_id) <= 36
+        or not set(gateway_id) <= _GATEWAY_ID_CHARS
+        or gateway_id[0] == "-"
+        or gateway_id[-1] == "-"
+        or "--" in gateway_id
+    ):
+        raise err_validation(field_name, "must be 3-36 lowercase letters, digits and single dashes")
+    return gateway_id
+
+
+@dataclass
+class ApiSettings:
+    """Knobs of the APIs; the daemon fills them from its configuration."""
+
+    cluster_keys: Sequence[bytes] = ()
+    #: Per-subscriber event buffer before the subscriber is dropped.
+    stream_buffer: int = 1024
+    #: What goes into generated packet-forwarder configurations.
+    gcs: gcs.GcsSettings = field(default_factory=gcs.GcsSettings)
+
+
+class ApiCore:
+    """The handlers behind `Gs`, `NsGs`, `Events` and `GatewayConfigurationService`."""
+
+    def __init__(
+        self,
+        gateway_server: GatewayServerLike,
+        bus: EventBackend,
+        keys: KeyStore,
+        settings: ApiSettings | None = None,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.gs = gateway_server
+        self.bus = bus
+        self.keys = keys
+        self.settings = settings or ApiSettings()
+        self.clock = clock
+
+    # --- auth ------------------------------------------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None, api: str) -> Principal:
+        return self.keys.authenticate(authorization, api)
+
+    def check_cluster_key(self, authorization: str | None, api: str = "grpc") -> None:
+        from . import metrics
+
+        try:
+            if not authorization:
+                raise err_no_cluster_key()
+            auth_type, _, value = authorization.strip().partition(" ")
+            if auth_type.lower() != "clusterkey":
+                raise err_cluster_auth_type(auth_type)
+            try:
+                presented = bytes.fromhex(value.strip())
+            except ValueError:
+                raise err_cluster_key() from None
+            ok = False
+            for key in self.settings.cluster_keys:
+                ok |= hmac.compare_digest(presented, key)
+            if not ok:
+                raise err_cluster_key()
+        except GsError:
+            metrics.auth_failures.labels(api).inc()
+            raise
+
+    # --- Gs ----------------------------------------------------------------------------------------------------
+
+    def get_connection_stats(self, principal: Principal, gateway_id: str) -> gateway_pb2.GatewayConnectionStats:
+        check_gateway_id(gateway_id)
+        principal.require(gateway_id, RIGHT_STATUS_READ)
+        stats = self.gs.connection_stats(gateway_id)
+        if stats is None:
+            raise err_not_connected(gateway_id)
+        return stats
+
+    def batch_get_connection_stats(
+        self, principal: Principal, request: gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest
+    ) -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
+        ids = [g.gateway_id for g in request.gateway_ids]
+        if not 1 <= len(ids) <= MAX_BATCH:
+            raise err_validation("gateway_ids", f"between 1 and {MAX_BATCH} gateways")
+        for i, gateway_id in enumerate(ids):
+            check_gateway_id(gateway_id, f"gateway_ids[{i}].gateway_id")
+        for gateway_id in ids:
+            principal.require(gateway_id, RIGHT_STATUS_READ)
+        mask = request.field_mask if request.HasField("field_mask") and request.field_mask.paths else None
+        if mask is not None and not mask.IsValidForDescriptor(gateway_pb2.GatewayConnectionStats.DESCRIPTOR):
+            raise err_validation("field_mask", "unknown field path")
+        response = gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse()
+        for gateway_id in ids:
+            stats = self.gs.connection_stats(gateway_id)
+            if stats is None:
+                continue  # like the reference: gateways without stats are left out, not an error
+            entry = response.entries[gateway_id]
+            if mask is None:
+                entry.CopyFrom(stats)
+            else:
+                mask.MergeMessage(stats, entry)
+        return response
+
+    # --- NsGs --------------------------------------------------------------------------------------------------
+
+    async def schedule_downlink(
+        self, msg: messages_pb2.DownlinkMessage
+    ) -> gatewayserver_pb2.ScheduleDownlinkResponse:
+        return await self.gs.schedule_downlink(msg)
+
+    # --- Events ------------------------------------------------------------------------------------------------
+
+    def open_stream(
+        self, principal: Principal, request: events_pb2.StreamEventsRequest, *, api: str
+    ) -> tuple[Event, Subscription]:
+        """Validate and authorise a stream request; return the `events.stream.start` event and the subscription.
+
+        Identifiers other than gateways are ignored (this daemon only has gateway events), so the documented
+        command that also names an application works; at least one gateway is required.
+        """
+        gateway_ids: list[str] = []
+        for ids in request.identifiers:
+            if ids.WhichOneof("ids") == "gateway_ids":
+                gateway_ids.append(check_gateway_id(ids.gateway_ids.gateway_id, "identifiers.gateway_ids.gateway_id"))
+        if not gateway_ids:
+            raise err_no_identifiers()
+        names = resolve_names(request.names)
+        rights: dict[str, frozenset[str]] = {}
+        for gateway_id in gateway_ids:
+            held = principal.rights_for(gateway_id)
+            if not held:
+                raise err_no_gateway_rights(gateway_id)
+            rights[gateway_id] = held
+        now = self.clock()
+        after_ns = (
+            request.after.seconds * 1_000_000_000 + request.after.nanos if request.HasField("after") else None
+        )
+        subscription = self.bus.subscribe(
+            gateway_ids,
+            names.__contains__ if names is not None else _match_all,
+            self.settings.stream_buffer,
+            rights=rights,
+            tail=request.tail,
+            after_ns=after_ns,
+            now_ns=now,
+        )
+        data = None
+        if names is not None:
+            data = struct_pb2.Value()
+            data.list_value.extend(sorted(names))
+        start = Event(
+            EVENTS_STREAM_START.name,
+            now,
+            tuple((g, None) for g in dict.fromkeys(gateway_ids)),
+            data,
+            (f"rpc:/ttn.lorawan.v3.Events/Stream:{new_ulid(now)}",),
+            visibility=(),
+        )
+        return start, subscription
+
+    # --- GatewayConfigurationService ---------------------------------------------------------------------------
+
+    def gateway_configuration(
+        self, principal: Principal, request: gateway_configuration_pb2.GetGatewayConfigurationRequest,
+        *, request_host: str | None = None,
+    ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
+        gateway_id = check_gateway_id(request.gateway_ids.gateway_id, "gateway_ids.gateway_id")
+        principal.require(gateway_id, RIGHT_INFO)
+        if request.format != "semtechudp" or request.filename != "global_conf.json" or request.type:
+            raise err_unsupported_format(request.format, request.filename)
+        plans = self.gs.gateway_frequency_plan(gateway_id)
+        if plans is None:
+            raise err_gateway_not_registered(gateway_id)
+        eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)
+        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, request_host=request_host)
+        return gateway_configuration_pb2.GetGatewayConfigurationResponse(contents=contents)
+
+
+def _match_all(name: str) -> bool:
+    return True
+
+
+def _gateway_eui(gs: Any, gateway_id: str) -> bytes | None:
+    """The EUI for `gateway_ID`: from the daemon if it can tell, else from an `eui-<hex>` gateway ID."""
+    getter = getattr(gs, "gateway_eui", None)
+    if getter is not None:
+        eui = getter(gateway_id)
+        if eui:
+            return bytes(eui)
+    if gateway_id.startswith("eui-") and len(gateway_id) == 20:
+        try:
+            return bytes.fromhex(gateway_id[4:])
+        except ValueError:
+            return None
+    return None
+
+
+# Re-exported for the servers.
+__all__ = [
+    "ApiCore",
+    "ApiSettings",
+    "GatewayServerLike",
+    "RIGHT_INFO",
+    "RIGHT_STATUS_READ",
+    "RIGHT_TRAFFIC_READ",
+]
