@@ -95,4 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     leaves.required = True
     add_commands(leaves)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `... | head`: the reader left, which is not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -467,7 +467,8 @@ _PARSERS: dict[str, Any] = {
     "description": _string,
     "band_id": _string,
     "extends": _string,
-    "uplink_channels": _list_of(lambda v, c: _channel(v, c, True)),
+    # `radio` is optional: plans without radios (e.g. ISM_2400_3CH_DRAFT2) describe channels only.
+    "uplink_channels": _list_of(lambda v, c: _channel(v, c, False)),
     "downlink_channels": _list_of(lambda v, c: _channel(v, c, False)),
     "lora_standard_channel": lambda v, c: _fixed_channel(v, c, True),
     "fsk_channel": lambda v, c: _fixed_channel(v, c, True),

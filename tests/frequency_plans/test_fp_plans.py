@@ -446,10 +446,84 @@ def test_ru_864_870_ttn(store: FrequencyPlanStore) -> None:
     ]
 
 
+# ---- Japan, Singapore, Israel, Uzbekistan, roaming, 2.4 GHz
+
+
+def test_jp_1_downlink_pairing_and_lbt(store: FrequencyPlanStore) -> None:
+    plan = store.get("AS_920_923_TTN_JP_1")
+    assert [f for f, *_ in ups(plan)] == [
+        923200000, 923400000, 922800000, 923000000, 922600000, 922000000, 922200000, 922400000,
+    ]
+    assert [f for f, *_ in downs(plan)] == [
+        923200000, 923400000, 922800000, 923000000, 922000000, 922200000, 922400000, 922600000,
+    ]
+    # RX1 pairs by list position, not by frequency.
+    assert plan.rx1_frequency(922600000) == 922000000
+    assert plan.rx1_frequency(922000000) == 922200000
+    assert plan.rx1_frequency(923200000) == 923200000
+    assert plan.rx1_frequency(921000000) == 921000000  # not a plan channel: band rule (same frequency)
+    lbt = plan.listen_before_talk
+    assert (lbt.rssi_target, lbt.rssi_offset, lbt.scan_time) == (-80, -4, 5_000_000)
+    assert subs(plan) == [(922000000, 923400000, 1, 16)]
+    assert plan.eirp_for(922000000) == 16
+    land = store.get("AS_920_923_TTN_JP_1_LAND_MOBILE")
+    assert subs(land) == [(922000000, 923400000, 1, 27)]
+    assert land.eirp_for(922000000) == 27
+    assert land.eirp_for(923200000) == 27  # plan sub-band beats the band sub-band's 16
+    assert land.listen_before_talk == plan.listen_before_talk
+    assert store.get("AS_920_923_TTN_JP_3_LAND_MOBILE").eirp_for(920600000) == 27
+
+
+def test_jp_2_and_3(store: FrequencyPlanStore) -> None:
+    jp2 = store.get("AS_920_923_TTN_JP_2")
+    assert [r for *_, r in ups(jp2)] == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert [r.frequency for r in jp2.radios] == [920900000, 923100000]
+    assert jp2.fsk_channel is None
+    jp3 = store.get("AS_920_923_TTN_JP_3")
+    assert [f for f, *_ in ups(jp3)] == [920600000 + 200000 * i for i in range(8)]
+    assert subs(jp3) == [(920600000, 922000000, 1, 16)]
+
+
+def test_sg_il_uz(store: FrequencyPlanStore) -> None:
+    sg = store.get("SG_920_923_TTN")
+    assert subs(sg) == [(922000000, 923400000, 0.1, None)]
+    assert ups(sg) == ups(store.get("AS_920_923"))
+    il = store.get("IL_917_920_TTN")
+    assert il.band_id == "AS_923_4"
+    assert subs(il) == [(917300000, 919900000, 0.01, None)]
+    assert (il.rx2.frequency, il.rx2.data_rate) == (917300000, 2)
+    il2 = store.get("IL_917_920_TTN_2")
+    assert [c.radio for c in il2.downlink_channels] == [0, 0, 0, 0, 1, 1, 1, 1]
+    uz = store.get("UZ_923_1")
+    assert (uz.rx2.frequency, uz.rx2.data_rate) == (926200000, 2)
+    assert subs(uz) == [(926200000, 926800000, 1, 16)]
+    assert uz.eirp_for(926400000) == 16
+
+
+def test_roaming_and_ism_2400(store: FrequencyPlanStore) -> None:
+    roaming = store.get("EU_863_870_ROAMING_DRAFT")
+    assert [f for f, *_ in ups(roaming)] == [868100000, 868300000, 868500000, 867100000, 867300000, 867900000]
+    ism = store.get("ISM_2400_3CH_DRAFT2")
+    assert ups(ism) == [(2403000000, 0, 7, None), (2425000000, 0, 7, None), (2479000000, 0, 7, None)]
+    assert ism.radios == ()
+    assert (ism.rx2.frequency, ism.rx2.data_rate) == (2423000000, 0)
+    assert ism.eirp_for(2425000000) == 10.15
+
+
 # ---- properties over every plan
 
 # Plan channels that knowingly lie outside every effective sub-band (see the KR plan file).
-KNOWN_OUTSIDE = {("KR_920_923_TTN", 923100000), ("KR_920_923_TTN", 923300000)}
+KNOWN_OUTSIDE = {
+    ("KR_920_923_TTN", 923100000),
+    ("KR_920_923_TTN", 923300000),
+    # JP_3's LoRa standard channel is a receive-only IF just above its 920.6-922.0 MHz sub-band.
+    ("AS_920_923_TTN_JP_3", 922100000),
+    ("AS_920_923_TTN_JP_3_LAND_MOBILE", 922100000),
+}
+
+# JP_3's sub-band (920.6-922.0 MHz) does not contain the AS923 RX2 default (923.2 MHz) [derived from the
+# facts]: with duty-cycle enforcement on, RX2 downlinks on those plans are refused.
+KNOWN_RX2_OUTSIDE = {"AS_920_923_TTN_JP_3", "AS_920_923_TTN_JP_3_LAND_MOBILE"}
 
 
 def test_every_channel_lies_in_a_sub_band(store: FrequencyPlanStore) -> None:
@@ -459,7 +533,8 @@ def test_every_channel_lies_in_a_sub_band(store: FrequencyPlanStore) -> None:
         for channel in [*plan.uplink_channels, *plan.downlink_channels, *fixed]:
             inside = plan.find_sub_band(channel.frequency) is not None
             assert inside != ((plan.id, channel.frequency) in KNOWN_OUTSIDE), (plan.id, channel.frequency)
-        assert plan.find_sub_band(plan.rx2.frequency) is not None, plan.id
+        rx2_inside = plan.find_sub_band(plan.rx2.frequency) is not None
+        assert rx2_inside != (plan.id in KNOWN_RX2_OUTSIDE), plan.id
 
 
 def test_every_channel_data_rate_exists(store: FrequencyPlanStore) -> None:
