@@ -69,6 +69,10 @@ class NetworkServerClient:
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.enable_retries", 0),
+            # A Network Server restart should cost seconds of queueing, not grpc's default minute-long backoff.
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 5000),
         ]
         if settings.tls or settings.ca_file:
             root = open(settings.ca_file, "rb").read() if settings.ca_file else None
