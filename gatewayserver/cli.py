@@ -61,14 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=_config)
 
     for module_name in _REGISTRARS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # A module still being written must not take the whole command down; its absence is visible in help.
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

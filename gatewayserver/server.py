@@ -22,6 +22,7 @@ from .errors import INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, U
 from .events import definitions as ev
 from .events.bus import EventBackend
 from .io.udp import metrics as udp_metrics
+from .jsonpb import format_timestamp_ns
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
 from .io.udp.translate import DroppedUplink, TranslateError, status_from_stat, uplinks_from_rxpk
@@ -355,6 +356,7 @@ class GatewayServer:
         return stats
 
     def connected_gateways(self) -> list[dict[str, Any]]:
+        """A JSON-ready summary per live connection, for `gatewayserver gateways` and dashboards."""
         now = time.time_ns()
         out = []
         for conn in self.udp.connections():
@@ -364,9 +366,9 @@ class GatewayServer:
                 {
                     "gateway_id": conn.gateway_id,
                     "eui": conn.eui.hex().upper(),
-                    "address": f"{conn.host}",
-                    "connected_at_ns": conn.connected_at_ns,
-                    "last_uplink_ns": conn.last_uplink_ns,
+                    "address": str(conn.host),
+                    "connected_at": format_timestamp_ns(conn.connected_at_ns),
+                    "last_uplink_received_at": format_timestamp_ns(conn.last_uplink_ns) if conn.last_uplink_ns else None,
                     "uplink_count": conn.uplink_count,
                     "downlink_count": conn.downlink_count,
                     "rtt_median_ms": (rtt.median.seconds * 1000 + rtt.median.nanos / 1e6) if rtt.count else None,
@@ -381,6 +383,7 @@ class GatewayServer:
                     ],
                 }
             )
+        out.sort(key=lambda item: item["gateway_id"])
         return out
 
     def gateway_entry(self, gateway_id: str) -> GatewayEntry | None:
