@@ -623,6 +623,13 @@ def _build(raw: _RawPlan, by_id: Mapping[str, _RawPlan]) -> FrequencyPlan:
             check_radio(channel.radio, c.key("radio"))
     if not uplinks:
         raise ctx("uplink_channels").error("at least one uplink channel is required")
+    if band.uplink_grids:
+        # Fixed-grid bands derive RX1 from the uplink channel index: an off-grid channel could never be answered.
+        for i, channel in enumerate(uplinks):
+            if band.uplink_channel_index(channel.frequency) is None:
+                raise ctx("uplink_channels").item(i).key("frequency").error(
+                    f"{channel.frequency} Hz is not on the {band.id} uplink channel grid"
+                )
 
     for key, kind in (("lora_standard_channel", LoRaModulation), ("fsk_channel", FSKModulation)):
         fixed = values.get(key)

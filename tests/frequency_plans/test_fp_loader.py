@@ -224,6 +224,27 @@ def test_error_in_extended_key_names_the_file_that_set_it(tmp_path: Path) -> Non
     assert message.startswith(f"{tmp_path / 'base.yml'}: uplink_channels[0].radio: radio 0 does not exist")
 
 
+def test_off_grid_channel_in_grid_band(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "us.yml",
+        "id: MY_US\nextends: US_902_928_FSB_2\nuplink_channels:\n"
+        "  - {frequency: 903900000, min_data_rate: 0, max_data_rate: 3, radio: 0}\n"
+        "  - {frequency: 904000000, min_data_rate: 0, max_data_rate: 3, radio: 0}\n",
+    )
+    assert load_error(tmp_path) == (
+        f"{path}: uplink_channels[1].frequency: 904000000 Hz is not on the US_902_928 uplink channel grid"
+    )
+
+
+def test_package_does_not_read_shared_reference() -> None:
+    """Plans and tables ship with the package; nothing may depend on the reference notes at run time."""
+    package = Path(__file__).resolve().parents[2] / "frequency_plans"
+    for path in package.rglob("*"):
+        if path.is_file() and path.suffix in (".py", ".yml"):
+            assert "/work/shared" not in path.read_text(), path
+
+
 def test_extends_cycle(tmp_path: Path) -> None:
     write(tmp_path, "a.yml", "id: A\nextends: B\n")
     write(tmp_path, "b.yml", "id: B\nextends: C\n")
