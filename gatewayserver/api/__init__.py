@@ -1,0 +1,96 @@
+"""Operator and cluster APIs: gRPC (`Gs`, `NsGs`, `Events`, `GatewayConfigurationService`, health, reflection)
+and HTTP (`/api/v3/...`, `/metrics`, `/healthz`, `/readyz`).
+
+The daemon starts both with `ApiServers`:
+
+    api = ApiServers(gateway_server, bus, KeyStore(config.keys_file),
+                     ApiSettings(cluster_keys=[...], gcs=GcsSettings(udp_port=1700)),
+                     grpc_listen="0.0.0.0:1884", http_listen="0.0.0.0:1885")
+    await api.start()      # binds both; api.grpc.port / api.http.port are the bound ports
+    ...
+    await api.stop()
+
+`gateway_server` must satisfy `GatewayServerLike` (see `core.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .core import ApiCore, ApiSettings, GatewayServerLike
+from .gcs import GcsSettings
+from .keys import KeyStore, Principal
+
+
+@dataclass
+class TlsFiles:
+    cert_file: str
+    key_file: str
+
+
+class ApiServers:
+    """Both API servers around one `ApiCore`."""
+
+    def __init__(
+        self,
+        gateway_server: GatewayServerLike,
+        bus: object,
+        keys: KeyStore,
+        settings: ApiSettings | None = None,
+        *,
+        grpc_listen: str | None = "0.0.0.0:1884",
+        http_listen: str | None = "0.0.0.0:1885",
+        grpc_tls: TlsFiles | None = None,
+        http_tls: TlsFiles | None = None,
+        ready: Callable[[], bool] | None = None,
+    ) -> None:
+        from .grpc_server import GrpcServer
+        from .http_server import HttpServer
+
+        self.core = ApiCore(gateway_server, bus, keys, settings)  # type: ignore[arg-type]
+        self.grpc = (
+            GrpcServer(
+                self.core,
+                grpc_listen,
+                tls_cert_file=grpc_tls.cert_file if grpc_tls else None,
+                tls_key_file=grpc_tls.key_file if grpc_tls else None,
+            )
+            if grpc_listen
+            else None
+        )
+        self.http = (
+            HttpServer(
+                self.core,
+                http_listen,
+                tls_cert_file=http_tls.cert_file if http_tls else None,
+                tls_key_file=http_tls.key_file if http_tls else None,
+                ready=ready,
+            )
+            if http_listen
+            else None
+        )
+
+    async def start(self) -> None:
+        if self.grpc is not None:
+            await self.grpc.start()
+        if self.http is not None:
+            await self.http.start()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+        if self.grpc is not None:
+            await self.grpc.stop()
+
+
+__all__ = [
+    "ApiCore",
+    "ApiServers",
+    "ApiSettings",
+    "GatewayServerLike",
+    "GcsSettings",
+    "KeyStore",
+    "Principal",
+    "TlsFiles",
+]

@@ -160,9 +160,10 @@ class Principal:
     gateway_ids: frozenset[str] | None = None
 
     def rights_for(self, gateway_id: str) -> frozenset[str]:
+        """Rights on one gateway: only gateway rights count, as the reference lists them per entity."""
         if self.gateway_ids is not None and gateway_id not in self.gateway_ids:
             return frozenset()
-        return self.rights
+        return self.rights & GATEWAY_RIGHTS
 
     def require(self, gateway_id: str, *required: str) -> None:
         held = self.rights_for(gateway_id)

@@ -166,20 +166,30 @@ class Subscription:
     def pending(self) -> int:
         return len(self._queue)
 
-    async def next_batch(self, max_items: int = 1024) -> list[Event]:
-        """Wait for events and return all queued (up to `max_items`); [] once closed cleanly."""
+    async def next_batch(self, max_items: int = 1024, timeout: float | None = None) -> list[Event]:
+        """Wait for events and return all queued (up to `max_items`).
+
+        Returns [] once closed cleanly, or when `timeout` seconds pass without events (check `closed` to tell
+        the two apart); raises the `buffer_full` error after an overflow once the queue is drained.
+        """
         queue = self._queue
         while not queue:
             if self._closed:
                 if self._error is not None:
                     raise self._error
                 return []
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _wake, waiter) if timeout is not None else None
             try:
                 await waiter
             finally:
+                if timer is not None:
+                    timer.cancel()
                 if self._waiter is waiter:
                     self._waiter = None
+            if not queue and not self._closed and timeout is not None:
+                return []
         if len(queue) <= max_items:
             batch = list(queue)
             queue.clear()
@@ -209,6 +219,11 @@ class Subscription:
 
     async def __aexit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventBackend(abc.ABC):

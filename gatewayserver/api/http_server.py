@@ -1,0 +1,272 @@
+"""aiohttp server: the reference REST bindings under /api/v3, plus /metrics, /healthz and /readyz.
+
+Request bodies are parsed with `jsonpb` (so TTS clients' camelCase, hex/base64 and string integers work),
+responses are rendered in TTS's JSON shape, and every error is grpc-gateway's `{"code", "message", "details"}`
+with the matching HTTP status.
+
+The events stream writes `{"result": <event>}` per event, separated by a blank line for `Accept:
+text/event-stream` and by a newline otherwise, exactly like the reference. Each event's JSON is built once and
+shared by all subscribers, and a subscriber's writes are coalesced (`flush_interval`) so a hundred streams at a
+thousand events per second cost a few writes per stream per tick instead of one per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from gatewayserver import jsonpb
+from gatewayserver.errors import GsError
+from gatewayserver.ttnpb import (
+    events_pb2,
+    gateway_configuration_pb2,
+    gatewayserver_pb2,
+)
+
+from . import metrics
+from .core import ApiCore
+from .errors import http_error, stream_error
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+#: How often an idle stream checks that its client is still there.
+IDLE_CHECK_SECONDS = 15.0
+
+
+def _json_response(status: int, body: Any) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type=JSON)
+
+
+def error_response(exc: BaseException, method: str) -> web.Response:
+    status, body = http_error(exc)
+    metrics.api_requests.labels("http", method, str(status)).inc()
+    return _json_response(status, body)
+
+
+def _authorization(request: web.Request) -> str | None:
+    return request.headers.get("Authorization")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """`0.0.0.0:1885`, `[::]:1885`, `:1885` → (host, port)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+class HttpServer:
+    """Owns the aiohttp app; `await start()` binds (port 0 → ephemeral, see `port`), `await stop()`."""
+
+    def __init__(
+        self,
+        core: ApiCore,
+        listen: str = "0.0.0.0:1885",
+        *,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+        ready: Callable[[], bool] | None = None,
+        flush_interval: float = 0.02,
+    ) -> None:
+        self.core = core
+        self.listen = listen
+        self.ssl_context: ssl.SSLContext | None = None
+        if tls_cert_file and tls_key_file:
+            self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ssl_context.load_cert_chain(tls_cert_file, tls_key_file)
+        self.ready = ready
+        self.flush_interval = flush_interval
+        self.port: int | None = None
+        self._streams: set[asyncio.Task[Any]] = set()
+        self.app = self._build_app()
+        self._runner: web.AppRunner | None = None
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._not_found_middleware], client_max_size=1 << 20)
+        r = app.router
+        r.add_get("/api/v3/gs/gateways/{gateway_id}/connection/stats", self.get_connection_stats)
+        r.add_post("/api/v3/gs/gateways/connection/stats", self.batch_get_connection_stats)
+        r.add_post("/api/v3/events", self.stream_events)
+        r.add_get("/api/v3/gcs/gateways/{gateway_id}/semtechudp/global_conf.json", self.global_conf)
+        r.add_get("/api/v3/gcs/gateways/configuration/{gateway_id}/{format}/{filename}", self.gateway_configuration)
+        r.add_get(
+            "/api/v3/gcs/gateways/configuration/{gateway_id}/{format}/{type}/{filename}", self.gateway_configuration
+        )
+        r.add_get("/metrics", self.metrics)
+        r.add_get("/healthz", self.healthz)
+        r.add_get("/readyz", self.readyz)
+        return app
+
+    @web.middleware
+    async def _not_found_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Unknown API paths answer like grpc-gateway (JSON, code 5 / 12), not with aiohttp's text pages."""
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return _json_response(404, {"code": 5, "message": "Not Found", "details": []})
+        except web.HTTPMethodNotAllowed:
+            return _json_response(405, {"code": 12, "message": "Method Not Allowed", "details": []})
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        host, port = split_listen(self.listen)
+        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.ssl_context)
+        await site.start()
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
+        log.info("HTTP API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.ssl_context)})
+        return self.port
+
+    async def stop(self) -> None:
+        for task in list(self._streams):
+            task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- Gs ----------------------------------------------------------------------------------------------------
+
+    async def get_connection_stats(self, request: web.Request) -> web.Response:
+        method = "Gs/GetGatewayConnectionStats"
+        try:
+            principal = self.core.authenticate(_authorization(request), "http")
+            stats = self.core.get_connection_stats(principal, request.match_info["gateway_id"])
+        except Exception as exc:  # noqa: BLE001 - rendered as the reference error body
+            return error_response(exc, method)
+        metrics.api_requests.labels("http", method, "200").inc()
+        return web.Response(body=jsonpb.to_json(stats), content_type=JSON)
+
+    async def batch_get_connection_stats(self, request: web.Request) -> web.Response:
+        method = "Gs/BatchGetGatewayConnectionStats"
+        try:
+            principal = self.core.authenticate(_authorization(request), "http")
+            body = jsonpb.parse(await request.read(), gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest)
+            response = self.core.batch_get_connection_stats(principal, body)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001
+            return error_response(exc, method)
+        metrics.api_requests.labels("http", method, "200").inc()
+        return web.Response(body=jsonpb.to_json(response), content_type=JSON)
+
+    # --- GatewayConfigurationService -------------------------------------------------------------------------
+
+    def _configuration(
+        self, request: web.Request, fmt: str, type_: str, filename: str
+    ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
+        principal = self.core.authenticate(_authorization(request), "http")
+        req = gateway_configuration_pb2.GetGatewayConfigurationRequest(format=fmt, type=type_, filename=filename)
+        req.gateway_ids.gateway_id = request.match_info["gateway_id"]
+        return self.core.gateway_configuration(principal, req, request_host=request.host)
+
+    async def global_conf(self, request: web.Request) -> web.Response:
+        """The file itself, ready for `curl -o global_conf.json`."""
+        method = "GatewayConfigurationService/global_conf.json"
+        try:
+            response = self._configuration(request, "semtechudp", "", "global_conf.json")
+        except Exception as exc:  # noqa: BLE001
+            return error_response(exc, method)
+        metrics.api_requests.labels("http", method, "200").inc()
+        return web.Response(body=response.contents, content_type=JSON)
+
+    async def gateway_configuration(self, request: web.Request) -> web.Response:
+        """The reference gRPC-gateway binding: `{"contents": <base64 of the file>}`."""
+        method = "GatewayConfigurationService/GetGatewayConfiguration"
+        try:
+            info = request.match_info
+            response = self._configuration(request, info["format"], info.get("type", ""), info["filename"])
+        except Exception as exc:  # noqa: BLE001
+            return error_response(exc, method)
+        metrics.api_requests.labels("http", method, "200").inc()
+        return web.Response(body=jsonpb.to_json(response), content_type=JSON)
+
+    # --- Events ------------------------------------------------------------------------------------------------
+
+    async def stream_events(self, request: web.Request) -> web.StreamResponse:
+        method = "Events/Stream"
+        try:
+            principal = self.core.authenticate(_authorization(request), "http")
+            body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
+            start, subscription = self.core.open_stream(principal, body, api="http")  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001
+            return error_response(exc, method)
+        metrics.api_requests.labels("http", method, "200").inc()
+
+        sse = "text/event-stream" in request.headers.get("Accept", "")
+        separator = b"\n\n" if sse else b"\n"
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream" if sse else JSON,
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        task = asyncio.current_task()
+        if task is not None:
+            self._streams.add(task)
+        try:
+            await response.prepare(request)
+            await response.write(b'{"result":' + start.to_json() + b"}" + separator)
+            await self._pump(request, response, subscription, separator)
+        except GsError as exc:  # buffer_full after the queued events were written
+            try:
+                await response.write(orjson.dumps(stream_error(exc)) + separator)
+            except (ConnectionError, RuntimeError):
+                pass
+        except (ConnectionError, RuntimeError):
+            pass  # client went away
+        finally:
+            subscription.close()
+            if task is not None:
+                self._streams.discard(task)
+        return response
+
+    async def _pump(
+        self, request: web.Request, response: web.StreamResponse, subscription: Any, separator: bytes
+    ) -> None:
+        prefix, suffix = b'{"result":', b"}" + separator
+        flush_interval = self.flush_interval
+        while True:
+            batch = await subscription.next_batch(timeout=IDLE_CHECK_SECONDS)
+            if not batch:
+                if subscription.closed:
+                    if subscription.error is not None:
+                        raise subscription.error
+                    return
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return
+                continue
+            if flush_interval > 0 and subscription.pending() == 0:
+                # Let a burst accumulate so one write carries many events.
+                await asyncio.sleep(flush_interval)
+                if subscription.pending():
+                    batch += await subscription.next_batch()
+            await response.write(b"".join([prefix + event.to_json() + suffix for event in batch]))
+
+    # --- operations --------------------------------------------------------------------------------------------
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(REGISTRY))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ready = True
+        if self.ready is not None:
+            try:
+                ready = bool(self.ready())
+            except Exception:  # noqa: BLE001
+                ready = False
+        return web.Response(status=200 if ready else 503, text="ready\n" if ready else "not ready\n")
