@@ -1,0 +1,1 @@
+from downlink_support import harness, make_harness  # noqa: F401 - fixtures
