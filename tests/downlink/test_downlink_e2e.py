@@ -227,3 +227,189 @@ async def test_frequency_outside_sub_bands(harness) -> None:
         await harness.server.schedule_downlink(class_a(token_of(up), rx1_frequency=868_650_000, rx2_frequency=0))
     cause = window_errors(info.value)[0].cause
     assert (cause.name, cause.attributes["frequency"]) == ("sub_band_not_found", 868_650_000)
+
+
+# --- TX_ACK -------------------------------------------------------------------------------------------------------
+
+
+async def test_tx_ack_success_reported(harness) -> None:
+    from prometheus_client import REGISTRY
+
+    sent_before = REGISTRY.get_sample_value("gs_downlinks_sent_total") or 0
+    gw = await harness.gateway()  # the simulator answers every PULL_RESP with an empty TX_ACK (success)
+    up, _ = await harness.uplink(gw)
+    await harness.server.schedule_downlink(class_a(token_of(up), cids=("ns:ok",)))
+    await next_downlink(gw)
+    async with asyncio.timeout(3.0):
+        report = await harness.ns.tx_acks.get()
+    assert report.gateway_ids.gateway_id == GATEWAY_ID
+    assert report.tx_ack.result == Result.SUCCESS
+    assert "ns:ok" in report.tx_ack.correlation_ids
+    assert report.tx_ack.downlink_message.scheduled.frequency == 868_100_000
+    await harness.events.wait_for("gs.txack.forward")
+    names = harness.events.names()
+    for name in ("gs.down.send", "gs.txack.receive", "gs.down.tx.success", "gs.txack.forward"):
+        assert name in names
+    assert "gs.down.tx.fail" not in names
+    assert "ns:ok" in harness.events.of("gs.down.tx.success")[0].correlation_ids
+    assert (REGISTRY.get_sample_value("gs_downlinks_sent_total") or 0) == sent_before + 1
+    stats = harness.server.connection_stats(GATEWAY_ID)
+    assert stats.round_trip_times.count == 1
+    assert stats.downlink_count == 1 and stats.tx_acknowledgment_count == 1
+    assert harness.daemon.server.udp.get(GATEWAY_ID).has_jit_queue
+
+
+@pytest.mark.parametrize(
+    "error", ["TOO_LATE", "TOO_EARLY", "COLLISION_PACKET", "COLLISION_BEACON", "TX_FREQ", "TX_POWER", "GPS_UNLOCKED"]
+)
+async def test_tx_ack_error_reported(make_harness, error: str) -> None:
+    harness = await make_harness()
+    gw = await harness.gateway(tx_ack=error)
+    await harness.uplink(gw)
+    await harness.server.schedule_downlink(class_c())  # class C: no RX2 to fall back to
+    down = await next_downlink(gw)
+    assert down.tx_ack_error == error
+    async with asyncio.timeout(3.0):
+        report = await harness.ns.tx_acks.get()
+    assert report.tx_ack.result == Result.Value(error)
+    assert "ns:downlink:c" in report.tx_ack.correlation_ids
+    (fail,) = await harness.events.wait_for("gs.down.tx.fail")
+    assert fail.data.string_value == error
+    assert "gs.down.tx.success" not in harness.events.names()
+
+
+async def test_tx_ack_unknown_token_dropped(harness) -> None:
+    gw = await harness.gateway()
+    await gw.send_tx_ack(b"\x7f\x7f", "TOO_LATE")
+    (drop,) = await harness.events.wait_for("gs.txack.drop")
+    assert drop.data.name == "tx_ack_token"
+    assert harness.ns.tx_acks.empty()
+
+
+async def test_rx2_retry_after_rx1_too_late(harness) -> None:
+    answers = iter(["TOO_LATE"])
+
+    def policy(gw, txpk):
+        return next(answers, None)  # refuse the first transmission, accept the rest
+
+    gw = await harness.gateway(tx_ack=policy)
+    up, tmst = await harness.uplink(gw)
+    response = await harness.server.schedule_downlink(class_a(token_of(up), cids=("ns:retry",)))
+    assert response.rx1
+    first = await next_downlink(gw)
+    assert first.tx_ack_error == "TOO_LATE"
+    assert first.txpk["tmst"] == (tmst + 1_000_000) % (1 << 32)
+    second = await next_downlink(gw)
+    assert second.tx_ack_error is None
+    assert second.txpk["tmst"] == (tmst + 2_000_000) % (1 << 32)
+    assert second.txpk["freq"] == 869.525 and second.txpk["datr"] == "SF12BW125"
+    async with asyncio.timeout(3.0):
+        report = await harness.ns.tx_acks.get()
+    assert report.tx_ack.result == Result.SUCCESS  # only the final outcome is reported
+    assert "ns:retry" in report.tx_ack.correlation_ids
+    assert report.tx_ack.downlink_message.scheduled.frequency == 869_525_000
+    await asyncio.sleep(0.1)
+    assert harness.ns.tx_acks.empty()
+    assert len(harness.events.of("gs.txack.receive")) == 2
+    assert len(harness.events.of("gs.down.send")) == 2
+    assert len(harness.events.of("gs.down.tx.success")) == 1
+    assert not harness.events.of("gs.down.tx.fail")
+
+
+async def test_rx2_retry_impossible_reports_rx1_failure(harness) -> None:
+    gw = await harness.gateway(tx_ack="TOO_LATE")
+    up, _ = await harness.uplink(gw)
+    await harness.server.schedule_downlink(class_a(token_of(up), rx2_frequency=0))
+    async with asyncio.timeout(3.0):
+        report = await harness.ns.tx_acks.get()
+    assert report.tx_ack.result == Result.TOO_LATE
+    assert len(harness.events.of("gs.down.send")) == 1
+
+
+# --- schedule late ------------------------------------------------------------------------------------------------
+
+
+async def _hold_time(harness, gw, lead_s: float = 1.5) -> int:
+    """Schedule class C `lead_s` ahead; how long the daemon held the PULL_RESP (ns)."""
+    start = now_ns()
+    await harness.server.schedule_downlink(class_c(absolute_time_ns=start + int(lead_s * 1e9)))
+    down = await next_downlink(gw)
+    return down.received_ns - start
+
+
+async def test_schedule_late_until_jit_queue_shown(harness) -> None:
+    gw = await harness.gateway()
+    await harness.uplink(gw)
+    # No TX_ACK seen yet: held until 800 ms before the 1.5 s transmission.
+    assert 600_000_000 <= await _hold_time(harness, gw) <= 900_000_000
+    await harness.events.wait_for("gs.txack.receive")
+    # The gateway acknowledged, so it has a jit queue: sent at once.
+    assert await _hold_time(harness, gw) < 200_000_000
+
+
+async def test_schedule_late_configured(make_harness) -> None:
+    harness = await make_harness(schedule_downlink_late=True, schedule_late_time=1.0)
+    gw = await harness.gateway()
+    await harness.uplink(gw)
+    assert 350_000_000 <= await _hold_time(harness, gw) <= 700_000_000
+    await harness.events.wait_for("gs.txack.receive")
+    # Configured late: held even though the gateway has shown a jit queue.
+    assert 350_000_000 <= await _hold_time(harness, gw) <= 700_000_000
+
+
+async def test_disconnect_cancels_held_downlinks(harness) -> None:
+    gw = await harness.gateway()
+    await harness.uplink(gw)
+    await harness.server.schedule_downlink(class_c(absolute_time_ns=now_ns() + 1_500_000_000))
+    conn = harness.server.udp.get(GATEWAY_ID)
+    assert len(conn.downlink.held) == 1
+    harness.server.expire(now_ns() + 10**12)
+    assert harness.server.udp.get(GATEWAY_ID) is None
+    assert not conn.downlink.held
+    await asyncio.sleep(1.0)
+    assert gw.received_downlinks.empty()
+
+
+async def test_pending_tx_bounded(harness) -> None:
+    from gatewayserver.downlink import MAX_PENDING
+
+    gw = await harness.gateway(auto_tx_ack=False)
+    await harness.uplink(gw)
+    conn = harness.server.udp.get(GATEWAY_ID)
+    conn.has_jit_queue = True  # send at once so the PULL_RESPs pile up unacknowledged
+    for _ in range(MAX_PENDING + 6):
+        await harness.server.schedule_downlink(class_c(data_rate=lora(7)))
+    assert len(conn.pending_tx) == MAX_PENDING
+    oldest = min(conn.pending_tx)
+    assert oldest == 1 + 6  # the first six were forgotten
+
+
+async def test_antenna_gain_lowers_power(make_harness) -> None:
+    harness = await make_harness(antenna_gain=3.0)
+    gw = await harness.gateway()
+    up, _ = await harness.uplink(gw)
+    await harness.server.schedule_downlink(class_a(token_of(up)))
+    down = await next_downlink(gw)
+    assert down.txpk["powe"] == 11  # 16.15 - 3 - 2.15
+
+
+async def test_class_b_with_gps_time(harness) -> None:
+    gw = await harness.gateway(gps=True)
+    await harness.uplink(gw)
+    at = now_ns() + 1_200_000_000
+    msg = class_c(absolute_time_ns=at)
+    setattr(msg.request, "class", lorawan_pb2.CLASS_B)
+    await harness.server.schedule_downlink(msg)
+    down = await next_downlink(gw)
+    from gatewayserver.gpstime import unix_ns_to_gps_ms
+
+    assert down.txpk["tmms"] == unix_ns_to_gps_ms(at)
+    assert "tmst" not in down.txpk and "imme" not in down.txpk
+
+
+async def test_not_a_tx_request(harness) -> None:
+    msg = messages_pb2.DownlinkMessage(raw_payload=b"\x60")
+    msg.scheduled.frequency = 868_100_000
+    with pytest.raises(GsError) as info:
+        await harness.server.schedule_downlink(msg)
+    assert (info.value.name, info.value.code) == ("not_tx_request", 3)
