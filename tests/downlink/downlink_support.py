@@ -20,6 +20,8 @@ from gatewayserver.ttnpb import lorawan_pb2, messages_pb2, networkserver_pb2_grp
 
 EUI = bytes.fromhex("0016c001ff000001")
 GATEWAY_ID = "gw-one"
+CLUSTER_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
+CLUSTER_METADATA = (("authorization", "ClusterKey " + CLUSTER_KEY.hex()),)
 
 
 class StandinNetworkServer(networkserver_pb2_grpc.GsNsServicer):
@@ -86,6 +88,8 @@ class Harness:
         self.ns = ns
         self.events = events
         self.gateways: list[SimulatedGateway] = []
+        self._api: Any = None
+        self._channel: Any = None
 
     @property
     def server(self) -> Any:
@@ -107,7 +111,31 @@ class Harness:
             up = await self.ns.uplinks.get()
         return up, tmst
 
+    async def ns_gs(self) -> Any:
+        """A NsGs stub on the daemon's real gRPC API (started here when the daemon did not start one)."""
+        from gatewayserver.api import ApiServers, ApiSettings, KeyStore
+        from gatewayserver.ttnpb import gatewayserver_pb2_grpc
+
+        port = None
+        for api in self.daemon.apis:
+            grpc_server = getattr(api, "grpc", None)
+            if grpc_server is not None and grpc_server.port:
+                port = grpc_server.port
+        if port is None:
+            self._api = ApiServers(
+                self.daemon.server, self.daemon.bus, KeyStore(None), ApiSettings(cluster_keys=[CLUSTER_KEY]),
+                grpc_listen="127.0.0.1:0", http_listen=None,
+            )
+            await self._api.start()
+            port = self._api.grpc.port
+        self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        return gatewayserver_pb2_grpc.NsGsStub(self._channel)
+
     async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        if self._api is not None:
+            await self._api.stop()
         for gw in self.gateways:
             await gw.close()
         await self.events.close()
@@ -199,6 +227,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[HarnessFactory]:
             "ns_address": ns.address,
             "gateways": str(write_registry(tmp_path / f"gateways{len(made)}.yml", **registry)),
             "log_level": "warning",
+            "cluster_key": CLUSTER_KEY.hex(),
         }
         if schedule_late_time is not None:
             flags["schedule_late_time"] = schedule_late_time
