@@ -181,3 +181,19 @@ def test_unique_id_is_a_ulid_of_the_event_time() -> None:
     assert uid == e.unique_id
     assert ULID.from_str(uid).milliseconds == (T0 + 123_456_789) // 1_000_000
     assert len({new_ulid(T0) for _ in range(1000)}) == 1000
+
+
+def test_event_json_equals_the_json_of_its_proto() -> None:
+    """The direct dict builder (used for HTTP streams) and the proto path (gRPC) must agree exactly."""
+    import orjson
+
+    from gatewayserver import jsonpb
+    from gatewayserver.ttnpb import messages_pb2
+
+    up = messages_pb2.GatewayUplinkMessage(band_id="EU_863_870")
+    up.message.raw_payload = b"\x40"
+    up.message.rx_metadata.add().snr = 7.2
+    e = GS_UP_RECEIVE.new(T0 + 5, G1, up, ["gs:conn:x"])
+    assert e.to_json() == orjson.dumps(jsonpb.to_dict(e.to_proto()))
+    bare = GS_GATEWAY_CONNECT.new(T0, G2)
+    assert bare.to_json() == orjson.dumps(jsonpb.to_dict(bare.to_proto()))
