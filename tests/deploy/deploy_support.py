@@ -150,8 +150,9 @@ def start_daemon(workdir: Path, *, prefix: list[str] | None = None, extra: list[
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                status, _ = http_get(daemon.http + "/metrics", timeout=1.0)
-                if status == 200:
+                # The UDP frontend's gauge shows the core is loaded, not only an early HTTP listener.
+                status, body = http_get(daemon.http + "/metrics", timeout=1.0)
+                if status == 200 and b"gs_gateways_connected" in body:
                     return daemon
             except OSError:
                 pass
