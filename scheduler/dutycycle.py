@@ -120,14 +120,16 @@ class SubBandDutyCycle:
         total -= max(0, self._ends[hi - 1] - end)
         return total
 
-    def max_window_usage(self, start: int, duration: int) -> int:
-        """Largest airtime over the windows containing [start, start+duration), counting that emission too."""
+    def _window_profile(self, start: int, duration: int) -> tuple[list[int], list[int]] | None:
+        """Old airtime U(a) of the window [a, a + w) at every breakpoint a of U among the left edges of the
+        windows that contain [start, start + duration), i.e. a in [start + duration - w, start]. U is linear
+        between consecutive breakpoints. None when no old emission is near."""
         w = self.window
-        end = start + duration
-        lo = bisect_right(self._ends, end - w)
-        hi = bisect_left(self._starts, start + w)
+        lo_edge, hi_edge = start + duration - w, start
+        lo = bisect_right(self._ends, lo_edge)
+        hi = bisect_left(self._starts, hi_edge + w)
         if lo >= hi:
-            return duration
+            return None
         ls = self._starts[lo:hi]
         le = self._ends[lo:hi]
         cum = list(accumulate(self._durations[lo:hi], initial=0))
@@ -138,18 +140,22 @@ class SubBandDutyCycle:
                 return 0
             return cum[k] + min(x, le[k]) - ls[k]
 
-        # Windows [t - w, t) with end <= t <= start + w contain the new emission entirely. The old airtime in them,
-        # cumulative(t) - cumulative(t - w), peaks where t is an emission end or t - w an emission start.
-        first, last = end, start + w
-        best = cumulative(first) - cumulative(first - w)
-        candidates = [last]
-        candidates.extend(x for x in le if first < x < last)
-        candidates.extend(x + w for x in ls if first < x + w < last)
-        for t in candidates:
-            old = cumulative(t) - cumulative(t - w)
-            if old > best:
-                best = old
-        return duration + best
+        points = {lo_edge, hi_edge}
+        for x in ls:
+            points.add(x)
+            points.add(x - w)
+        for x in le:
+            points.add(x)
+            points.add(x - w)
+        edges = sorted(a for a in points if lo_edge <= a <= hi_edge)
+        return edges, [cumulative(a + w) - cumulative(a) for a in edges]
+
+    def max_window_usage(self, start: int, duration: int) -> int:
+        """Largest airtime over the windows containing [start, start+duration), counting that emission too."""
+        profile = self._window_profile(start, duration)
+        if profile is None:
+            return duration
+        return duration + max(profile[1])
 
     def check(self, start: int, duration: int, priority: int) -> DutyCycleCheck:
         limit = self._limits[priority]
@@ -161,6 +167,37 @@ class SubBandDutyCycle:
         if upper <= limit:
             return DutyCycleCheck(upper, limit)
         return DutyCycleCheck(self.max_window_usage(start, duration), limit)
+
+    def next_candidate(self, start: int, duration: int, priority: int) -> int | None:
+        """None if the emission fits at `start`; otherwise a later start before which it cannot fit.
+
+        The windows containing the emission have left edges a in [start + duration - w, start]; it fits iff the
+        old airtime U(a) <= limit - duration for all of them. If a* is where the last offending stretch of edges
+        ends, every start whose edge range still reaches back before a* fails too, so the next candidate is
+        a* + w - duration. This skips whole congested stretches instead of creeping through them.
+        """
+        if not self.limited:
+            return None
+        budget = self._limits[priority] - duration
+        w = self.window
+        if self.usage(start + duration - w, start + w) <= budget:
+            return None
+        profile = self._window_profile(start, duration)
+        if profile is None:
+            return None if budget >= 0 else start + 1
+        edges, usage = profile
+        k = len(edges) - 1
+        while k >= 0 and usage[k] <= budget:
+            k -= 1
+        if k < 0:
+            return None
+        if k == len(edges) - 1:
+            clear_from = edges[k] + 1  # congested up to the last edge: the next range must start past it
+        else:
+            p, q = edges[k], edges[k + 1]
+            drop = usage[k] - usage[k + 1]  # > 0: U falls from above the budget to within it on [p, q]
+            clear_from = p - (-(usage[k] - budget) * (q - p) // drop)
+        return clear_from + w - duration
 
     def add(self, start: int, duration: int) -> None:
         end = start + duration

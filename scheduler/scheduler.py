@@ -190,10 +190,10 @@ class GatewayScheduler:
     ) -> Emission:
         """Book the earliest legal start >= max(not_before, now + minimum lead time) (class C "as soon as possible").
 
-        Slides past other emissions (with their time-off-air) and past duty-cycle limits. Each duty-cycle refusal
-        moves the start by at least the excess airtime: sliding by δ lowers any window's usage by at most δ, so
-        no earlier start can have been legal. Raises `DutyCycle` when the emission can never fit (longer than the
-        usable share) or no start within `horizon` works.
+        Slides past other emissions (with their time-off-air) and past duty-cycle limits; each duty-cycle refusal
+        jumps past the whole congested stretch (`SubBandDutyCycle.next_candidate`), never over a legal start.
+        Raises `DutyCycle` when the emission can never fit (longer than the usable share) or no start within
+        `horizon` works.
         """
         index = self.sub_band_index(frequency)
         prio = as_priority(priority)
@@ -211,16 +211,15 @@ class GatewayScheduler:
             raise DutyCycle(used=toa / self.window, usable=dc.usable_fraction(prio), priority=prio.name)
         t = earliest
         deadline = earliest + horizon
-        check = None
         for _ in range(_MAX_SLIDE_STEPS):
             t = self._timeline.earliest_free(t, length)
             if t > deadline:
                 break
-            check = dc.check(t, toa, prio)
-            if check.allowed:
+            later = dc.next_candidate(t, toa, prio)
+            if later is None:
                 return self._book(t, toa, t + length, frequency, prio, index)
-            t += check.excess
-        used = check.used if check is not None else 0
+            t = later
+        used = dc.max_window_usage(t, toa)
         raise DutyCycle(used=used / self.window, usable=dc.usable_fraction(prio), priority=prio.name)
 
     def _book(
