@@ -20,6 +20,7 @@ __all__ = [
     "Band",
     "Beacon",
     "Channel",
+    "ChannelDwellTime",
     "ChannelGrid",
     "DataRate",
     "DwellTime",
@@ -62,6 +63,16 @@ class Channel:
     min_data_rate: int
     max_data_rate: int
     radio: int | None = None
+    # Per-channel dwell time (plans only); None = follow the plan-wide switch.
+    dwell_time: ChannelDwellTime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDwellTime:
+    """A channel's own dwell-time switch; without a duration the plan's duration applies."""
+
+    enabled: bool
+    duration: int | None = None  # nanoseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +193,7 @@ class Band:
     strict_coding_rate: bool = True
     cflist_frequency_unit: int = 100
     _by_modulation: Mapping[Modulation, tuple[int, int]] = field(default=None, repr=False)  # type: ignore[assignment]
+    _by_lora: Mapping[tuple[int, int, str], tuple[int, int]] = field(default=None, repr=False)  # type: ignore[assignment]
 
     # ---- sub-bands and power
 
@@ -224,7 +236,11 @@ class Band:
     def find_lora_data_rate(
         self, spreading_factor: int, bandwidth: int, coding_rate: str = "4/5", *, downlink: bool = False
     ) -> int | None:
-        return self.find_data_rate(LoRaModulation(spreading_factor, bandwidth, coding_rate), downlink=downlink)
+        # Tuple key: no dataclass construction on the per-downlink path.
+        found = self._by_lora.get((spreading_factor, bandwidth, coding_rate if self.strict_coding_rate else ""))
+        if found is None:
+            return None
+        return found[1] if downlink else found[0]
 
     def rx1_data_rate(self, uplink_data_rate: int, offset: int, dwell_time: bool = False) -> int:
         """RX1 data rate for an uplink DR and RX1DROffset; `dwell_time` is the downlink dwell-time flag.
@@ -317,6 +333,13 @@ def _freeze_lookup(band: Band) -> Band:
         low, _ = lookup.get(modulation, (index, index))
         lookup[modulation] = (low, index)
     object.__setattr__(band, "_by_modulation", MappingProxyType(lookup))
+    object.__setattr__(
+        band,
+        "_by_lora",
+        MappingProxyType(
+            {(m.spreading_factor, m.bandwidth, m.coding_rate): v for m, v in lookup.items() if isinstance(m, LoRaModulation)}
+        ),
+    )
     return band
 
 

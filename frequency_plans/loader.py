@@ -35,6 +35,7 @@ from .bands import (
     Band,
     Beacon,
     Channel,
+    ChannelDwellTime,
     DwellTime,
     FSKModulation,
     LoRaModulation,
@@ -349,9 +350,18 @@ def _list(value: Any, ctx: _Ctx) -> list[Any]:
 
 
 def _channel(value: Any, ctx: _Ctx, radio_required: bool) -> Channel:
-    keys = ("frequency", "min_data_rate", "max_data_rate", "radio")
-    required = keys if radio_required else keys[:3]
+    keys = ("frequency", "min_data_rate", "max_data_rate", "radio", "dwell_time")
+    required = keys[:4] if radio_required else keys[:3]
     data = _mapping(value, ctx, keys, required)
+    dwell = None
+    if data.get("dwell_time") is not None:
+        dctx = ctx.key("dwell_time")
+        ddata = _mapping(data["dwell_time"], dctx, ("enabled", "duration"), ("enabled",))
+        duration = ddata.get("duration")
+        dwell = ChannelDwellTime(
+            _bool(ddata["enabled"], dctx.key("enabled")),
+            None if duration is None else _duration(duration, dctx.key("duration")),
+        )
     low = _non_negative_int(data["min_data_rate"], ctx.key("min_data_rate"), "a data-rate index")
     high = _non_negative_int(data["max_data_rate"], ctx.key("max_data_rate"), "a data-rate index")
     if low > high:
@@ -359,7 +369,7 @@ def _channel(value: Any, ctx: _Ctx, radio_required: bool) -> Channel:
     radio = data.get("radio")
     if radio is not None:
         radio = _non_negative_int(radio, ctx.key("radio"), "a radio index")
-    return Channel(_frequency(data["frequency"], ctx.key("frequency")), low, high, radio)
+    return Channel(_frequency(data["frequency"], ctx.key("frequency")), low, high, radio, dwell)
 
 
 def _fixed_channel(value: Any, ctx: _Ctx, radio_required: bool) -> FixedChannel:
@@ -567,10 +577,13 @@ def _resolve(raw: _RawPlan, by_id: Mapping[str, _RawPlan]) -> tuple[dict[str, An
         current = base
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    for layer in reversed(chain):
+    for depth, layer in enumerate(reversed(chain)):
         for key, value in layer.values.items():
             # A plan's identity (id, name, description) is its own; an unnamed extension shows its id.
             if key in _NOT_INHERITED and layer is not raw:
+                continue
+            # The clock source names one of the radios, so only a layer that defines radios may change it.
+            if key == "clock_source" and depth > 0 and "radios" not in layer.values:
                 continue
             # An empty list in an overlay means "inherit" (as The Things Stack overlays), null removes.
             if isinstance(value, tuple) and not value and key in values:
@@ -615,9 +628,15 @@ def _build(raw: _RawPlan, by_id: Mapping[str, _RawPlan]) -> FrequencyPlan:
 
     uplinks: tuple[Channel, ...] = values.get("uplink_channels") or ()
     downlinks: tuple[Channel, ...] = values.get("downlink_channels") or ()
+    plan_dwell: DwellTime = values.get("dwell_time") or DwellTime()
     for key, channels in (("uplink_channels", uplinks), ("downlink_channels", downlinks)):
         for i, channel in enumerate(channels):
             c = ctx(key).item(i)
+            if channel.dwell_time is not None and channel.dwell_time.enabled:
+                if not channel.dwell_time.duration and not plan_dwell.duration:
+                    raise c.key("dwell_time").key("duration").error(
+                        "is required when the channel's dwell time is enabled and the plan sets no duration"
+                    )
             check_rate(channel.min_data_rate, c.key("min_data_rate"))
             check_rate(channel.max_data_rate, c.key("max_data_rate"))
             check_radio(channel.radio, c.key("radio"))
@@ -681,7 +700,7 @@ def _build(raw: _RawPlan, by_id: Mapping[str, _RawPlan]) -> FrequencyPlan:
         sub_bands=plan_sub_bands or band.sub_bands,
         rx2=rx2,
         max_eirp=values.get("max_eirp"),
-        dwell_time=values.get("dwell_time") or DwellTime(),
+        dwell_time=plan_dwell,
         lora_standard_channel=values.get("lora_standard_channel"),
         fsk_channel=values.get("fsk_channel"),
         radios=radios,

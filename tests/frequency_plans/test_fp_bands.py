@@ -325,6 +325,8 @@ def test_data_rate_lookup_duplicates_and_misses() -> None:
     assert BANDS["KR_920_923"].find_data_rate(FSKModulation(50000)) is None
     assert BANDS["ISM_2400"].find_lora_data_rate(5, 812000, "4/8LI") == 7
     assert BANDS["IN_865_867"].find_lora_data_rate(7, 250000) is None
+    assert eu.find_lora_data_rate(7, 125000, "4/6") is None
+    assert BANDS["ISM_2400"].find_lora_data_rate(5, 812000) is None  # 2.4 GHz rates use 4/8LI
 
 
 def test_unknown_data_rate() -> None:

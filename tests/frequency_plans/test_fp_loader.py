@@ -224,6 +224,40 @@ def test_error_in_extended_key_names_the_file_that_set_it(tmp_path: Path) -> Non
     assert message.startswith(f"{tmp_path / 'base.yml'}: uplink_channels[0].radio: radio 0 does not exist")
 
 
+def test_channel_dwell_time(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "{frequency: 867100000, min_data_rate: 0, max_data_rate: 5, radio: 0}",
+        "{frequency: 867100000, min_data_rate: 0, max_data_rate: 5, radio: 0, dwell_time: {enabled: true}}",
+    )
+    path = write(tmp_path, "p.yml", text)
+    assert load_error(tmp_path) == (
+        f"{path}: uplink_channels[3].dwell_time.duration: "
+        "is required when the channel's dwell time is enabled and the plan sets no duration"
+    )
+    path.write_text(text + "dwell_time: {uplinks: false, downlinks: false, duration: 400ms}\n")
+    plan = FrequencyPlanStore([tmp_path]).get("TEST_PLAN")
+    assert plan.uplink_channels[3].dwell_time.enabled is True
+    assert plan.uplink_channels[3].dwell_time.duration is None
+    assert plan.uplink_channels[0].dwell_time is None
+    path.write_text(text.replace("{enabled: true}", "{enabled: true, duration: 200ms}"))
+    assert FrequencyPlanStore([tmp_path]).get("TEST_PLAN").uplink_channels[3].dwell_time.duration == 200_000_000
+
+
+def test_clock_source_follows_radios(tmp_path: Path) -> None:
+    write(tmp_path, "base.yml", GOOD + "clock_source: 0\n")
+    write(tmp_path, "a.yml", "id: A\nextends: TEST_PLAN\nclock_source: 1\n")
+    write(
+        tmp_path,
+        "b.yml",
+        "id: B\nextends: TEST_PLAN\nclock_source: 1\nradios:\n"
+        "  - {chip_type: SX1257, frequency: 868000000}\n  - {chip_type: SX1257, frequency: 867000000}\n",
+    )
+    store = FrequencyPlanStore([tmp_path])
+    assert store.get("TEST_PLAN").clock_source == 0
+    assert store.get("A").clock_source == 0  # ignored: A does not define radios
+    assert store.get("B").clock_source == 1
+
+
 def test_off_grid_channel_in_grid_band(tmp_path: Path) -> None:
     path = write(
         tmp_path,
