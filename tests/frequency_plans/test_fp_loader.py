@@ -100,7 +100,7 @@ dwell_time: {uplinks: false, downlinks: true, duration: 400ms}
     store = FrequencyPlanStore([tmp_path])
     child = store.get("CHILD")
     assert child.band_id == "EU_863_870"
-    assert child.name == "CHILD"  # names are not inherited silently... unless set: the base's is "Test plan"
+    assert child.name == "CHILD"  # the base is "Test plan": names are not inherited, the id shows instead
     assert [c.frequency for c in child.uplink_channels] == [868100000]
     assert len(child.radios) == 1
     assert [(s.min_frequency, s.max_frequency, s.duty_cycle) for s in child.sub_bands] == [
