@@ -737,8 +737,7 @@ async def _keepalive(config: SimulationConfig, gw: SimulatedGateway, index: int,
     """PULL_DATA at start and every keepalive interval; stat at start and every stat interval."""
     rnd = random.Random(config.seed * 7919 + index)
     if config.start_spread > 0 and config.gateways > 1:
-        if await _wait(stop, rnd.uniform(0, config.start_spread)):
-            return
+        await asyncio.sleep(rnd.uniform(0, config.start_spread))  # the first PULL_DATA and stat always go out
     loop = asyncio.get_running_loop()
     next_pull = loop.time()
     next_stat = loop.time() if config.stat_interval > 0 else math.inf

@@ -285,3 +285,13 @@ def test_eui_and_address_helpers() -> None:
     assert simulator.gateway_eui("ffffffffffffffff", 1) == bytes(8)
     assert simulator.parse_address("[::1]:1700") == ("::1", 1700)
     assert simulator.parse_address("localhost") == ("localhost", 1700)
+
+
+async def test_idle_gateways_all_connect_even_when_the_traffic_is_shorter_than_the_start_spread(
+    server: AckServer,
+) -> None:
+    config = SimulationConfig(address=server.address, gateways=5, rate=0, duration=0, start_spread=0.3,
+                              keepalive_interval=0, stat_interval=3600, drain=1.0)
+    summary = await run_simulation(config)
+    assert summary["pull_data_sent"] == summary["pull_acks"] == 5
+    assert summary["status_sent"] == summary["push_acks"] == 5
