@@ -11,7 +11,7 @@ import time
 import orjson
 
 from gatewayserver.io.udp.packets import encode_push_data, parse_datagram
-from gatewayserver.io.udp.translate import uplinks_from_rxpk
+from gatewayserver.io.udp.translate import UplinkTranslator, uplinks_from_rxpk
 from gatewayserver.tokens import UplinkTokens
 from gatewayserver.ttnpb.identifiers_pb2 import GatewayIdentifiers
 
@@ -44,22 +44,43 @@ def main() -> None:
     tokens = UplinkTokens(b"k" * 32) if args.tokens else None
     received_at = 1_795_000_000_123_456_789
 
-    def once() -> None:
+    translator = UplinkTranslator(ids, tokens=tokens)  # what a connection keeps
+
+    def per_connection() -> None:
+        d = parse_datagram(datagram)
+        body = orjson.loads(d.body)
+        for up in translator.translate(body["rxpk"], received_at):
+            up.SerializeToString()
+
+    def one_shot() -> None:
         d = parse_datagram(datagram)
         body = orjson.loads(d.body)
         for up in uplinks_from_rxpk(body["rxpk"], ids, received_at, tokens=tokens):
             up.SerializeToString()
 
-    for _ in range(2000):
-        once()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(args.n // 5):
-            once()
-        best = min(best, (time.perf_counter() - start) / (args.n // 5))
-    print(f"{best * 1e6:.2f} us per uplink (parse_datagram + orjson.loads + uplinks_from_rxpk + SerializeToString"
-          f"{', with uplink token' if args.tokens else ''})")
+    # Calibration: this pure-Python loop takes about 0.95 us on an idle machine of the reference type. A larger
+    # figure means the machine is shared and every number below is inflated by about the same factor.
+    calib = float("inf")
+    for _ in range(20):
+        start = time.process_time()
+        for _ in range(2000):
+            sum(range(100))
+        calib = min(calib, (time.process_time() - start) / 2000)
+    print(f"calibration: sum(range(100)) = {calib * 1e6:.2f} us (about 0.95 us when idle)")
+
+    extra = ", with uplink token" if args.tokens else ""
+    for name, fn in (("UplinkTranslator.translate", per_connection), ("uplinks_from_rxpk", one_shot)):
+        for _ in range(2000):
+            fn()
+        # Best of several rounds: the least disturbed by other processes on a shared machine.
+        best = float("inf")
+        rounds = 10
+        for _ in range(rounds):
+            start = time.process_time()  # CPU time: robust to other processes on a shared machine
+            for _ in range(args.n // rounds):
+                fn()
+            best = min(best, (time.process_time() - start) / (args.n // rounds))
+        print(f"{best * 1e6:6.2f} us per uplink: parse_datagram + orjson.loads + {name} + SerializeToString{extra}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import orjson
+from google.protobuf.message import DecodeError
 
 from gatewayserver.gpstime import gps_ms_to_unix_ns
 from gatewayserver.lorawan.phypayload import PayloadError, parse_phypayload
@@ -263,17 +264,16 @@ def _varint(v: int) -> bytes:
         return bytes((v & 0x7F | 0x80, v >> 7))
     if v < 0x200000:
         return bytes((v & 0x7F | 0x80, v >> 7 & 0x7F | 0x80, v >> 14))
+    if v < 0x10000000:
+        return bytes((v & 0x7F | 0x80, v >> 7 & 0x7F | 0x80, v >> 14 & 0x7F | 0x80, v >> 21))
+    if v < 0x800000000:
+        return bytes((v & 0x7F | 0x80, v >> 7 & 0x7F | 0x80, v >> 14 & 0x7F | 0x80, v >> 21 & 0x7F | 0x80, v >> 28))
     out = bytearray()
     while v >= 0x80:
         out.append(v & 0x7F | 0x80)
         v >>= 7
     out.append(v)
     return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def _timestamp_bytes(ns: int) -> bytes:
@@ -383,7 +383,7 @@ class UplinkTranslator:
                 if drops is not None:
                     drops.append(DroppedUplink(i, d.reason, d.detail))
                 continue
-            except (ValueError, TypeError, OverflowError, AttributeError) as exc:
+            except (ValueError, TypeError, OverflowError, AttributeError, DecodeError) as exc:
                 # A field of an impossible type or range that the explicit checks let through.
                 if drops is not None:
                     drops.append(DroppedUplink(i, "malformed", str(exc)[:200]))
