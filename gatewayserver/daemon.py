@@ -224,11 +224,16 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
 
 
 async def _main(config: Config) -> int:
-    daemon = await start_daemon(config)
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    holder: list[Daemon] = []
+    # Handlers go in before anything is bound, so a SIGTERM during start-up is an orderly stop, not a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: holder[0].reload() if holder else None)
+    daemon = await start_daemon(config)
+    holder.append(daemon)
+    daemon.stopping = stop
     await daemon.run_until_stopped()
     return 0
 
