@@ -48,9 +48,10 @@ def test_promtool_check_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_check_config() -> None:
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-local.yml"])
+def test_promtool_check_config(config: str) -> None:
     # Also loads rule_files relative to the config, so the glob must match the rules directory.
-    result = _promtool("check", "config", str(PROMETHEUS / "prometheus.yml"))
+    result = _promtool("check", "config", str(PROMETHEUS / config))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert f"{len(RULES)} rule files found" in output, output
@@ -103,9 +104,10 @@ def _anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def test_scrape_config_targets_the_daemon_http_port() -> None:
-    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-local.yml"])
+def test_scrape_config_targets_the_daemon_http_port(config: str) -> None:
+    parsed = yaml.safe_load((PROMETHEUS / config).read_text())
+    jobs = {job["job_name"]: job for job in parsed["scrape_configs"]}
     job = jobs["gatewayserver"]  # the rules select job="gatewayserver"
     assert job.get("metrics_path", "/metrics") == "/metrics"
     targets = [t for static in job["static_configs"] for t in static["targets"]]
