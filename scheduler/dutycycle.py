@@ -166,6 +166,10 @@ class SubBandDutyCycle:
         upper = self.usage(start + duration - w, start + w) + duration
         if upper <= limit:
             return DutyCycleCheck(upper, limit)
+        # Fast refusal: the window ending at the emission's end or the one starting at its start overflows.
+        edge = max(self.usage(start + duration - w, start), self.usage(start + duration, start + w)) + duration
+        if edge > limit:
+            return DutyCycleCheck(edge, limit)
         return DutyCycleCheck(self.max_window_usage(start, duration), limit)
 
     def next_candidate(self, start: int, duration: int, priority: int) -> int | None:

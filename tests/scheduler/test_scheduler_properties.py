@@ -58,7 +58,7 @@ operation = st.tuples(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operation, min_size=1, max_size=60), off_air_ms=st.integers(0, 200))
 def test_no_overlap_and_no_duty_cycle_overflow(ops, off_air_ms):
     sched = new_scheduler(TimeOffAir(fraction=0.0, duration=off_air_ms * MS))
@@ -128,7 +128,7 @@ def test_anytime_returns_earliest_legal_start(ops, prio):
 # --- clock ------------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     start_us=st.integers(0, TIMESTAMP_MODULUS - 1),
     gaps=st.lists(
@@ -182,7 +182,7 @@ def test_rx_windows_wrap(ts, delay):
 # --- RTT --------------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     samples=st.lists(st.tuples(st.integers(0, 5 * 60 * S), st.integers(0, 2 * S)), max_size=40),
     probe_after=st.integers(0, 40 * 60 * S),

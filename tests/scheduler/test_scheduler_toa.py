@@ -68,7 +68,7 @@ def test_known_downlink_figures():
     assert lrfhss_time_on_air(10, "2/3") == 2 * 233_472_000 + 4 * 102_400_000
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     pl=st.integers(0, 255),
     sf=st.integers(5, 12),
