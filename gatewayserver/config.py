@@ -192,6 +192,9 @@ OPTIONS: tuple[Option, ...] = (
     # APIs
     _opt("api", "keys_file", "", parse_str, "API keys file (hashed secrets only); reloaded on change.",
          metavar="FILE"),
+    _opt("api", "gcs_server_address", "", parse_str,
+         "Host name written into generated global_conf.json (server_address). Empty: the host the file was "
+         "requested from.", metavar="HOST"),
     _opt("api", "events_history_size", 10000, parse_int, "Events kept in memory for tail and after."),
     _opt("api", "events_history_age", 3600.0, parse_duration, "Oldest event kept for tail and after."),
     _opt("api", "events_subscriber_buffer", 1024, parse_int,

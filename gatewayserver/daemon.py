@@ -54,6 +54,7 @@ class Daemon:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     apis: list[Any] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    api: Any = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -208,19 +209,34 @@ async def start_daemon(config: Config) -> Daemon:
 
 
 def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None:
-    try:
-        from .downlink import DownlinkService
-    except ImportError:
-        return
+    from .downlink import DownlinkService
+
     server.downlinks = DownlinkService(server, plans, schedule_late_ns=int(config.schedule_late_time * _NS))
 
 
 async def _start_apis(daemon: Daemon) -> list[Any]:
-    try:
-        from .api.service import start_apis
-    except ImportError:
-        return []
-    return await start_apis(daemon)
+    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, TlsFiles
+
+    config = daemon.config
+    udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
+    api = ApiServers(
+        daemon.server,
+        daemon.bus,
+        KeyStore(config.keys_file or None),
+        ApiSettings(
+            cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
+            stream_buffer=config.events_subscriber_buffer,
+            gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
+        ),
+        grpc_listen=config.grpc_listen,
+        http_listen=config.http_listen,
+        grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
+        http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
+        ready=lambda: not daemon.stopping.is_set(),
+    )
+    await api.start()
+    daemon.api = api
+    return [api]
 
 
 async def _main(config: Config) -> int:

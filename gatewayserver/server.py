@@ -400,6 +400,10 @@ class GatewayServer:
                 return None
         return None
 
+    def gateway_eui(self, gateway_id: str) -> bytes | None:
+        entry = self.gateway_entry(gateway_id)
+        return entry.eui if entry is not None else None
+
     def gateway_frequency_plan(self, gateway_id: str) -> Any:
         entry = self.gateway_entry(gateway_id)
         if entry is None:

@@ -192,6 +192,12 @@ class ApiCore:
             raise err_not_connected(gateway_id)
         return stats
 
+    def list_connections(self, principal: Principal) -> list[dict[str, Any]]:
+        """Connected gateways the caller may see (status-read right on each): our extension for operators."""
+        return [
+            gw for gw in self.gs.connected_gateways() if RIGHT_STATUS_READ in principal.rights_for(gw["gateway_id"])
+        ]
+
     def batch_get_connection_stats(
         self, principal: Principal, request: gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest
     ) -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:

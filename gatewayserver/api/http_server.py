@@ -93,6 +93,7 @@ class HttpServer:
         r = app.router
         r.add_get("/api/v3/gs/gateways/{gateway_id}/connection/stats", self.get_connection_stats)
         r.add_post("/api/v3/gs/gateways/connection/stats", self.batch_get_connection_stats)
+        r.add_get("/api/v3/gs/gateways/connections", self.list_connections)
         r.add_post("/api/v3/events", self.stream_events)
         r.add_get("/api/v3/gcs/gateways/{gateway_id}/semtechudp/global_conf.json", self.global_conf)
         r.add_get("/api/v3/gcs/gateways/configuration/{gateway_id}/{format}/{filename}", self.gateway_configuration)
@@ -156,6 +157,17 @@ class HttpServer:
             return error_response(exc, method)
         metrics.api_requests.labels("http", method, "200").inc()
         return web.Response(body=jsonpb.to_json(response), content_type=JSON)
+
+    async def list_connections(self, request: web.Request) -> web.Response:
+        """Not in the reference: every connected gateway, for `gatewayserver gateways`."""
+        method = "Gs/ListConnections"
+        try:
+            principal = self.core.authenticate(_authorization(request), "http")
+            gateways = self.core.list_connections(principal)
+        except Exception as exc:  # noqa: BLE001
+            return error_response(exc, method)
+        metrics.api_requests.labels("http", method, "200").inc()
+        return web.Response(body=orjson.dumps({"gateways": gateways}), content_type=JSON)
 
     # --- GatewayConfigurationService -------------------------------------------------------------------------
 
