@@ -25,7 +25,7 @@ from .io.udp import metrics as udp_metrics
 from .jsonpb import format_timestamp_ns
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
-from .io.udp.translate import DroppedUplink, TranslateError, status_from_stat, uplinks_from_rxpk
+from .io.udp.translate import DroppedUplink, TranslateError, UplinkTranslator, status_from_stat
 from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINKS_RECEIVED
 from .registry import GatewayEntry, GatewayRegistry
 from .tokens import UplinkTokens
@@ -161,18 +161,18 @@ class GatewayServer:
             udp_metrics.DATAGRAMS_DROPPED.labels("bad_json").inc()
             return
         entry = conn.entry
+        translator = conn.translator
+        if translator is None:
+            translator = conn.translator = UplinkTranslator(
+                self._gateway_ids(conn),
+                tokens=self.tokens,
+                clock_sync=functools.partial(self._sync_clock, conn),
+                drop_crc_failed=False,
+                antenna_locations=_registry_locations(entry),
+                downlink_path_constraint=entry.downlink_path_constraint,
+            )
         drops: list[DroppedUplink] = []
-        uplinks = uplinks_from_rxpk(
-            rxpk,
-            self._gateway_ids(conn),
-            now,
-            drops=drops,
-            drop_crc_failed=False,
-            tokens=self.tokens,
-            clock_sync=lambda tmst, at, gps: self._sync_clock(conn, tmst, at, gps),
-            antenna_locations=_registry_locations(entry),
-            downlink_path_constraint=entry.downlink_path_constraint,
-        )
+        uplinks = translator.translate(rxpk, now, drops)
         for drop in drops:
             UPLINKS_RECEIVED.inc()
             UPLINKS_DROPPED.labels(drop.reason).inc()

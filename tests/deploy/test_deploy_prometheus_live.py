@@ -23,7 +23,6 @@ from deploy_support import (
     http_get,
     pull_data,
     push_stat,
-    require_daemon,
     require_tool,
     start_daemon,
     wait_until,
@@ -34,7 +33,6 @@ EUI = bytes.fromhex("B827EBFFFE000001")
 
 @pytest.fixture(scope="module")
 def daemon_with_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    require_daemon()
     daemon = start_daemon(tmp_path_factory.mktemp("daemon"))
     try:
         # A gateway connects with its first accepted datagram: a keepalive and a status message. Retried, since

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_support import DEPLOY, exchange, missing, pull_data, require_daemon, start_daemon
+from deploy_support import DEPLOY, exchange, missing, pull_data, start_daemon
 
 UNIT = DEPLOY / "systemd" / "gatewayserver.service"
 MDWE = Path(__file__).with_name("mdwe_exec.py")
@@ -196,7 +196,6 @@ def test_runtime_libraries_work_without_writable_executable_memory() -> None:
 
 @pytest.mark.skipif(not _seccomp_supported(), reason="seccomp filter written for Linux x86_64/aarch64")
 def test_daemon_serves_under_memory_deny_write_execute(tmp_path: Path) -> None:
-    require_daemon()
     daemon = start_daemon(tmp_path, prefix=[sys.executable, str(MDWE)])
     try:
         assert "gs_gateways_connected" in daemon.metrics_text()

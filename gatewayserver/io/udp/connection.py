@@ -75,6 +75,7 @@ class Connection:
         "next_pull_resp_token",
         "pending_tx",
         "downlink",
+        "translator",
         "transmit",
         "closed",
     )
@@ -111,6 +112,8 @@ class Connection:
         self.pending_tx: dict[int, Any] = {}
         # Per-gateway downlink state (scheduler, clock, RTT), created lazily by the downlink layer.
         self.downlink: Any = None
+        # The connection's uplink translator, built at its first uplink (status-only gateways never need one).
+        self.translator: Any = None
         # How datagrams reach this gateway: the send function of the listener it talks to.
         self.transmit: Callable[[bytes, Address], None] | None = None
         self.closed = False
