@@ -61,6 +61,7 @@ MAX_HELD = 64
 _NS = 1_000_000_000
 _RESULT_NAMES = {v: k for k, v in messages_pb2.TxAcknowledgment.Result.items()}
 # Gateway refusals of RX1 after which RX2 (a second later, maybe elsewhere) can still work.
+_TX_ACK_COUNTERS: dict[str, Any] = {}
 _RETRYABLE = frozenset({UNKNOWN_ERROR, TOO_LATE, TOO_EARLY, COLLISION_PACKET, COLLISION_BEACON, TX_FREQ, TX_POWER})
 
 
@@ -75,6 +76,7 @@ class PendingTx:
     payload: bytes
     priority: int
     retried: bool = False
+    scheduled: messages_pb2.DownlinkMessage | None = None  # built once, shared by events and the TX ack
 
 
 class DownlinkService:
@@ -283,7 +285,12 @@ class DownlinkService:
         self._publish(ev.GS_DOWN_SEND, conn, now, self._scheduled_message(conn, pending), pending.correlation_ids)
 
     def _scheduled_message(self, conn: Connection, pending: PendingTx) -> messages_pb2.DownlinkMessage:
-        """The downlink as sent (TxSettings instead of the request), for events and the TX acknowledgment."""
+        """The downlink as sent (TxSettings instead of the request), for events and the TX acknowledgment.
+
+        Built once per transmission and then shared: event data must not be mutated after publishing.
+        """
+        if pending.scheduled is not None:
+            return pending.scheduled
         planned = pending.planned
         msg = messages_pb2.DownlinkMessage(raw_payload=pending.payload, correlation_ids=pending.correlation_ids)
         src = pending.message
@@ -300,6 +307,7 @@ class DownlinkService:
         tx.time.seconds, tx.time.nanos = divmod(planned.tx_server_time, _NS)
         tx.downlink.tx_power = planned.tx_power
         tx.downlink.invert_polarization = True
+        pending.scheduled = msg
         return msg
 
     # --- TX_ACK -----------------------------------------------------------------------------------------------------
@@ -316,7 +324,10 @@ class DownlinkService:
             self._publish(ev.GS_TXACK_DROP, conn, now, err.details_of(drop), (conn.correlation_id,))
             return
         result_name = _RESULT_NAMES.get(ack.result, "UNKNOWN_ERROR")
-        TX_ACKS_RECEIVED.labels(result_name).inc()
+        counter = _TX_ACK_COUNTERS.get(result_name)
+        if counter is None:
+            counter = _TX_ACK_COUNTERS[result_name] = TX_ACKS_RECEIVED.labels(result_name)
+        counter.inc()
         token = int.from_bytes(datagram.token, "big")
         pending = conn.pending_tx.pop(token, None)
         if pending is None:
@@ -336,7 +347,7 @@ class DownlinkService:
         if not ack.ok and self._retry_rx2(conn, pending, ack.result, now):
             self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)
             return
-        ack_msg.downlink_message.CopyFrom(self._scheduled_message(conn, pending))
+        ack_msg.downlink_message.CopyFrom(self._scheduled_message(conn, pending))  # copy: the event holds the original
         self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)
         if ack.ok:
             self._publish(ev.GS_DOWN_TX_SUCCESS, conn, now, None, pending.correlation_ids)

@@ -1,0 +1,446 @@
+"""ScheduleDownlink throughput and latency over gRPC, and the cost of one pure scheduling decision.
+
+Run: .venv/bin/python benchmarks/schedule.py [--seconds 10] [--gateways 50] [--concurrency 128] [--clients 1]
+
+Two parts:
+
+1. Decision cost (in this process, no I/O): `plan_request` for a class A downlink (token window, data rate,
+   payload size, time-on-air, dwell time, emission and duty-cycle booking, EIRP, txpk JSON) and the bare
+   `GatewayScheduler.schedule_at`, in µs per call.
+2. gRPC: the daemon runs in a separate process pinned to one CPU (`--serve`), with the NsGs gRPC API, a UDP
+   listener and gateways simulated here (real forwarder behaviour: PULL_DATA, uplinks, TX_ACK for every
+   PULL_RESP). Clients call NsGs.ScheduleDownlink with class A requests carrying valid uplink tokens (minted
+   with the daemon's token key, each for its own RX1 slot so every call really books an emission and sends a
+   PULL_RESP) and report calls/s, p50/p99 latency and the daemon's CPU seconds.
+
+Gateways are registered with `enforce_duty_cycle: false`: one gateway's duty cycle would otherwise refuse all
+but a few dozen downlinks per hour, and refusals are cheaper than bookings, which would flatter the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_NS = 1_000_000_000
+TOKEN_KEY = bytes.fromhex("5c" * 32)
+CLUSTER_KEY = bytes.fromhex("c1" * 16)
+EUI_BASE = 0x00800000A0000000
+SLOT_US = 100_000  # SF7, 17-byte payload: 46 ms on air + 30 ms off air fits in 100 ms
+
+
+def _lora(sf: int) -> Any:
+    from gatewayserver.ttnpb import lorawan_pb2
+
+    dr = lorawan_pb2.DataRate()
+    dr.lora.spreading_factor = sf
+    dr.lora.bandwidth = 125_000
+    dr.lora.coding_rate = "4/5"
+    return dr
+
+
+def class_a_request(token: bytes) -> Any:
+    from gatewayserver.ttnpb import lorawan_pb2, messages_pb2
+
+    msg = messages_pb2.DownlinkMessage(raw_payload=b"\x60" + bytes(16), correlation_ids=["bench:down"])
+    req = msg.request
+    setattr(req, "class", lorawan_pb2.CLASS_A)
+    req.downlink_paths.add().uplink_token = token
+    req.rx1_delay = 1
+    req.rx1_frequency = 868_100_000
+    req.rx1_data_rate.CopyFrom(_lora(7))
+    req.rx2_frequency = 869_525_000
+    req.rx2_data_rate.CopyFrom(_lora(12))
+    req.priority = lorawan_pb2.HIGH
+    return msg
+
+
+# --- part 1: decision cost ------------------------------------------------------------------------------------
+
+
+def decision_cost(n: int) -> dict[str, float]:
+    from frequency_plans.loader import FrequencyPlanStore
+    from gatewayserver.downlink.planner import GatewayDownlinkState, plan_request
+    from gatewayserver.registry import GatewayEntry
+
+    plans = FrequencyPlanStore()
+    out: dict[str, float] = {}
+    for label, enforce in (("duty_cycle_off", False), ("duty_cycle_on", True)):
+        entry = GatewayEntry("bench-gw", bytes(8), ("EU_863_870",), enforce_duty_cycle=enforce)
+        state = GatewayDownlinkState(entry, plans)
+        now = 1_700_000_000 * _NS
+        state.sync(0, now, None)
+        req = class_a_request(b"").request
+        payload = b"\x60" + bytes(16)
+        # Duty cycle on: 868.1 MHz allows 36 s/h, ~690 bookings of 46 ms at HIGH; stay below it.
+        count = n if not enforce else min(n, 600)
+        start = time.perf_counter_ns()
+        for i in range(count):
+            plan_request(state, payload, req, (i * SLOT_US) % (1 << 32), now)
+        out[f"plan_request_{label}_us"] = (time.perf_counter_ns() - start) / count / 1000
+    entry = GatewayEntry("bench-gw", bytes(8), ("EU_863_870",), enforce_duty_cycle=True)
+    state = GatewayDownlinkState(entry, plans)
+    state.sync(0, now, None)
+    sched = state.scheduler
+    start = time.perf_counter_ns()
+    count = 600
+    for i in range(count):
+        sched.schedule_at(None, 868_100_000, 46_336_000, 5, now, timestamp=(1_000_000 + i * SLOT_US))
+    out["scheduler_schedule_at_us"] = (time.perf_counter_ns() - start) / count / 1000
+    return out
+
+
+# --- part 2: the daemon process ---------------------------------------------------------------------------------
+
+
+async def serve(port_file: Path, gateways: int, cpu: int | None) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+    from gatewayserver.config import resolve
+    from gatewayserver.daemon import start_daemon
+
+    registry = Path(tempfile.mkdtemp()) / "gateways.yml"
+    registry.write_text(
+        json.dumps(
+            {
+                "gateways": [
+                    {
+                        "eui": f"{EUI_BASE + i:016x}",
+                        "gateway_id": f"bench-{i}",
+                        "frequency_plan_id": "EU_863_870",
+                        "enforce_duty_cycle": False,
+                    }
+                    for i in range(gateways)
+                ]
+            }
+        )
+    )
+    config = resolve(
+        {
+            "udp_listen": ["127.0.0.1:0"],
+            "grpc_listen": "127.0.0.1:0",
+            "http_listen": "127.0.0.1:0",
+            "gateways": str(registry),
+            "uplink_output": os.devnull,
+            "uplink_token_key": TOKEN_KEY.hex(),
+            "cluster_key": CLUSTER_KEY.hex(),
+            "log_level": "error",
+            "flood_datagrams": 0,
+        },
+        environ={},
+    )
+    daemon = await start_daemon(config)
+    grpc_port = None
+    for api in daemon.apis:
+        grpc_server = getattr(api, "grpc", None)
+        if grpc_server is not None and grpc_server.port:
+            grpc_port = grpc_server.port
+    api_servers = None
+    if grpc_port is None:  # the daemon does not start its APIs itself yet: start the real gRPC API next to it
+        from gatewayserver.api import ApiServers, ApiSettings, KeyStore
+
+        api_servers = ApiServers(
+            daemon.server, daemon.bus, KeyStore(None), ApiSettings(cluster_keys=[CLUSTER_KEY]),
+            grpc_listen="127.0.0.1:0", http_listen=None,
+        )
+        await api_servers.start()
+        grpc_port = api_servers.grpc.port
+    port_file.write_text(json.dumps({"udp": daemon.udp_addresses[0][1], "grpc": grpc_port}))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    if api_servers is not None:
+        await api_servers.stop()
+    await daemon.shutdown()
+
+
+async def serve_floor(port_file: Path, cpu: int | None) -> None:
+    """The gRPC floor: a NsGs server whose handler does nothing, on the same kind of process and CPU."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+    import grpc
+
+    from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc
+
+    class Trivial(gatewayserver_pb2_grpc.NsGsServicer):
+        async def ScheduleDownlink(self, request: Any, context: Any) -> Any:  # noqa: N802
+            return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
+
+    server = grpc.aio.server()
+    gatewayserver_pb2_grpc.add_NsGsServicer_to_server(Trivial(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    port_file.write_text(json.dumps({"grpc": port}))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(0)
+
+
+async def floor(args: argparse.Namespace, tokens: list[bytes]) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp())
+    port_file = work / "ports.json"
+    cpu = (os.cpu_count() or 1) - 1
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port_file), "--cpu", str(cpu)])
+    try:
+        for _ in range(300):
+            if port_file.exists() and port_file.read_text():
+                break
+            await asyncio.sleep(0.05)
+        port = json.loads(port_file.read_text())["grpc"]
+        cpu_before = cpu_seconds(proc.pid)
+        latencies, errors, elapsed = await call_loop(port, tokens, args.concurrency)
+        cpu_used = cpu_seconds(proc.pid) - cpu_before
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    return {"calls_per_s": round(len(latencies) / elapsed), "calls_per_cpu_s": round(len(latencies) / cpu_used)}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- part 2: clients ------------------------------------------------------------------------------------------
+
+
+async def call_loop(grpc_port: int, tokens: list[bytes], concurrency: int) -> tuple[list[int], int, float]:
+    import grpc
+
+    from gatewayserver.ttnpb import gatewayserver_pb2_grpc
+
+    metadata = (("authorization", "ClusterKey " + CLUSTER_KEY.hex()),)
+    requests = [class_a_request(t) for t in tokens]
+    latencies: list[int] = []
+    errors = 0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = gatewayserver_pb2_grpc.NsGsStub(channel)
+        await channel.channel_ready()
+        index = 0
+
+        async def worker() -> None:
+            nonlocal index, errors
+            while index < len(requests):
+                req = requests[index]
+                index += 1
+                t0 = time.perf_counter_ns()
+                try:
+                    await stub.ScheduleDownlink(req, metadata=metadata, timeout=10)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+                latencies.append(time.perf_counter_ns() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return latencies, errors, elapsed
+
+
+def client_main(args: argparse.Namespace) -> None:
+    tokens = [base64.b64decode(line) for line in Path(args.tokens).read_text().split()]
+    latencies, errors, elapsed = asyncio.run(call_loop(args.grpc_port, tokens, args.concurrency))
+    Path(args.out).write_text(json.dumps({"latencies": latencies, "errors": errors, "elapsed": elapsed}))
+
+
+async def drive(args: argparse.Namespace) -> dict[str, Any]:
+    from gatewayserver.simulator import SimulatedGateway
+    from gatewayserver.tokens import UplinkTokens
+
+    work = Path(tempfile.mkdtemp())
+    port_file = work / "ports.json"
+    cpu = (os.cpu_count() or 1) - 1
+    daemon = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port_file), "--gateways", str(args.gateways), "--cpu", str(cpu)]
+    )
+    try:
+        for _ in range(300):
+            if port_file.exists() and port_file.read_text():
+                break
+            await asyncio.sleep(0.05)
+        ports = json.loads(port_file.read_text())
+        gws = []
+        for i in range(args.gateways):
+            gw = await SimulatedGateway.connect(
+                ("127.0.0.1", ports["udp"]), (EUI_BASE + i).to_bytes(8, "big"), keep_latencies=False,
+                auto_tx_ack=not args.no_tx_ack,
+            )
+            await gw.pull_data()
+            await gw.send_uplink()  # syncs the daemon's clock for this gateway
+            gws.append(gw)
+        for gw in gws:
+            await gw.wait_for_acks(5.0)
+        # Warm-up: one downlink per gateway, acknowledged, shows the daemon a jit queue so later PULL_RESPs go
+        # out at once instead of being held until 800 ms before transmission.
+        tokens = UplinkTokens(TOKEN_KEY)
+        total = int(args.rate_hint * args.seconds)
+        per_gateway = total // args.gateways + 1
+        now = time.time_ns()
+        main = []
+        for i, gw in enumerate(gws):
+            # First RX1 slot 8 s out: issuing the tokens and the warm-up must not eat into the slots.
+            base = gw.tmst() + 7_000_000
+            gid, eui = f"bench-{i}", gw.eui
+            for k in range(per_gateway):
+                ts = (base + k * SLOT_US) % (1 << 32)
+                main.append(tokens.issue(gid, eui, 0, ts, now, 0))
+        # Interleave gateways so consecutive calls hit different gateways, like a real Network Server.
+        main = [main[g * per_gateway + k] for k in range(per_gateway) for g in range(args.gateways)]
+        now = time.time_ns()
+        warm = [tokens.issue(f"bench-{i}", gw.eui, 0, gw.tmst(), now, 0) for i, gw in enumerate(gws)]
+        lat, errors, _ = await call_loop(ports["grpc"], warm, 16)
+        await asyncio.sleep(1.5)
+        if errors:
+            print(f"warm-up: {errors} errors", file=sys.stderr)
+        cpu_before = cpu_seconds(daemon.pid)
+        if args.clients <= 1:
+            latencies, errors, elapsed = await call_loop(ports["grpc"], main, args.concurrency)
+        else:
+            procs, outs = [], []
+            for c in range(args.clients):
+                chunk = main[c :: args.clients]
+                tok_file, out_file = work / f"tokens{c}", work / f"out{c}.json"
+                tok_file.write_text("\n".join(base64.b64encode(t).decode() for t in chunk))
+                outs.append(out_file)
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable, __file__, "--client", "--grpc-port", str(ports["grpc"]),
+                        "--tokens", str(tok_file), "--out", str(out_file),
+                        "--concurrency", str(args.concurrency // args.clients),
+                    )
+                )
+            for p in procs:
+                await p.wait()
+            latencies, errors, elapsed = [], 0, 0.0
+            for out in outs:
+                data = json.loads(out.read_text())
+                latencies += data["latencies"]
+                errors += data["errors"]
+                elapsed = max(elapsed, data["elapsed"])
+        cpu_used = cpu_seconds(daemon.pid) - cpu_before
+        await asyncio.sleep(0.5)
+        received = sum(gw.counters.pull_resp_received for gw in gws)
+        for gw in gws:
+            await gw.close()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+    floor_result = await floor(args, main) if args.floor else None
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "floor": floor_result,
+        "calls": n,
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "calls_per_s": round(n / elapsed),
+        "p50_ms": round(latencies[n // 2] / 1e6, 2),
+        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] / 1e6, 2),
+        "mean_ms": round(statistics.fmean(latencies) / 1e6, 2),
+        "daemon_cpu_s": round(cpu_used, 2),
+        "calls_per_daemon_cpu_s": round(n / cpu_used) if cpu_used else None,
+        "pull_resp_received": received,
+        "gateways": args.gateways,
+        "concurrency": args.concurrency,
+        "clients": args.clients,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="approximate run length (sizes the token list)")
+    parser.add_argument("--rate-hint", type=float, default=1000.0, help="expected calls/s (sizes the token list)")
+    parser.add_argument("--gateways", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--clients", type=int, default=1, help="client processes")
+    parser.add_argument("--no-tx-ack", action="store_true", help="simulated gateways do not answer PULL_RESPs")
+    parser.add_argument("--decisions", type=int, default=20_000, help="calls for the decision-cost part")
+    parser.add_argument("--skip-grpc", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    # internal modes
+    parser.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help="also measure a do-nothing NsGs server")
+    parser.add_argument("--serve-floor", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--grpc-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.serve:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        if os.environ.get("SCHEDULE_BENCH_PROFILE"):
+            import cProfile
+
+            cProfile.runctx(
+                "asyncio.run(serve(Path(args.serve), args.gateways, args.cpu))", globals(), locals(),
+                os.environ["SCHEDULE_BENCH_PROFILE"],
+            )
+        else:
+            asyncio.run(serve(Path(args.serve), args.gateways, args.cpu))
+        return
+    if args.serve_floor:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        asyncio.run(serve_floor(Path(args.serve_floor), args.cpu))
+        return
+    if args.client:
+        client_main(args)
+        return
+
+    results: dict[str, Any] = {"decision": decision_cost(args.decisions)}
+    if not args.skip_grpc:
+        results["grpc"] = asyncio.run(drive(args))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    d = results["decision"]
+    print("pure scheduling decision (no I/O):")
+    print(f"  plan_request, duty cycle off : {d['plan_request_duty_cycle_off_us']:.1f} µs")
+    print(f"  plan_request, duty cycle on  : {d['plan_request_duty_cycle_on_us']:.1f} µs")
+    print(f"  GatewayScheduler.schedule_at : {d['scheduler_schedule_at_us']:.1f} µs")
+    if "grpc" in results:
+        g = results["grpc"]
+        print(
+            f"NsGs.ScheduleDownlink over gRPC ({g['gateways']} gateways, concurrency {g['concurrency']}, "
+            f"{g['clients']} client process(es), daemon pinned to one CPU):"
+        )
+        print(f"  {g['calls']} calls in {g['seconds']} s, {g['errors']} errors")
+        print(f"  {g['calls_per_s']} calls/s   p50 {g['p50_ms']} ms   p99 {g['p99_ms']} ms")
+        print(f"  daemon CPU {g['daemon_cpu_s']} s -> {g['calls_per_daemon_cpu_s']} calls per CPU-second")
+        print(f"  PULL_RESP received by the simulated gateways: {g['pull_resp_received']}")
+        if g["floor"]:
+            f = g["floor"]
+            print(
+                f"  gRPC floor (do-nothing NsGs handler, same client): {f['calls_per_s']} calls/s, "
+                f"{f['calls_per_cpu_s']} calls per CPU-second"
+            )
+
+
+if __name__ == "__main__":
+    main()
