@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
-from ulid import ULID
 
 from .errors import INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, GsError
 from .events import definitions as ev
 from .events.bus import EventBackend
+from .events.event import new_ulid
 from .io.udp import metrics as udp_metrics
 from .jsonpb import format_timestamp_ns
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
@@ -38,6 +38,9 @@ _NS = 1_000_000_000
 _MAX_RETAINED_STATS = 100_000
 
 Address = tuple[Any, ...]
+
+# Resolved once: `.labels()` takes a lock and a dict look-up that the per-datagram path should not pay.
+_RECEIVED_BY_TYPE = {kind: udp_metrics.DATAGRAMS_RECEIVED.labels(name) for kind, name in TYPE_NAMES.items()}
 
 
 class Upstream(Protocol):
@@ -126,7 +129,7 @@ class GatewayServer:
         if acc.new_connection:
             self._connected(conn, addr, now)
         kind = acc.datagram.type
-        udp_metrics.DATAGRAMS_RECEIVED.labels(TYPE_NAMES[kind]).inc()
+        _RECEIVED_BY_TYPE[kind].inc()
         try:
             if kind == PUSH_DATA:
                 self._push_data(conn, acc.datagram.body, addr, now)
@@ -195,7 +198,7 @@ class GatewayServer:
         conn.uplink_count += 1
         conn.last_uplink_ns = now
         uplink.correlation_ids.append(conn.correlation_id)
-        uplink.correlation_ids.append(f"gs:uplink:{ULID()}")
+        uplink.correlation_ids.append("gs:uplink:" + new_ulid(now))
         crc_failed = uplink.HasField("crc_status") and not uplink.crc_status.value
         forward_crc = entry.forward_crc_failed if entry.forward_crc_failed is not None else self.forward_crc_failed
         message = messages_pb2.GatewayUplinkMessage()

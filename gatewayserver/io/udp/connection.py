@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ulid import ULID
 
+from ...events.event import new_ulid
 from ...registry import GatewayEntry, GatewayRegistry
 from .packets import (
     PULL_ACK,
@@ -84,7 +84,7 @@ class Connection:
         self.entry = entry
         self.gateway_id = entry.gateway_id
         self.eui = entry.eui
-        self.correlation_id = f"gs:conn:{ULID()}"
+        self.correlation_id = "gs:conn:" + new_ulid(now)
         self.connected_at_ns = now
         self.last_seen_ns = now
         self.host = addr[0]
