@@ -103,7 +103,7 @@ class CpuMeter:
         self._own = {name: _proc_cpu_seconds(pid, children=(pid == os.getpid())) for name, pid in self.pids.items()}
 
     def stop(self) -> dict[str, float]:
-        wall = time.monotonic() - self._t
+        wall = self.wall = time.monotonic() - self._t
         busy = _machine_busy_seconds() - self._busy
         used = {
             name: _proc_cpu_seconds(pid, children=(pid == os.getpid())) - self._own[name]
@@ -301,31 +301,43 @@ async def _ceiling_client(port: int, seconds: float, concurrency: int) -> dict[s
         elapsed = time.monotonic() - start
         cpu = time.process_time() - cpu_start
     return {"calls": calls, "errors": errors, "seconds": elapsed, "rate": calls / elapsed, "concurrency": concurrency,
-            "client_cores": round(cpu / elapsed, 2)}
+            "client_cores": round(cpu / elapsed, 2), "client_total_cpu_seconds": time.process_time()}
 
 
 def measure_ceiling(ns: StandinNs, cpu: int | None, seconds: float, concurrency: int) -> dict[str, Any]:
+    quiesce(ns)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--ceiling-client", str(ns.grpc_port), str(seconds), str(concurrency)],
         stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu), cwd=REPO,
     )
     # The client reports its own CPU use (it has exited before we could read /proc); the meter covers the rest.
     meter = CpuMeter({"standin": ns.proc.pid})
-    time.sleep(0.5)
-    ns.reset()
     meter.start()
     out, _ = proc.communicate(timeout=seconds + 60)
     cpu_use = meter.stop()
     if proc.returncode != 0:
         raise SystemExit("benchmark: ceiling client failed")
     result = json.loads(out)
-    # The meter saw the client as "other"; take its share out again (approximately: the meter also spans start-up).
-    cpu_use["other_cores"] = round(max(0.0, cpu_use["other_cores"] - result["client_cores"]), 2)
+    # The meter saw the client as "other" over its whole life; take that out again.
+    client_share = result["client_total_cpu_seconds"] / meter.wall
+    cpu_use["other_cores"] = round(max(0.0, cpu_use["other_cores"] - client_share), 2)
     stats = ns.stats(reset=True)
     lat = sorted(stats["read_latency_us"])
     result.update(cpu_use)
     result["latency_us"] = {"p50": percentile(lat, 50), "p99": percentile(lat, 99)}
     return result
+
+
+def quiesce(ns: StandinNs, timeout: float = 15.0) -> None:
+    """Wait until nothing more arrives at the stand-in (a previous phase's tail), up to a bound."""
+    deadline = time.monotonic() + timeout
+    last = ns.count()
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = ns.count()
+        if now == last:
+            return
+        last = now
 
 
 # --- uplink rate steps ----------------------------------------------------------------------------------------
@@ -348,6 +360,15 @@ class Step:
     def ok(self) -> bool:
         return self.loss < LOSS_LIMIT and self.achieved_rate >= 0.97 * self.rate
 
+    @property
+    def verdict(self) -> str:
+        """Why a step failed: the daemon lost uplinks, or the simulator could not send at the rate asked."""
+        if self.loss >= LOSS_LIMIT:
+            return "  loss"
+        if self.achieved_rate < 0.97 * self.rate:
+            return "  sim-bound"
+        return ""
+
     def row(self) -> str:
         def f(d: dict[str, float | None], k: str) -> str:
             v = d.get(k)
@@ -357,7 +378,7 @@ class Step:
                 f"{f(self.send_us, 'p50'):>7} {f(self.send_us, 'p99'):>7} "
                 f"{self.cpu.get('daemon_cores', 0):>5.2f} {self.cpu.get('standin_cores', 0):>5.2f} "
                 f"{self.cpu.get('simulator_cores', 0):>5.2f} {self.cpu.get('other_cores', 0):>5.2f}"
-                f"{'' if self.ok else '  x'}")
+                f"{self.verdict}")
 
 
 STEP_HEADER = ("    rate     sent    count  at NS     loss  read→NS ms      send→NS ms    CPU cores used\n"
@@ -366,6 +387,7 @@ STEP_HEADER = ("    rate     sent    count  at NS     loss  read→NS ms      se
 
 async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, gateways: int, eui_base: int,
                    settle: float) -> Step:
+    quiesce(ns)
     ns.reset()
     meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, "simulator": os.getpid()})
     meter.start()
@@ -379,14 +401,17 @@ async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, g
     step = Step(rate=rate)
     step.cpu = meter.stop()
     stats = ns.stats(reset=True)
+    # Count only what this step sent (by the send stamp): a late tail of an earlier phase must not fill the gap.
+    first_ms = summary["send_start_unix_ns"] / 1e6 - 1.0
+    mine = [r for r in stats["stamped"] if r[0] >= first_ms]
     step.sent = summary["uplinks_sent"]
     step.achieved_rate = summary["achieved_rate"]
-    step.received = stats["uplinks"]
+    step.received = len(mine)
     step.loss = max(0.0, 1 - step.received / step.sent) if step.sent else 1.0
     step.push_acks_lost = summary["push_acks_lost"]
     step.push_ack_ms = summary["push_ack_latency_ms"]
-    for name, key in (("read_us", "read_latency_us"), ("send_us", "send_latency_us")):
-        values = sorted(stats[key])
+    for name, column in (("send_us", 1), ("read_us", 2)):
+        values = sorted(r[column] for r in mine if r[column] is not None)
         setattr(step, name, {"p50": percentile(values, 50), "p99": percentile(values, 99),
                              "max": values[-1] if values else None})
     return step
@@ -528,6 +553,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             start = args.start_rate or (max(500.0, round(ceiling["rate"] * 0.25, -2)) if ceiling else 1000.0)
             sustained = await find_sustained(daemon, ns, args, start, steps)
             result["steps"] = [s.__dict__ | {"ok": s.ok} for s in steps]
+            if steps and not steps[-1].ok and any(s.verdict.strip() == "sim-bound" for s in steps):
+                log("note: some steps were limited by the simulator, not the daemon")
             result["sustained_rate"] = sustained
             if sustained > 0:
                 log(f"latency at half the sustained rate ({sustained / 2:.0f}/s)")

@@ -151,6 +151,9 @@ function reset() {
     last_unix_ns: null,
     read_latency_us: [],
     send_latency_us: [],
+    // One [send stamp (ms since the epoch), send→receipt µs, read→receipt µs or null] per stamped uplink, so a
+    // benchmark can count exactly the uplinks its own step sent.
+    stamped: [],
     sampleRaw: null,
     sampleTxAckRaw: null,
   };
@@ -184,9 +187,18 @@ function recordUplink(buf, now) {
       pos = skipField(buf, pos, wireType);
     }
   }
-  if (receivedAt > 0) stats.read_latency_us.push(Math.round((now - receivedAt) / 100) / 10);
-  else stats.uplinks_without_received_at++;
-  if (sent !== null) stats.send_latency_us.push(Math.round((now - sent) / 100) / 10);
+  let readUs = null;
+  if (receivedAt > 0) {
+    readUs = Math.round((now - receivedAt) / 100) / 10;
+    stats.read_latency_us.push(readUs);
+  } else {
+    stats.uplinks_without_received_at++;
+  }
+  if (sent !== null) {
+    const sendUs = Math.round((now - sent) / 100) / 10;
+    stats.send_latency_us.push(sendUs);
+    stats.stamped.push([sent / 1e6, sendUs, readUs]);
+  }
 }
 
 function snapshot() {

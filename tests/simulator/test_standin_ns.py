@@ -61,6 +61,9 @@ async def test_records_uplinks_with_read_and_send_latency(standin: dict) -> None
     (send_us,) = stats["send_latency_us"]
     assert 5_000 <= read_us < 5_000 + 2_000_000 and 7_000 <= send_us < 7_000 + 2_000_000
     assert send_us - read_us == pytest.approx(2_000, abs=1)
+    ((stamp_ms, stamped_send_us, stamped_read_us),) = stats["stamped"]
+    assert stamp_ms == pytest.approx((now - 7_000_000) / 1e6, abs=0.001)
+    assert (stamped_send_us, stamped_read_us) == (send_us, read_us)
     assert stats["sample_uplink"]["correlation_ids"] == ["gs:conn:A", "gs:uplink:B"]
     assert stats["sample_tx_ack"]["gateway_ids"]["gateway_id"] == "gw"
     assert _stats(standin)["uplinks"] == 0  # reset
