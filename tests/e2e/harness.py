@@ -215,3 +215,46 @@ def metric(name: str, **labels: str) -> float:
 
 def next_uplink(ns: StandInNetworkServer, timeout: float = 5.0) -> messages_pb2.UplinkMessage:
     return ns.uplinks.get(timeout=timeout)[0]
+
+
+async def _start_grpc_ns(ns: StandInNetworkServer, port: int) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    networkserver_pb2_grpc.add_GsNsServicer_to_server(ns, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    return server
+
+
+def start_extra_ns(harness: Harness, port: int) -> tuple[StandInNetworkServer, grpc.aio.Server]:
+    """A second Network Server on the harness loop, for routing tests."""
+    ns = StandInNetworkServer()
+    return ns, harness.call(_start_grpc_ns(ns, port))
+
+
+class EventRecorder:
+    """Subscribes to the daemon's event bus for some gateways and hands back what was published."""
+
+    def __init__(self, harness: Harness, gateway_ids: list[str]) -> None:
+        self.harness = harness
+
+        async def subscribe() -> Any:
+            return harness.daemon.bus.subscribe(gateway_ids, buffer=10_000)
+
+        self.subscription = harness.call(subscribe())
+        self.events: list[Any] = []
+
+    def names(self, timeout: float = 0.5) -> list[str]:
+        async def collect() -> list[Any]:
+            return await self.subscription.next_batch(10_000, timeout=timeout)
+
+        self.events += self.harness.call(collect())
+        return [e.name for e in self.events]
+
+    def wait_for(self, name: str, timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events:
+                if event.name == name:
+                    return event
+            self.names(timeout=0.2)
+        raise AssertionError(f"no {name} event; got {[e.name for e in self.events]}")
