@@ -23,11 +23,21 @@ const http = require('http');
 const path = require('path');
 const http2 = require('http2');
 
-// grpc-js leaves Nagle's algorithm on for the sockets it accepts; with many calls in flight on one connection
-// the responses then wait for the client's delayed ACKs and the server idles at a fraction of its capacity.
-// Turn it off for every server grpc-js creates (http2 servers pass the option on to net.Server).
+// Two transport settings grpc-js leaves at values that make a busy unary server idle, patched into every http2
+// server it creates:
+// - Nagle's algorithm stays on for accepted sockets, so with many calls in flight on one connection responses
+//   wait for the client's delayed ACKs (http2 servers pass `noDelay` on to net.Server).
+// - The connection-level receive window stays at HTTP/2's 64 KiB: a few hundred uplinks in flight fill it and
+//   the client stalls until WINDOW_UPDATEs trickle back. Open it (and the per-stream window) wide.
+const WINDOW = 32 << 20;
 const createServer = http2.createServer;
-http2.createServer = (options, ...rest) => createServer.call(http2, Object.assign({ noDelay: true }, options), ...rest);
+http2.createServer = (options, ...rest) => {
+  const opts = Object.assign({ noDelay: true }, options);
+  opts.settings = Object.assign({}, opts.settings, { initialWindowSize: 4 << 20 });
+  const server = createServer.call(http2, opts, ...rest);
+  server.on('session', (session) => session.setLocalWindowSize(WINDOW));
+  return server;
+};
 
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
