@@ -46,10 +46,18 @@ PRIORITY_SHARE: dict[TxSchedulePriority, Fraction] = {
 }
 
 
+# Exact int keys only (bool is an int subclass but hashes like 0/1, as the enum lookup accepts it too).
+_PRIORITY_BY_VALUE: dict[int, TxSchedulePriority] = {int(p): p for p in TxSchedulePriority}
+
+
 def as_priority(priority: int) -> TxSchedulePriority:
+    # A dict look-up first: the enum constructor costs about a microsecond on every scheduling decision.
+    found = _PRIORITY_BY_VALUE.get(priority) if priority.__class__ is int else None
+    if found is not None:
+        return found
     try:
         return TxSchedulePriority(priority)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ValueError(f"invalid priority {priority!r}") from None
 
 
@@ -99,6 +107,10 @@ class SubBandDutyCycle:
 
     def emissions(self) -> list[tuple[int, int]]:
         return list(zip(self._starts, self._ends))
+
+    def first_end(self) -> int | None:
+        """End of the oldest remembered emission (it is pruned first, a window after it)."""
+        return self._ends[0] if self._ends else None
 
     def limit(self, priority: int) -> int:
         """Usable airtime (ns) per window for `priority`."""

@@ -18,6 +18,7 @@ from .errors import Conflict, DutyCycle, OverlappingSubBands, SubBandNotFound, T
 from .rtt import RTTStats
 
 MAX_FREQUENCY = (1 << 64) - 1
+_NEVER = 1 << 127  # later than any concentrator time
 # schedule_anytime gives up when it would have to slide further than this past its starting point.
 DEFAULT_SEARCH_HORIZON = 2 * HOUR
 _MAX_SLIDE_STEPS = 10_000
@@ -112,13 +113,18 @@ class GatewayScheduler:
         self.window = window
         self._duty_cycles = [SubBandDutyCycle(sb.duty_cycle, window) for sb in self.sub_bands]
         self._timeline = EmissionTimeline()
+        # Concentrator time from which `_prune` has something to drop (the earliest expiry of anything booked);
+        # before it, pruning is a no-op and is skipped (it ran one bisection per sub-band on every decision).
+        self._prune_at = _NEVER
 
     # --- lookups ---------------------------------------------------------------------------------------------
 
     def sub_band_index(self, frequency: int) -> int:
-        for i, sb in enumerate(self.sub_bands):
+        i = 0
+        for sb in self.sub_bands:
             if sb.min_frequency <= frequency <= sb.max_frequency:
                 return i
+            i += 1
         raise SubBandNotFound(frequency)
 
     def minimum_lead_time(self, now: int) -> int:
@@ -148,10 +154,11 @@ class GatewayScheduler:
             raise ValueError("give exactly one of concentrator_time and timestamp")
         index = self.sub_band_index(frequency)
         prio = as_priority(priority)
-        now_ct = self.clock.from_server_time(now)
+        clock = self.clock
+        now_ct = clock.from_server_time(now)
         if concentrator_time is None:
             assert timestamp is not None
-            concentrator_time = self.clock.from_timestamp(timestamp, reference=now_ct)
+            concentrator_time = clock.from_timestamp(timestamp, reference=now_ct)
         if toa <= 0:
             raise ValueError("time-on-air must be positive")
         lead = self.rtt.minimum_lead_time(now)
@@ -159,10 +166,13 @@ class GatewayScheduler:
         if delay < lead:
             raise TooLate(delay=delay, min=lead)
         off_air_until = concentrator_time + toa + self.time_off_air.after(toa)
-        self._prune(now_ct)
+        if now_ct >= self._prune_at:
+            self._prune(now_ct)
         if self._timeline.conflicts(concentrator_time, off_air_until):
             raise Conflict(starts=concentrator_time, duration=toa)
         dc = self._duty_cycles[index]
+        if not dc.limited:  # no arithmetic to do (duty cycle not enforced, or an unlimited sub-band)
+            return self._book(concentrator_time, toa, off_air_until, frequency, prio, index)
         check = dc.check(concentrator_time, toa, prio)
         if not check.allowed:
             raise DutyCycle(
@@ -226,7 +236,12 @@ class GatewayScheduler:
         self, starts: int, toa: int, off_air_until: int, frequency: int, prio: TxSchedulePriority, index: int
     ) -> Emission:
         self._timeline.add(starts, off_air_until)
-        self._duty_cycles[index].add(starts, toa)
+        dc = self._duty_cycles[index]
+        dc.add(starts, toa)
+        # Booked out of order, this emission may expire before everything else: keep `_prune_at` a lower bound.
+        expiry = min(off_air_until, starts + toa + dc.window)
+        if expiry < self._prune_at:
+            self._prune_at = expiry
         return Emission(starts, toa, off_air_until, frequency, prio, index)
 
     # --- housekeeping and stats ------------------------------------------------------------------------------
@@ -235,6 +250,13 @@ class GatewayScheduler:
         self._timeline.prune(now_ct)
         for dc in self._duty_cycles:
             dc.prune(now_ct)
+        next_at = self._timeline.next_expiry()
+        prune_at = _NEVER if next_at is None else next_at
+        for dc in self._duty_cycles:
+            first_end = dc.first_end()
+            if first_end is not None and first_end + dc.window < prune_at:
+                prune_at = first_end + dc.window
+        self._prune_at = prune_at
 
     def prune(self, now: int) -> None:
         """Drop state no future decision can need (optional: every scheduling call prunes too)."""

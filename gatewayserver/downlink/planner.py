@@ -46,7 +46,7 @@ TIMESTAMP, SERVER, GPS, ANYTIME = "timestamp", "server", "gps", "anytime"
 class GatewayDownlinkState:
     """Per-connection downlink state: plan, scheduler (clock, RTT, emissions, duty cycle) and shell bookkeeping."""
 
-    __slots__ = ("entry", "plan", "scheduler", "synthetic_clock", "held", "gps_capable")
+    __slots__ = ("entry", "plan", "scheduler", "synthetic_clock", "held", "gps_capable", "_rates", "_eirp")
 
     def __init__(self, entry: GatewayEntry, plans: Any) -> None:
         self.entry = entry
@@ -65,6 +65,10 @@ class GatewayDownlinkState:
         # Shell: PULL_RESPs held back for schedule-late, id -> timer handle.
         self.held: dict[int, Any] = {}
         self.gps_capable = False
+        # Per-decision look-ups that depend only on the plan, memoised (bounded by `_MEMO_LIMIT` entries each):
+        # data rate key -> _Rate, frequency -> tx power.
+        self._rates: dict[tuple[Any, ...], _Rate] = {}
+        self._eirp: dict[int, float] = {}
 
     def sync(self, timestamp: int, now: int, gateway_time_ns: int | None) -> int:
         gps_ns = unix_ns_to_gps_ns(gateway_time_ns) if gateway_time_ns is not None else None
@@ -94,6 +98,46 @@ class Planned:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_MEMO_LIMIT = 64
+
+
+class _Rate:
+    """What the plan says about one downlink data rate, and its time-on-air per PHYPayload length."""
+
+    __slots__ = ("modulation", "kind", "index", "max_mac_payload", "toa")
+
+    def __init__(self, modulation: Any, kind: str, index: int, max_mac_payload: int) -> None:
+        self.modulation = modulation
+        self.kind = kind
+        self.index = index
+        self.max_mac_payload = max_mac_payload
+        self.toa: dict[int, int] = {}
+
+
+def _rate(state: GatewayDownlinkState, data_rate: lorawan_pb2.DataRate, window: int) -> _Rate:
+    """The plan's view of `data_rate` (memoised per gateway); raises the data rate error when the band lacks it."""
+    kind = data_rate.WhichOneof("modulation")
+    if kind == "lora":
+        lora = data_rate.lora
+        key: tuple[Any, ...] = (lora.spreading_factor, lora.bandwidth, lora.coding_rate)
+    elif kind == "fsk":
+        key = (data_rate.fsk.bit_rate,)
+    else:
+        key = (kind,)
+    rate = state._rates.get(key)  # noqa: SLF001 - the state's memo belongs to this module
+    if rate is not None:
+        return rate
+    plan = state.plan
+    modulation, kind = _modulation(data_rate)
+    index = plan.band.find_data_rate(modulation, downlink=True) if modulation is not None else None
+    if index is None:
+        raise err.data_rate_rx_window(window)
+    rate = _Rate(modulation, kind, index, plan.max_mac_payload(index))
+    if len(state._rates) < _MEMO_LIMIT:  # noqa: SLF001
+        state._rates[key] = rate  # noqa: SLF001
+    return rate
+
+
 def _modulation(data_rate: lorawan_pb2.DataRate) -> tuple[Any, str]:
     kind = data_rate.WhichOneof("modulation")
     if kind == "lora":
@@ -117,17 +161,19 @@ def plan_window(
 ) -> Planned:
     """Book one window or raise why not (data rate, size, dwell time, sub-band, too late, conflict, duty cycle)."""
     plan = state.plan
-    modulation, kind = _modulation(data_rate)
-    index = plan.band.find_data_rate(modulation, downlink=True) if modulation is not None else None
-    if index is None:
-        raise err.data_rate_rx_window(window)
-    check_payload_size(len(payload), plan.max_mac_payload(index), data_rate=index)
-    if kind == "lora":
-        toa = lora_time_on_air(
-            len(payload), modulation.spreading_factor, modulation.bandwidth, modulation.coding_rate, crc=False
-        )
-    else:
-        toa = fsk_time_on_air(len(payload), modulation.bit_rate)
+    rate = _rate(state, data_rate, window)
+    modulation, kind, index = rate.modulation, rate.kind, rate.index
+    size = len(payload)
+    check_payload_size(size, rate.max_mac_payload, data_rate=index)
+    toa = rate.toa.get(size)
+    if toa is None:
+        if kind == "lora":
+            toa = lora_time_on_air(
+                size, modulation.spreading_factor, modulation.bandwidth, modulation.coding_rate, crc=False
+            )
+        else:
+            toa = fsk_time_on_air(size, modulation.bit_rate)
+        rate.toa[size] = toa  # sizes are bounded by the check above
     dwell = plan.dwell_time
     check_dwell_time(toa, dwell_time=bool(dwell.downlinks), max_duration=dwell.duration)
 
@@ -160,7 +206,11 @@ def plan_window(
             immediate = True
         else:
             timestamp = emission.timestamp
-    tx_power = plan.eirp_for(frequency) - state.entry.antenna_gain
+    tx_power = state._eirp.get(frequency)  # noqa: SLF001
+    if tx_power is None:
+        tx_power = plan.eirp_for(frequency) - state.entry.antenna_gain
+        if len(state._eirp) < _MEMO_LIMIT:  # noqa: SLF001
+            state._eirp[frequency] = tx_power  # noqa: SLF001
     if kind == "lora":
         body = txpk_from_downlink(
             payload,
