@@ -612,11 +612,17 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             result["sustained_rate"] = sustained
             if sustained > 0:
                 log(f"latency at half the sustained rate ({sustained / 2:.0f}/s)")
-                await asyncio.sleep(1.0)
-                before_phase(args)
-                half = await run_step(daemon, ns, sustained / 2, args.latency_seconds, args.gateways,
-                                      0x0016C001FFF00000, args.settle)
-                print(half.row(), file=sys.stderr, flush=True)
+                half = None
+                for attempt in range(3):  # re-measured (bounded) when other processes interfered
+                    await asyncio.sleep(1.0)
+                    before_phase(args)
+                    candidate = await run_step(daemon, ns, sustained / 2, args.latency_seconds, args.gateways,
+                                               0x0016C001FFF00000 + attempt * 0x10000, args.settle)
+                    print(candidate.row(), file=sys.stderr, flush=True)
+                    if half is None or candidate.cpu.get("other_cores", 0) < half.cpu.get("other_cores", 0):
+                        half = candidate
+                    if not candidate.contended:
+                        break
                 result["half_rate"] = half.__dict__ | {"ok": half.ok}
             result["daemon_dropped"] = daemon.metric("gs_uplinks_dropped_total")
             result["daemon_forwarded"] = daemon.metric("gs_uplinks_forwarded_total")
@@ -648,6 +654,12 @@ def report(r: dict[str, Any]) -> str:
         sustained = r["sustained_rate"]
         ratio = f"{100 * sustained / c['rate']:.0f} % of the ceiling" if c["rate"] else "no ceiling measured"
         lines.append(f"  sustained uplinks/s with < 0.1 % loss: {sustained:.0f}  ({ratio})")
+    held = [st for st in r.get("steps", []) if st["ok"] and st["rate"] == r.get("sustained_rate")]
+    if held and c["rate"]:
+        per_uplink = held[-1]["cpu"].get("daemon_cores", 0) / held[-1]["achieved_rate"] * 1e6
+        per_call = c.get("client_cores", 0) / c["rate"] * 1e6
+        lines.append(f"  CPU per uplink in the daemon at that rate: {per_uplink:.0f} µs "
+                     f"(ceiling client: {per_call:.0f} µs per call)")
     half = r.get("half_rate")
     if half:
         def ms(d: dict[str, Any], k: str) -> str:
