@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import struct_pb2
-from ulid import ULID
 
 from scheduler import SchedulerError
 
 from ..errors import DATA_LOSS, GsError
 from ..events import definitions as ev
+from ..events.event import new_ulid
 from ..io.udp import metrics as udp_metrics
 from ..io.udp.connection import Connection
 from ..io.udp.packets import (
@@ -209,8 +209,11 @@ class DownlinkService:
         conn = self.server.udp.get(gateway_id)
         if conn is None:
             raise err.schedule_path(gateway_id, err.not_connected(gateway_id))
-        state = self.state(conn)
-        self._publish(ev.GS_DOWN_SCHEDULE_ATTEMPT, conn, now, message, tuple(message.correlation_ids))
+        state = conn.downlink
+        if state is None:
+            state = self.state(conn)
+        request_cids = tuple(message.correlation_ids)
+        self._publish(ev.GS_DOWN_SCHEDULE_ATTEMPT, conn, now, message, request_cids)
         try:
             if conn.downlink_path(now, self.server.udp.settings.downlink_path_expires_ns) is None:
                 raise err.downlink_path_expired()
@@ -220,11 +223,9 @@ class DownlinkService:
             planned = plan_request(state, message.raw_payload, request, token_timestamp, now)
         except (GsError, SchedulerError) as exc:
             wrapped = err.schedule_path(gateway_id, exc)
-            self._publish(
-                ev.GS_DOWN_SCHEDULE_FAIL, conn, now, err.details_of(wrapped), tuple(message.correlation_ids)
-            )
+            self._publish(ev.GS_DOWN_SCHEDULE_FAIL, conn, now, err.details_of(wrapped), request_cids)
             raise wrapped from None
-        cids = (*message.correlation_ids, conn.correlation_id, f"gs:downlink:{ULID()}")
+        cids = (*request_cids, conn.correlation_id, "gs:downlink:" + new_ulid(now))
         pending = PendingTx(message, planned, cids, 0, message.raw_payload, int(request.priority))
         self._dispatch(conn, state, pending, now, hold)
         response = gatewayserver_pb2.ScheduleDownlinkResponse(rx1=planned.window == 1, rx2=planned.window == 2)
