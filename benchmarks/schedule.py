@@ -1,6 +1,7 @@
 """ScheduleDownlink throughput and latency over gRPC, and the cost of one pure scheduling decision.
 
 Run: .venv/bin/python benchmarks/schedule.py [--seconds 10] [--gateways 50] [--concurrency 128] [--clients 1]
+     [--ns standin|jsonlines] [--no-floor] [--api-ceiling]
 
 Two parts:
 
@@ -11,7 +12,15 @@ Two parts:
    listener and gateways simulated here (real forwarder behaviour: PULL_DATA, uplinks, TX_ACK for every
    PULL_RESP). Clients call NsGs.ScheduleDownlink with class A requests carrying valid uplink tokens (minted
    with the daemon's token key, each for its own RX1 slot so every call really books an emission and sends a
-   PULL_RESP) and report calls/s, p50/p99 latency and the daemon's CPU seconds.
+   PULL_RESP) and report calls/s, p50/p99 latency and the daemon's CPU seconds. TX acknowledgments go where they
+   go in production: to a Network Server over gRPC (`--ns standin`, the Node.js stand-in of
+   `benchmarks/standin_ns`, default when `node` is installed) or, with `--ns jsonlines`, to JSON lines on
+   /dev/null.
+3. The ceiling, in the same run (the machine is shared, so only ratios within one run mean much): the same gRPC
+   client against a do-nothing NsGs handler in its own process pinned to the same CPU; the report gives
+   ScheduleDownlink's share of it, both in calls/s and in calls per daemon CPU-second (the latter does not
+   depend on whether the client or the server is the bottleneck). `--api-ceiling` also runs the real daemon
+   with a do-nothing downlink service behind its gRPC API (authentication, error mapping, metrics included).
 
 Gateways are registered with `enforce_duty_cycle: false`: one gateway's duty cycle would otherwise refuse all
 but a few dozen downlinks per hour, and refusals are cheaper than bookings, which would flatter the figures.
@@ -104,7 +113,9 @@ def decision_cost(n: int) -> dict[str, float]:
 # --- part 2: the daemon process ---------------------------------------------------------------------------------
 
 
-async def serve(port_file: Path, gateways: int, cpu: int | None) -> None:
+async def serve(
+    port_file: Path, gateways: int, cpu: int | None, ns_address: str = "", stub_downlinks: bool = False
+) -> None:
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
     from gatewayserver.config import resolve
@@ -133,6 +144,7 @@ async def serve(port_file: Path, gateways: int, cpu: int | None) -> None:
             "http_listen": "127.0.0.1:0",
             "gateways": str(registry),
             "uplink_output": os.devnull,
+            **({"ns_address": ns_address} if ns_address else {}),
             "uplink_token_key": TOKEN_KEY.hex(),
             "cluster_key": CLUSTER_KEY.hex(),
             "log_level": "error",
@@ -141,6 +153,13 @@ async def serve(port_file: Path, gateways: int, cpu: int | None) -> None:
         environ={},
     )
     daemon = await start_daemon(config)
+    if stub_downlinks:  # --api-ceiling: everything but the downlink service
+        from gatewayserver.ttnpb import gatewayserver_pb2
+
+        async def schedule(message: Any) -> Any:
+            return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
+
+        daemon.server.downlinks.schedule = schedule
     grpc_port = None
     for api in daemon.apis:
         grpc_server = getattr(api, "grpc", None)
@@ -255,16 +274,34 @@ def client_main(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps({"latencies": latencies, "errors": errors, "elapsed": elapsed}))
 
 
-async def drive(args: argparse.Namespace) -> dict[str, Any]:
+def start_standin() -> Any:
+    """The Node.js stand-in Network Server (see benchmarks/README.md), or None without Node.js."""
+    import shutil
+
+    if shutil.which("node") is None:
+        print("benchmark: no Node.js, TX acknowledgments go to JSON lines instead of a Network Server", file=sys.stderr)
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from uplink import StandinNs
+
+    return StandinNs(None)
+
+
+async def drive(args: argparse.Namespace, stub_downlinks: bool = False) -> dict[str, Any]:
     from gatewayserver.simulator import SimulatedGateway
     from gatewayserver.tokens import UplinkTokens
 
     work = Path(tempfile.mkdtemp())
     port_file = work / "ports.json"
     cpu = (os.cpu_count() or 1) - 1
-    daemon = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port_file), "--gateways", str(args.gateways), "--cpu", str(cpu)]
-    )
+    standin = start_standin() if args.ns == "standin" and not stub_downlinks else None
+    cmd = [sys.executable, __file__, "--serve", str(port_file), "--gateways", str(args.gateways), "--cpu", str(cpu)]
+    if standin is not None:
+        cmd += ["--ns-address", f"127.0.0.1:{standin.grpc_port}"]
+    if stub_downlinks:
+        cmd.append("--stub-downlinks")
+    daemon = subprocess.Popen(cmd)
+    tx_acks_forwarded = None
     try:
         for _ in range(300):
             if port_file.exists() and port_file.read_text():
@@ -332,6 +369,8 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
         cpu_used = cpu_seconds(daemon.pid) - cpu_before
         await asyncio.sleep(0.5)
         received = sum(gw.counters.pull_resp_received for gw in gws)
+        if standin is not None:
+            tx_acks_forwarded = standin.stats()["tx_acks"]
         for gw in gws:
             await gw.close()
     finally:
@@ -340,11 +379,15 @@ async def drive(args: argparse.Namespace) -> dict[str, Any]:
             daemon.wait(10)
         except subprocess.TimeoutExpired:
             daemon.kill()
-    floor_result = await floor(args, main) if args.floor else None
+        if standin is not None:
+            standin.close()
+    floor_result = await floor(args, main) if not args.no_floor and not stub_downlinks else None
     latencies.sort()
     n = len(latencies)
     return {
         "floor": floor_result,
+        "ns": "standin" if standin is not None else "jsonlines",
+        "tx_acks_forwarded": tx_acks_forwarded,
         "calls": n,
         "errors": errors,
         "seconds": round(elapsed, 2),
@@ -374,7 +417,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     # internal modes
     parser.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
-    parser.add_argument("--floor", action="store_true", help="also measure a do-nothing NsGs server")
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
+    parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing NsGs ceiling")
+    parser.add_argument("--api-ceiling", action="store_true",
+                        help="also run the daemon with a do-nothing downlink service behind its gRPC API")
+    parser.add_argument("--ns", choices=("standin", "jsonlines"), default="standin",
+                        help="where TX acknowledgments go: the Node.js stand-in Network Server or JSON lines")
+    parser.add_argument("--ns-address", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--stub-downlinks", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", metavar="PORT_FILE", help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
@@ -394,11 +444,11 @@ def main() -> None:
             import cProfile
 
             cProfile.runctx(
-                "asyncio.run(serve(Path(args.serve), args.gateways, args.cpu))", globals(), locals(),
-                os.environ["SCHEDULE_BENCH_PROFILE"],
+                "asyncio.run(serve(Path(args.serve), args.gateways, args.cpu, args.ns_address, args.stub_downlinks))",
+                globals(), locals(), os.environ["SCHEDULE_BENCH_PROFILE"],
             )
         else:
-            asyncio.run(serve(Path(args.serve), args.gateways, args.cpu))
+            asyncio.run(serve(Path(args.serve), args.gateways, args.cpu, args.ns_address, args.stub_downlinks))
         return
     if args.serve_floor:
         try:
@@ -416,6 +466,14 @@ def main() -> None:
     results: dict[str, Any] = {"decision": decision_cost(args.decisions)}
     if not args.skip_grpc:
         results["grpc"] = asyncio.run(drive(args))
+        g = results["grpc"]
+        if g["floor"]:
+            f = g["floor"]
+            g["ratio_calls_per_s"] = round(g["calls_per_s"] / f["calls_per_s"], 3)
+            if g["calls_per_daemon_cpu_s"] and f["calls_per_cpu_s"]:
+                g["ratio_calls_per_cpu_s"] = round(g["calls_per_daemon_cpu_s"] / f["calls_per_cpu_s"], 3)
+        if args.api_ceiling:
+            results["api_ceiling"] = asyncio.run(drive(args, stub_downlinks=True))
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -434,12 +492,26 @@ def main() -> None:
         print(f"  {g['calls_per_s']} calls/s   p50 {g['p50_ms']} ms   p99 {g['p99_ms']} ms")
         print(f"  daemon CPU {g['daemon_cpu_s']} s -> {g['calls_per_daemon_cpu_s']} calls per CPU-second")
         print(f"  PULL_RESP received by the simulated gateways: {g['pull_resp_received']}")
+        if g["tx_acks_forwarded"] is not None:
+            print(f"  TX acknowledgments received by the stand-in Network Server: {g['tx_acks_forwarded']}")
+        else:
+            print("  TX acknowledgments written as JSON lines to /dev/null (no Network Server)")
         if g["floor"]:
             f = g["floor"]
             print(
-                f"  gRPC floor (do-nothing NsGs handler, same client): {f['calls_per_s']} calls/s, "
+                f"  ceiling, same run (do-nothing NsGs handler, same client): {f['calls_per_s']} calls/s, "
                 f"{f['calls_per_cpu_s']} calls per CPU-second"
             )
+            print(
+                f"  ScheduleDownlink / ceiling: {g['ratio_calls_per_s']:.2f} in calls/s, "
+                f"{g.get('ratio_calls_per_cpu_s', 0):.2f} in calls per daemon CPU-second"
+            )
+    if "api_ceiling" in results:
+        a = results["api_ceiling"]
+        print(
+            f"daemon with a do-nothing downlink service (gRPC API, auth, metrics): {a['calls_per_s']} calls/s, "
+            f"p99 {a['p99_ms']} ms, {a['calls_per_daemon_cpu_s']} calls per CPU-second"
+        )
 
 
 if __name__ == "__main__":
