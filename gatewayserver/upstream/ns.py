@@ -1,9 +1,10 @@
 """The `GsNs` client: uplinks and TX acknowledgments to Network Servers.
 
-The gateway's ack never waits for this path: the frontend acks, translates and `submit`s, and a fixed pool of
-workers per Network Server drains a bounded queue. That pool is the in-flight bound; the queue absorbs bursts; past
-it uplinks are dropped and counted rather than buffered without limit. Transient failures are retried with backoff
-while the worker still holds its slot, so retries never multiply the load on a struggling Network Server.
+The gateway's ack never waits for this path: the frontend acks, translates and `submit`s. Up to `max_in_flight`
+call chains per Network Server run at once; past that, uplinks wait in a bounded queue that finishing chains drain,
+and past the queue they are dropped and counted rather than buffered without limit. Transient failures are retried
+with backoff while the chain still holds its slot, so retries never multiply the load on a struggling Network
+Server.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 _TRANSIENT = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 )
+
+_LATENCY = {call: UPSTREAM_LATENCY.labels(call) for call in ("handle_uplink", "report_tx_ack")}
 
 # Called when an uplink's fate is known: (uplink, context, error or None).
 ResultCallback = Callable[[messages_pb2.UplinkMessage, Any, BaseException | None], None]
@@ -57,7 +60,7 @@ def call_metadata(settings: UpstreamSettings) -> tuple[tuple[str, str], ...]:
 
 
 class NetworkServerClient:
-    """One Network Server: a channel, a bounded queue and a pool of call workers."""
+    """One Network Server: a channel, a bounded queue and at most `max_in_flight` call chains."""
 
     def __init__(self, address: str, settings: UpstreamSettings, on_result: ResultCallback) -> None:
         self.address = address
@@ -81,14 +84,12 @@ class NetworkServerClient:
             self._channel = grpc.aio.insecure_channel(address, options=options)
         self._stub = networkserver_pb2_grpc.GsNsStub(self._channel)
         self._queue: collections.deque[tuple[Any, Any, str]] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._workers: list[asyncio.Task[None]] = []
+        self._chains: set[asyncio.Task[None]] = set()
         self._busy = 0
         self._closing = False
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._work()) for _ in range(max(1, self.settings.max_in_flight))]
+        """Nothing to start: call chains are created on demand, so an idle client costs no tasks."""
 
     @property
     def queue_depth(self) -> int:
@@ -99,40 +100,44 @@ class NetworkServerClient:
         return self._busy
 
     def submit(self, message: Any, context: Any = None, call: str = "handle_uplink") -> None:
-        """Queue a message for the Network Server; raises `QueueFull` at the bound. Never blocks."""
+        """Send a message to the Network Server; raises `QueueFull` at the bound. Never blocks.
+
+        Below the in-flight bound a new call chain starts at once; at the bound the message waits in the queue and
+        the next chain to finish a call picks it up. (A pool of idle workers woken through one event would wake
+        every worker per message.)
+        """
         if self._closing:
             raise QueueFull("upstream is shutting down")
+        if self._busy < self.settings.max_in_flight:
+            self._busy += 1
+            task = asyncio.get_running_loop().create_task(self._chain(message, context, call))
+            self._chains.add(task)
+            task.add_done_callback(self._chains.discard)
+            return
         if len(self._queue) >= self.settings.queue_size:
             raise QueueFull(f"upstream queue for {self.address} holds {len(self._queue)} messages")
         self._queue.append((message, context, call))
-        if not self._wakeup.is_set():
-            self._wakeup.set()
 
-    async def _work(self) -> None:
+    async def _chain(self, message: Any, context: Any, call: str) -> None:
         queue = self._queue
-        while True:
-            if not queue:
-                if self._closing:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            message, context, call = queue.popleft()
-            self._busy += 1
-            try:
+        try:
+            while True:
                 error = await self._deliver(message, call)
-            finally:
-                self._busy -= 1
-            if call == "handle_uplink":
-                try:
-                    self._on_result(message, context, error)
-                except Exception:  # a broken callback must not kill the worker
-                    log.exception("upstream result callback failed")
+                if call == "handle_uplink":
+                    try:
+                        self._on_result(message, context, error)
+                    except Exception:  # a broken callback must not end the chain
+                        log.exception("upstream result callback failed")
+                if not queue:
+                    return
+                message, context, call = queue.popleft()
+        finally:
+            self._busy -= 1
 
     async def _deliver(self, message: Any, call: str) -> BaseException | None:
         settings = self.settings
         method = self._stub.HandleUplink if call == "handle_uplink" else self._stub.ReportTxAcknowledgment
-        histogram = UPSTREAM_LATENCY.labels(call)
+        histogram = _LATENCY[call]
         attempt = 0
         while True:
             started = time.perf_counter()
@@ -157,9 +162,8 @@ class NetworkServerClient:
     async def close(self, timeout: float) -> int:
         """Stop accepting, give queued and in-flight calls `timeout` seconds, then cancel. Returns abandoned count."""
         self._closing = True
-        self._wakeup.set()
-        if self._workers:
-            done, pending = await asyncio.wait(self._workers, timeout=timeout)
+        if self._chains:
+            _, pending = await asyncio.wait(set(self._chains), timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 
 import aiohttp
 import orjson
@@ -288,7 +287,6 @@ async def test_slow_subscriber_gets_a_notice_and_the_publisher_is_not_slowed(env
         response2.close()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 async def test_documented_curl_command(env: Env) -> None:
     key = env.keys["admin"]
 

@@ -486,7 +486,10 @@ class UplinkTranslator:
         concentrator_ns = 0
         if tokens is not None:
             sync = self.clock_sync
-            concentrator_ns = sync(tmst, received_at_ns, time_ns) if sync is not None else tmst * 1000
+            # Only GPS time (tmms) is an absolute gateway clock; a forwarder's `time` may be its unsynchronised
+            # system clock and must not make the gateway look GPS-capable for class B.
+            gps_ns = time_ns if gps else None
+            concentrator_ns = sync(tmst, received_at_ns, gps_ns) if sync is not None else tmst * 1000
 
         mds = up.rx_metadata
         best_rssi = -math.inf
