@@ -224,6 +224,16 @@ class SubBandDutyCycle:
         self._ends.insert(i, end)
         self._durations.insert(i, duration)
 
+    def remove(self, start: int, duration: int) -> bool:
+        """Give back the airtime of an emission that did not happen; False when it is not remembered."""
+        i = bisect_left(self._starts, start)
+        if i < len(self._starts) and self._starts[i] == start and self._durations[i] == duration:
+            del self._starts[i]
+            del self._ends[i]
+            del self._durations[i]
+            return True
+        return False
+
     def utilization(self, now: int) -> float:
         """Fraction of the window ending at `now` spent transmitting."""
         return self.usage(now - self.window, now) / self.window

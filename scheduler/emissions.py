@@ -7,7 +7,7 @@ occupancy end, and both the conflict check and the "earliest free slot" search a
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 MIN_TIME_OFF_AIR = 30_000_000  # ns
@@ -55,6 +55,15 @@ class EmissionTimeline:
             raise ValueError("occupancy overlaps an existing emission")
         self._starts.insert(i, start)
         self._ends.insert(i, occupancy_end)
+
+    def remove(self, start: int, occupancy_end: int) -> bool:
+        """Forget one occupancy (a transmission the gateway refused); False when it is not remembered."""
+        i = bisect_left(self._starts, start)
+        if i < len(self._starts) and self._starts[i] == start and self._ends[i] == occupancy_end:
+            del self._starts[i]
+            del self._ends[i]
+            return True
+        return False
 
     def earliest_free(self, not_before: int, length: int) -> int:
         """Earliest start >= not_before where [start, start + length) touches no occupancy."""

@@ -244,6 +244,16 @@ class GatewayScheduler:
             self._prune_at = expiry
         return Emission(starts, toa, off_air_until, frequency, prio, index)
 
+    def release(self, emission: Emission) -> bool:
+        """Undo a booking the gateway refused (TX_ACK error): its slot and duty-cycle airtime become free again.
+
+        Without this a refused RX1 would block its own RX2 retry when RX1 is long (SF12 lasts over a second) and
+        count airtime that was never transmitted against the sub-band.
+        """
+        freed = self._timeline.remove(emission.starts, emission.off_air_until)
+        self._duty_cycles[emission.sub_band].remove(emission.starts, emission.duration)
+        return freed
+
     # --- housekeeping and stats ------------------------------------------------------------------------------
 
     def _prune(self, now_ct: int) -> None:

@@ -344,6 +344,8 @@ class DownlinkService:
             state = self.state(conn)
             state.scheduler.rtt.record(rtt, now)
             GATEWAY_RTT.observe(rtt / _NS)
+        if not ack.ok:  # not transmitted: its slot and airtime are free again (also for the RX2 retry)
+            self.state(conn).scheduler.release(pending.planned.emission)
         ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=ack.result)
         if not ack.ok and self._retry_rx2(conn, pending, ack.result, now):
             self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)

@@ -316,6 +316,24 @@ async def test_rx2_retry_after_rx1_too_late(harness) -> None:
     assert not harness.events.of("gs.down.tx.fail")
 
 
+async def test_rx2_retry_after_a_long_rx1_is_refused(harness) -> None:
+    """A join-accept at SF12 lasts ~1.5 s, longer than RX1-to-RX2: the refused RX1 must give its slot back."""
+    answers = iter(["COLLISION_PACKET"])
+    gw = await harness.gateway(tx_ack=lambda gw, txpk: next(answers, None))
+    up, tmst = await harness.uplink(gw)
+    join_accept = b"\x20" + bytes(32)
+    msg = class_a(token_of(up), join_accept, rx1=lora(12), rx1_delay=5)
+    response = await harness.server.schedule_downlink(msg)
+    assert response.rx1
+    first = await next_downlink(gw, timeout=8)
+    assert first.tx_ack_error == "COLLISION_PACKET" and first.txpk["datr"] == "SF12BW125"
+    second = await next_downlink(gw, timeout=8)
+    assert second.txpk["tmst"] == (tmst + 6_000_000) % (1 << 32)
+    async with asyncio.timeout(8.0):
+        report = await harness.ns.tx_acks.get()
+    assert report.tx_ack.result == Result.SUCCESS
+
+
 async def test_rx2_retry_impossible_reports_rx1_failure(harness) -> None:
     gw = await harness.gateway(tx_ack="TOO_LATE")
     up, _ = await harness.uplink(gw)

@@ -229,3 +229,21 @@ def test_dwell_time_and_payload_size():
         check_payload_size(25, table.get, dwell_time=True)
     with pytest.raises(TooLong):  # 0 = data rate unusable under dwell time
         check_payload_size(10, {False: 59, True: 0}.get, dwell_time=True)
+
+
+def test_release_gives_back_the_slot_and_the_airtime():
+    sched = synced()
+    now = EPOCH + S
+    start = sched.clock.from_server_time(now) + 2 * S
+    toa = lora_time_on_air(33, 12, 125_000, "4/5", crc=False)
+    assert toa > S  # an SF12 join-accept outlasts the RX1-to-RX2 second
+    rx1 = sched.schedule_at(start, 868_100_000, toa, NORMAL, now)
+    with pytest.raises(Conflict):
+        sched.schedule_at(start + S, 869_525_000, toa, NORMAL, now)
+    used = sched.sub_band_stats(now + 3 * S)[2].downlink_utilization
+    assert used > 0
+    assert sched.release(rx1) is True
+    assert sched.release(rx1) is False  # releasing twice is harmless
+    assert sched.sub_band_stats(now + 3 * S)[2].downlink_utilization == 0
+    rx2 = sched.schedule_at(start + S, 869_525_000, toa, NORMAL, now)
+    assert rx2.starts == start + S
