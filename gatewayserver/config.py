@@ -158,6 +158,9 @@ OPTIONS: tuple[Option, ...] = (
     _opt("udp", "address_change_block", 0.0, parse_duration,
          "Refuse datagrams from a new address for this long after the last one from the old address "
          "(0: off). Protects against EUI spoofing at the cost of slower NAT changes."),
+    _opt("udp", "max_gateways", 100_000, parse_int,
+         "Most gateways connected at once; datagrams from further EUIs are refused and counted until others "
+         "expire. Bounds memory when unregistered gateways are admitted."),
     _opt("udp", "schedule_late_time", 0.8, parse_duration,
          "Hold PULL_RESP until this long before transmission for gateways without a jit queue."),
     # Upstream

@@ -153,6 +153,7 @@ async def start_daemon(config: Config) -> Daemon:
         flood_datagrams=config.flood_datagrams,
         flood_window_ns=int(config.flood_window * _NS),
         address_change_block_ns=int(config.address_change_block * _NS),
+        max_connections=config.max_gateways,
     )
     holder: dict[str, GatewayServer] = {}
 

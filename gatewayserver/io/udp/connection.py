@@ -42,6 +42,9 @@ class ConnectionSettings:
     flood_datagrams: int = 10
     flood_window_ns: int = 10_000_000
     address_change_block_ns: int = 0
+    # Unregistered gateways are admitted by default, so an attacker cycling EUIs could otherwise grow the table
+    # without bound until expiry; past this many live connections new EUIs are refused and counted.
+    max_connections: int = 100_000
 
 
 class Connection:
@@ -202,6 +205,8 @@ class UdpConnections:
             self._remove(conn)
             conn = None
         if conn is None:
+            if len(self._by_eui) >= settings.max_connections:
+                return Rejected("connection_limit", f"{len(self._by_eui)} gateways connected; EUI {eui.hex()} refused", eui)
             entry = self.registry.lookup(eui)
             if entry is None:
                 return Rejected("unregistered", f"EUI {eui.hex()} is not registered", eui)
