@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -422,10 +421,6 @@ class GatewayServer:
         return await self.downlinks.schedule(message)
 
 
-def _time_ns(ts: Any) -> int:
-    return ts.seconds * _NS + ts.nanos
-
-
 @functools.lru_cache(maxsize=4096)
 def _registry_locations(entry: GatewayEntry) -> tuple[metadata_pb2.Location | None, ...]:
     """The registry location to put in uplink metadata: only when the operator made it public."""
@@ -441,5 +436,3 @@ def _registry_locations(entry: GatewayEntry) -> tuple[metadata_pb2.Location | No
     location.source = metadata_pb2.SOURCE_REGISTRY
     return (location,)
 
-
-HOSTNAME = os.uname().nodename if hasattr(os, "uname") else "gatewayserver"
