@@ -75,6 +75,16 @@ def new_correlation_id() -> str:
     return secrets.token_hex(16)
 
 
+def _outgoing(exc: BaseException) -> tuple[GsError, error_pb2.ErrorDetails]:
+    """The typed error to send for `exc` and its details with a fresh correlation ID; an untyped exception is
+    logged under that ID, since the caller only sees the opaque internal error."""
+    err = as_gs_error(exc)
+    correlation_id = new_correlation_id()
+    if err is not exc:
+        log.error("internal error in API call", exc_info=exc, extra={"correlation_id": correlation_id})
+    return err, to_error_details(err, correlation_id)
+
+
 # --- gRPC ----------------------------------------------------------------------------------------------------
 
 
@@ -144,12 +154,9 @@ def decode_rpc_status(data: bytes) -> tuple[int, str, list[any_pb2.Any]]:
 
 def grpc_status(exc: BaseException) -> tuple[int, str, tuple[tuple[str, bytes], ...]]:
     """(code, message, trailing metadata) to abort a gRPC call with."""
-    err = as_gs_error(exc)
-    correlation_id = new_correlation_id()
-    if err is not exc:
-        log.error("internal error in API call", exc_info=exc, extra={"correlation_id": correlation_id})
+    err, details = _outgoing(exc)
     packed = any_pb2.Any()
-    packed.Pack(to_error_details(err, correlation_id))
+    packed.Pack(details)
     text = str(err)
     return err.code, text, ((STATUS_DETAILS_KEY, encode_rpc_status(err.code, text, [packed])),)
 
@@ -159,15 +166,8 @@ def grpc_status(exc: BaseException) -> tuple[int, str, tuple[tuple[str, bytes], 
 
 def http_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body) in grpc-gateway's shape."""
-    err = as_gs_error(exc)
-    correlation_id = new_correlation_id()
-    if err is not exc:
-        log.error("internal error in API call", exc_info=exc, extra={"correlation_id": correlation_id})
-    body = {
-        "code": err.code,
-        "message": str(err),
-        "details": [jsonpb.any_to_dict(to_error_details(err, correlation_id))],
-    }
+    err, details = _outgoing(exc)
+    body = {"code": err.code, "message": str(err), "details": [jsonpb.any_to_dict(details)]}
     return HTTP_STATUS_BY_GRPC_CODE.get(err.code, 500), body
 
 
