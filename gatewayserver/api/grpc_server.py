@@ -58,12 +58,8 @@ _STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
     code, message, trailers = grpc_status(exc)
     status = _STATUS_BY_CODE.get(code, grpc.StatusCode.UNKNOWN)
-    metrics.api_requests.labels("grpc", method, status.name).inc()
+    metrics.count_request("grpc", method, status.name)
     await context.abort(status, message, trailing_metadata=trailers)
-
-
-# (api, method, "OK") children of `api_requests`, looked up once: `labels()` costs microseconds on every call.
-_OK_COUNTERS: dict[str, Any] = {}
 
 
 async def _unary(
@@ -71,16 +67,10 @@ async def _unary(
 ) -> T:
     try:
         result = await call()
-    except GsError as exc:
-        await _abort(context, exc, method)
-        raise  # unreachable: abort raises
     except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed status
         await _abort(context, exc, method)
-        raise
-    counter = _OK_COUNTERS.get(method)
-    if counter is None:
-        counter = _OK_COUNTERS[method] = metrics.api_requests.labels("grpc", method, "OK")
-    counter.inc()
+        raise  # unreachable: abort raises
+    metrics.count_request("grpc", method, "OK")
     return result
 
 
@@ -134,7 +124,7 @@ class EventsService(events_pb2_grpc.EventsServicer):
         except Exception as exc:  # noqa: BLE001
             await _abort(context, exc, "Events/Stream")
             return
-        metrics.api_requests.labels("grpc", "Events/Stream", "OK").inc()
+        metrics.count_request("grpc", "Events/Stream", "OK")
         try:
             yield start.to_proto()
             while True:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from gatewayserver.ttnpb import (
 from . import metrics
 from .core import ApiCore
 from .errors import http_error, stream_error
+from .keys import Principal
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _json_response(status: int, body: Any) -> web.Response:
 
 def error_response(exc: BaseException, method: str) -> web.Response:
     status, body = http_error(exc)
-    metrics.api_requests.labels("http", method, str(status)).inc()
+    metrics.count_request("http", method, str(status))
     return _json_response(status, body)
 
 
@@ -135,70 +136,67 @@ class HttpServer:
             await self._runner.cleanup()
             self._runner = None
 
+    async def _unary(
+        self, request: web.Request, method: str, call: Callable[[Principal], Awaitable[bytes]]
+    ) -> web.Response:
+        """Authenticate, run `call` (which checks the rights it needs) and answer its JSON, or the error body."""
+        try:
+            principal = self.core.authenticate(_authorization(request), "http")
+            body = await call(principal)
+        except Exception as exc:  # noqa: BLE001 - rendered as the reference error body
+            return error_response(exc, method)
+        metrics.count_request("http", method, "200")
+        return web.Response(body=body, content_type=JSON)
+
     # --- Gs ----------------------------------------------------------------------------------------------------
 
     async def get_connection_stats(self, request: web.Request) -> web.Response:
-        method = "Gs/GetGatewayConnectionStats"
-        try:
-            principal = self.core.authenticate(_authorization(request), "http")
-            stats = self.core.get_connection_stats(principal, request.match_info["gateway_id"])
-        except Exception as exc:  # noqa: BLE001 - rendered as the reference error body
-            return error_response(exc, method)
-        metrics.api_requests.labels("http", method, "200").inc()
-        return web.Response(body=jsonpb.to_json(stats), content_type=JSON)
+        async def call(principal: Principal) -> bytes:
+            return jsonpb.to_json(self.core.get_connection_stats(principal, request.match_info["gateway_id"]))
+
+        return await self._unary(request, "Gs/GetGatewayConnectionStats", call)
 
     async def batch_get_connection_stats(self, request: web.Request) -> web.Response:
-        method = "Gs/BatchGetGatewayConnectionStats"
-        try:
-            principal = self.core.authenticate(_authorization(request), "http")
+        async def call(principal: Principal) -> bytes:
             body = jsonpb.parse(await request.read(), gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest)
-            response = self.core.batch_get_connection_stats(principal, body)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001
-            return error_response(exc, method)
-        metrics.api_requests.labels("http", method, "200").inc()
-        return web.Response(body=jsonpb.to_json(response), content_type=JSON)
+            return jsonpb.to_json(self.core.batch_get_connection_stats(principal, body))  # type: ignore[arg-type]
+
+        return await self._unary(request, "Gs/BatchGetGatewayConnectionStats", call)
 
     async def list_connections(self, request: web.Request) -> web.Response:
         """Not in the reference: every connected gateway, for `gatewayserver gateways`."""
-        method = "Gs/ListConnections"
-        try:
-            principal = self.core.authenticate(_authorization(request), "http")
-            gateways = self.core.list_connections(principal)
-        except Exception as exc:  # noqa: BLE001
-            return error_response(exc, method)
-        metrics.api_requests.labels("http", method, "200").inc()
-        return web.Response(body=orjson.dumps({"gateways": gateways}), content_type=JSON)
+
+        async def call(principal: Principal) -> bytes:
+            return orjson.dumps({"gateways": self.core.list_connections(principal)})
+
+        return await self._unary(request, "Gs/ListConnections", call)
 
     # --- GatewayConfigurationService -------------------------------------------------------------------------
 
     def _configuration(
-        self, request: web.Request, fmt: str, type_: str, filename: str
+        self, request: web.Request, principal: Principal, fmt: str, type_: str, filename: str
     ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
-        principal = self.core.authenticate(_authorization(request), "http")
         req = gateway_configuration_pb2.GetGatewayConfigurationRequest(format=fmt, type=type_, filename=filename)
         req.gateway_ids.gateway_id = request.match_info["gateway_id"]
         return self.core.gateway_configuration(principal, req, request_host=request.host)
 
     async def global_conf(self, request: web.Request) -> web.Response:
         """The file itself, ready for `curl -o global_conf.json`."""
-        method = "GatewayConfigurationService/global_conf.json"
-        try:
-            response = self._configuration(request, "semtechudp", "", "global_conf.json")
-        except Exception as exc:  # noqa: BLE001
-            return error_response(exc, method)
-        metrics.api_requests.labels("http", method, "200").inc()
-        return web.Response(body=response.contents, content_type=JSON)
+
+        async def call(principal: Principal) -> bytes:
+            return self._configuration(request, principal, "semtechudp", "", "global_conf.json").contents
+
+        return await self._unary(request, "GatewayConfigurationService/global_conf.json", call)
 
     async def gateway_configuration(self, request: web.Request) -> web.Response:
         """The reference gRPC-gateway binding: `{"contents": <base64 of the file>}`."""
-        method = "GatewayConfigurationService/GetGatewayConfiguration"
-        try:
+
+        async def call(principal: Principal) -> bytes:
             info = request.match_info
-            response = self._configuration(request, info["format"], info.get("type", ""), info["filename"])
-        except Exception as exc:  # noqa: BLE001
-            return error_response(exc, method)
-        metrics.api_requests.labels("http", method, "200").inc()
-        return web.Response(body=jsonpb.to_json(response), content_type=JSON)
+            response = self._configuration(request, principal, info["format"], info.get("type", ""), info["filename"])
+            return jsonpb.to_json(response)
+
+        return await self._unary(request, "GatewayConfigurationService/GetGatewayConfiguration", call)
 
     # --- Events ------------------------------------------------------------------------------------------------
 
@@ -210,7 +208,7 @@ class HttpServer:
             start, subscription = self.core.open_stream(principal, body, api="http")  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001
             return error_response(exc, method)
-        metrics.api_requests.labels("http", method, "200").inc()
+        metrics.count_request("http", method, "200")
 
         sse = "text/event-stream" in request.headers.get("Accept", "")
         separator = b"\n\n" if sse else b"\n"

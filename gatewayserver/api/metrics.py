@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter
 
 auth_failures = Counter(
@@ -13,3 +15,15 @@ api_requests = Counter("gs_api_requests", "API calls handled, by API and method"
 
 for _api in ("grpc", "http"):
     auth_failures.labels(_api)
+
+# `labels()` costs microseconds (a lock and a tuple key) on every call, so each (api, method, code) child is
+# looked up once; the key space is small and closed (fixed method names, status codes).
+_request_counters: dict[tuple[str, str, str], Any] = {}
+
+
+def count_request(api: str, method: str, code: str) -> None:
+    key = (api, method, code)
+    counter = _request_counters.get(key)
+    if counter is None:
+        counter = _request_counters[key] = api_requests.labels(api, method, code)
+    counter.inc()
