@@ -22,7 +22,7 @@ from gatewayserver.errors import (
     GsError,
 )
 from gatewayserver.events import EventBackend, Subscription
-from gatewayserver.events.definitions import EVENTS_STREAM_START, resolve_names
+from gatewayserver.events.definitions import EVENTS_STREAM_START, match_all, resolve_names
 from gatewayserver.events.event import Event, new_ulid
 from gatewayserver.ttnpb import (
     events_pb2,
@@ -32,7 +32,7 @@ from gatewayserver.ttnpb import (
     messages_pb2,
 )
 
-from . import gcs
+from . import gcs, metrics
 from .keys import KeyStore, Principal, err_no_gateway_rights
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,8 +161,6 @@ class ApiCore:
         return self.keys.authenticate(authorization, api)
 
     def check_cluster_key(self, authorization: str | None, api: str = "grpc") -> None:
-        from . import metrics
-
         try:
             if not authorization:
                 raise err_no_cluster_key()
@@ -233,7 +231,7 @@ class ApiCore:
     # --- Events ------------------------------------------------------------------------------------------------
 
     def open_stream(
-        self, principal: Principal, request: events_pb2.StreamEventsRequest, *, api: str
+        self, principal: Principal, request: events_pb2.StreamEventsRequest
     ) -> tuple[Event, Subscription]:
         """Validate and authorise a stream request; return the `events.stream.start` event and the subscription.
 
@@ -254,12 +252,10 @@ class ApiCore:
                 raise err_no_gateway_rights(gateway_id)
             rights[gateway_id] = held
         now = self.clock()
-        after_ns = (
-            request.after.seconds * 1_000_000_000 + request.after.nanos if request.HasField("after") else None
-        )
+        after_ns = request.after.ToNanoseconds() if request.HasField("after") else None
         subscription = self.bus.subscribe(
             gateway_ids,
-            names.__contains__ if names is not None else _match_all,
+            names.__contains__ if names is not None else match_all,
             self.settings.stream_buffer,
             rights=rights,
             tail=request.tail,
@@ -296,10 +292,6 @@ class ApiCore:
         eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)
         contents = gcs.global_conf_json(plans, eui, self.settings.gcs, request_host=request_host)
         return gateway_configuration_pb2.GetGatewayConfigurationResponse(contents=contents)
-
-
-def _match_all(name: str) -> bool:
-    return True
 
 
 def _gateway_eui(gs: Any, gateway_id: str) -> bytes | None:

@@ -120,7 +120,7 @@ class EventsService(events_pb2_grpc.EventsServicer):
     ) -> AsyncIterator[events_pb2.Event]:
         try:
             principal = self.core.authenticate(_authorization(context), "grpc")
-            start, subscription = self.core.open_stream(principal, request, api="grpc")
+            start, subscription = self.core.open_stream(principal, request)
         except Exception as exc:  # noqa: BLE001
             await _abort(context, exc, "Events/Stream")
             return

@@ -205,7 +205,7 @@ class HttpServer:
         try:
             principal = self.core.authenticate(_authorization(request), "http")
             body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
-            start, subscription = self.core.open_stream(principal, body, api="http")  # type: ignore[arg-type]
+            start, subscription = self.core.open_stream(principal, body)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001
             return error_response(exc, method)
         metrics.count_request("http", method, "200")
