@@ -140,6 +140,17 @@ _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _date_cache: dict[int, str] = {}
 
 
+def _fraction(nanos: int) -> str:
+    """Fractional seconds as the reference writes them: none, or trimmed to 3, 6 or 9 digits."""
+    if nanos == 0:
+        return ""
+    if nanos % 1_000_000 == 0:
+        return f".{nanos // 1_000_000:03d}"
+    if nanos % 1_000 == 0:
+        return f".{nanos // 1_000:06d}"
+    return f".{nanos:09d}"
+
+
 def format_timestamp(seconds: int, nanos: int) -> str:
     """RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as the reference writes timestamps.
 
@@ -154,13 +165,7 @@ def format_timestamp(seconds: int, nanos: int) -> str:
         _date_cache[days] = date
     hours, rem = divmod(rem, 3600)
     minutes, secs = divmod(rem, 60)
-    if nanos == 0:
-        return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}Z"
-    if nanos % 1_000_000 == 0:
-        return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}.{nanos // 1_000_000:03d}Z"
-    if nanos % 1_000 == 0:
-        return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}.{nanos // 1_000:06d}Z"
-    return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}.{nanos:09d}Z"
+    return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}{_fraction(nanos)}Z"
 
 
 def format_timestamp_ns(time_ns: int) -> str:
@@ -171,13 +176,7 @@ def format_duration_ns(total_ns: int) -> str:
     """`"1.500s"`, `"2s"`, `"0.130s"`: seconds with the fraction trimmed to 0/3/6/9 digits."""
     sign = "-" if total_ns < 0 else ""
     seconds, nanos = divmod(abs(total_ns), 1_000_000_000)
-    if nanos == 0:
-        return f"{sign}{seconds}s"
-    if nanos % 1_000_000 == 0:
-        return f"{sign}{seconds}.{nanos // 1_000_000:03d}s"
-    if nanos % 1_000 == 0:
-        return f"{sign}{seconds}.{nanos // 1_000:06d}s"
-    return f"{sign}{seconds}.{nanos:09d}s"
+    return f"{sign}{seconds}{_fraction(nanos)}s"
 
 
 _F32 = struct.Struct("<f")
