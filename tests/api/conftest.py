@@ -66,8 +66,9 @@ class FakeGatewayServer:
     def gateway_eui(self, gateway_id: str) -> bytes | None:
         return self.euis.get(gateway_id)
 
-    def connected_gateways(self) -> list[str]:
-        return sorted(self.stats)
+    def connected_gateways(self) -> list[dict[str, object]]:
+        # The daemon's shape is a JSON-ready dict per connection; only the fields the API reads matter here.
+        return [{"gateway_id": gateway_id, "protocol": s.protocol} for gateway_id, s in sorted(self.stats.items())]
 
 
 @dataclass

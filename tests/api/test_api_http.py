@@ -12,7 +12,7 @@ import pytest
 from gatewayserver.events.definitions import GS_GATEWAY_CONNECT, GS_STATUS_RECEIVE, GS_UP_RECEIVE
 from gatewayserver.ttnpb import messages_pb2
 
-from conftest import EUI1, Env, now_ns
+from conftest import EUI1, Env, now_ns, sample_stats
 
 G1 = (("gtw1", EUI1),)
 
@@ -124,6 +124,19 @@ async def test_batch_connection_stats_with_field_mask(env: Env) -> None:
         env, "/api/v3/gs/gateways/connection/stats", {"gateway_ids": [{"gateway_id": "gtw1"}], "field_mask": "nope"}
     )
     assert status == 400
+
+
+async def test_list_connections_shows_only_gateways_the_key_may_read(env: Env) -> None:
+    env.gs.stats["gtw2"] = sample_stats()
+    status, body = await get(env, "/api/v3/gs/gateways/connections", "admin")
+    assert status == 200
+    assert [g["gateway_id"] for g in body["gateways"]] == ["gtw1", "gtw2"]
+    status, body = await get(env, "/api/v3/gs/gateways/connections", "gtw1_only")
+    assert status == 200 and [g["gateway_id"] for g in body["gateways"]] == ["gtw1"]
+    status, body = await get(env, "/api/v3/gs/gateways/connections", "traffic")
+    assert status == 200 and body == {"gateways": []}
+    status, body = await get(env, "/api/v3/gs/gateways/connections", None)
+    assert status == 401 and body["code"] == 16
 
 
 # --- Events ----------------------------------------------------------------------------------------------------
