@@ -113,18 +113,16 @@ class GatewayScheduler:
         self.window = window
         self._duty_cycles = [SubBandDutyCycle(sb.duty_cycle, window) for sb in self.sub_bands]
         self._timeline = EmissionTimeline()
-        # Concentrator time from which `_prune` has something to drop (the earliest expiry of anything booked);
-        # before it, pruning is a no-op and is skipped (it ran one bisection per sub-band on every decision).
+        # Concentrator time from which `_prune` has something to drop (a lower bound of the earliest expiry of
+        # anything booked); before it `_prune` returns at once instead of bisecting every sub-band per decision.
         self._prune_at = _NEVER
 
     # --- lookups ---------------------------------------------------------------------------------------------
 
     def sub_band_index(self, frequency: int) -> int:
-        i = 0
-        for sb in self.sub_bands:
+        for i, sb in enumerate(self.sub_bands):
             if sb.min_frequency <= frequency <= sb.max_frequency:
                 return i
-            i += 1
         raise SubBandNotFound(frequency)
 
     def minimum_lead_time(self, now: int) -> int:
@@ -166,8 +164,7 @@ class GatewayScheduler:
         if delay < lead:
             raise TooLate(delay=delay, min=lead)
         off_air_until = concentrator_time + toa + self.time_off_air.after(toa)
-        if now_ct >= self._prune_at:
-            self._prune(now_ct)
+        self._prune(now_ct)
         if self._timeline.conflicts(concentrator_time, off_air_until):
             raise Conflict(starts=concentrator_time, duration=toa)
         dc = self._duty_cycles[index]
@@ -257,16 +254,13 @@ class GatewayScheduler:
     # --- housekeeping and stats ------------------------------------------------------------------------------
 
     def _prune(self, now_ct: int) -> None:
+        if now_ct < self._prune_at:  # nothing has expired yet (`_prune_at` is a lower bound)
+            return
         self._timeline.prune(now_ct)
         for dc in self._duty_cycles:
             dc.prune(now_ct)
-        next_at = self._timeline.next_expiry()
-        prune_at = _NEVER if next_at is None else next_at
-        for dc in self._duty_cycles:
-            first_end = dc.first_end()
-            if first_end is not None and first_end + dc.window < prune_at:
-                prune_at = first_end + dc.window
-        self._prune_at = prune_at
+        next_at = self.next_deadline()
+        self._prune_at = _NEVER if next_at is None else next_at
 
     def prune(self, now: int) -> None:
         """Drop state no future decision can need (optional: every scheduling call prunes too)."""
@@ -290,12 +284,9 @@ class GatewayScheduler:
 
     def next_deadline(self) -> int | None:
         """Concentrator time at which the oldest remembered emission can be pruned (None: nothing to prune)."""
-        candidates = [self._timeline.next_expiry()]
-        for dc in self._duty_cycles:
-            em = dc.emissions()
-            if em:
-                candidates.append(em[0][1] + dc.window)
-        present = [c for c in candidates if c is not None]
+        expiries = [self._timeline.next_expiry()]
+        expiries += [end + dc.window for dc in self._duty_cycles if (end := dc.first_end()) is not None]
+        present = [e for e in expiries if e is not None]
         return min(present) if present else None
 
 
