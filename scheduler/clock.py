@@ -44,12 +44,11 @@ class _Anchor:
 class ConcentratorClock:
     """One gateway's concentrator clock. Not synced until the first `sync`."""
 
-    __slots__ = ("_server", "_gps", "_timestamp")
+    __slots__ = ("_server", "_gps")
 
     def __init__(self) -> None:
         self._server: _Anchor | None = None
         self._gps: _Anchor | None = None
-        self._timestamp: int | None = None
 
     @property
     def is_synced(self) -> bool:
@@ -73,7 +72,6 @@ class ConcentratorClock:
             expected_ns = self._server.concentrator_time + (server_time - self._server.other_time)
             concentrator_time = unwrap_timestamp(timestamp, expected_ns // 1000) * 1000
         self._server = _Anchor(concentrator_time, server_time)
-        self._timestamp = timestamp
         if gps_time is not None:
             self._gps = _Anchor(concentrator_time, gps_time)
         return concentrator_time
@@ -81,7 +79,6 @@ class ConcentratorClock:
     def reset(self) -> None:
         """Forget every anchor (e.g. the forwarder restarted and its counter began again)."""
         self._server = self._gps = None
-        self._timestamp = None
 
     def _anchor(self) -> _Anchor:
         if self._server is None:
@@ -118,9 +115,6 @@ class ConcentratorClock:
         if self._gps is None:
             raise NoAbsoluteGatewayTime()
         return self._gps.other_time + (concentrator_time - self._gps.concentrator_time)
-
-    def server_time_to_timestamp(self, server_time: int) -> int:
-        return to_timestamp(self.from_server_time(server_time))
 
 
 def rx_window_timestamps(uplink_timestamp: int, rx1_delay_s: int) -> tuple[int, int]:

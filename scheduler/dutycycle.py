@@ -81,10 +81,6 @@ class DutyCycleCheck:
     def allowed(self) -> bool:
         return self.used <= self.limit
 
-    @property
-    def excess(self) -> int:
-        return max(0, self.used - self.limit)
-
 
 class SubBandDutyCycle:
     """Emissions of one sub-band and the duty-cycle arithmetic on them (all times in concentrator ns)."""

@@ -7,7 +7,7 @@ Everything here is handed `now` (server time, Unix ns) and the gateway's `Gatewa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from frequency_plans.bands import FSKModulation, LoRaModulation
@@ -46,7 +46,7 @@ TIMESTAMP, SERVER, GPS, ANYTIME = "timestamp", "server", "gps", "anytime"
 class GatewayDownlinkState:
     """Per-connection downlink state: plan, scheduler (clock, RTT, emissions, duty cycle) and shell bookkeeping."""
 
-    __slots__ = ("entry", "plan", "scheduler", "synthetic_clock", "held", "gps_capable", "_rates", "_eirp")
+    __slots__ = ("entry", "plan", "scheduler", "synthetic_clock", "held", "_rates", "_eirp")
 
     def __init__(self, entry: GatewayEntry, plans: Any) -> None:
         self.entry = entry
@@ -64,7 +64,6 @@ class GatewayDownlinkState:
         self.synthetic_clock = False
         # Shell: PULL_RESPs held back for schedule-late, id -> timer handle.
         self.held: dict[int, Any] = {}
-        self.gps_capable = False
         # Per-decision look-ups that depend only on the plan, memoised (bounded by `_MEMO_LIMIT` entries each):
         # data rate key -> _Rate, frequency -> tx power.
         self._rates: dict[tuple[Any, ...], _Rate] = {}
@@ -72,8 +71,6 @@ class GatewayDownlinkState:
 
     def sync(self, timestamp: int, now: int, gateway_time_ns: int | None) -> int:
         gps_ns = unix_ns_to_gps_ns(gateway_time_ns) if gateway_time_ns is not None else None
-        if gps_ns is not None:
-            self.gps_capable = True
         self.synthetic_clock = False
         return self.scheduler.clock.sync(timestamp, now, gps_ns)
 
@@ -95,7 +92,6 @@ class Planned:
     body: bytes  # the PULL_RESP body {"txpk": ...}
     # Class A: the other window's start, for an automatic RX2 retry after the gateway refuses RX1.
     rx2_timestamp: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _MEMO_LIMIT = 64
