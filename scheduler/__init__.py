@@ -6,7 +6,7 @@ errors of `scheduler.errors`; nothing here reads a clock or touches a socket.
 
 from .clock import ConcentratorClock, rx_window_timestamps, rx_window_times, to_timestamp, unwrap_timestamp
 from .dutycycle import HOUR, PRIORITY_SHARE, SubBandDutyCycle, TxSchedulePriority
-from .eirp import TxPower, check_dwell_time, check_payload_size, max_eirp
+from .eirp import check_dwell_time, check_payload_size
 from .emissions import EmissionTimeline, TimeOffAir
 from .errors import (
     Conflict,
@@ -42,10 +42,8 @@ __all__ = [
     "PRIORITY_SHARE",
     "SubBandDutyCycle",
     "TxSchedulePriority",
-    "TxPower",
     "check_dwell_time",
     "check_payload_size",
-    "max_eirp",
     "EmissionTimeline",
     "TimeOffAir",
     "SchedulerError",

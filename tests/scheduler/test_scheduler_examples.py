@@ -20,7 +20,6 @@ from scheduler import (
     check_dwell_time,
     check_payload_size,
     lora_time_on_air,
-    max_eirp,
 )
 from scheduler.clock import TIMESTAMP_MODULUS, rx_window_timestamps, rx_window_times
 
@@ -196,21 +195,6 @@ def test_sub_band_stats_and_pruning():
     assert sched.emissions() == [] and sched.sub_band_emissions(0) == []
     assert sched.sub_band_stats(later)[0].downlink_utilization == 0.0
     assert sched.next_deadline() is None
-
-
-def test_eirp_order_and_antenna_gain():
-    ru_band = [SubBand(864_000_000, 870_000_000, 0.01, 22.15)]
-    assert max_eirp(868_900_000, band_max_eirp=16, band_sub_bands=ru_band).eirp == 22.15
-    eu_band = EU
-    assert max_eirp(869_525_000, band_max_eirp=16, band_sub_bands=eu_band).eirp == 29.15
-    assert max_eirp(868_650_000, band_max_eirp=16, band_sub_bands=eu_band).eirp == 16  # gap: band default
-    us_plan = max_eirp(
-        923_300_000, band_max_eirp=30, band_sub_bands=[SubBand(923_300_000, 927_500_000, 1, 28.15)], plan_max_eirp=24.15
-    )
-    assert us_plan.eirp == 24.15
-    plan_sb = [SubBand(923_000_000, 923_500_000, None, 13.0)]
-    power = max_eirp(923_200_000, band_max_eirp=16, plan_max_eirp=14, plan_sub_bands=plan_sb, antenna_gain=3)
-    assert (power.eirp, power.tx_power) == (13.0, 10.0)
 
 
 def test_dwell_time_and_payload_size():
