@@ -181,6 +181,19 @@ class FrequencyPlan:
                 break
         return eirp
 
+    def downlink_dwell_time(self, frequency: int) -> int | None:
+        """Longest downlink (ns) allowed on `frequency`, None when no dwell time applies there.
+
+        A downlink channel on that frequency with its own dwell-time switch decides (on: its duration, else the
+        plan's; off: no limit, even when the plan's downlink dwell time is on); otherwise the plan's switch does.
+        """
+        for channel in self.downlink_channels:
+            if channel.frequency == frequency and channel.dwell_time is not None:
+                if not channel.dwell_time.enabled:
+                    return None
+                return channel.dwell_time.duration or self.dwell_time.duration
+        return self.dwell_time.duration if self.dwell_time.downlinks else None
+
     def max_mac_payload(self, data_rate: int) -> int:
         """Downlink MACPayload limit: the dwell column applies only when the plan's downlink dwell time is on."""
         return self.band.max_mac_payload(data_rate, bool(self.dwell_time.downlinks))

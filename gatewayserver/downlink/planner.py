@@ -170,8 +170,8 @@ def plan_window(
         else:
             toa = fsk_time_on_air(size, modulation.bit_rate)
         rate.toa[size] = toa  # sizes are bounded by the check above
-    dwell = plan.dwell_time
-    check_dwell_time(toa, dwell_time=bool(dwell.downlinks), max_duration=dwell.duration)
+    dwell = plan.downlink_dwell_time(frequency)
+    check_dwell_time(toa, dwell_time=dwell is not None, max_duration=dwell)
 
     sched = state.scheduler
     clock = sched.clock
