@@ -86,10 +86,15 @@ def parse_address(text: str, default_port: int = 1700) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def _eui_int(text: str) -> int:
+    """An EUI written as hex, with or without ``-``/``:`` separators."""
+    return int(text.replace("-", "").replace(":", ""), 16)
+
+
 def gateway_eui(base: bytes | int | str, index: int) -> bytes:
     """EUI of gateway ``index``: the base EUI plus the index, as a 64-bit big-endian number."""
     if isinstance(base, str):
-        base = int(base.replace("-", "").replace(":", ""), 16)
+        base = _eui_int(base)
     elif isinstance(base, bytes):
         base = int.from_bytes(base, "big")
     return ((base + index) % (1 << 64)).to_bytes(8, "big")
@@ -318,9 +323,7 @@ class SimulatedGateway:
         token = self._next_token()
         payload = body if isinstance(body, bytes) else orjson.dumps(body)
         data = bytes((self.protocol_version,)) + token + bytes((PUSH_DATA,)) + self.eui + payload
-        self._expire_pending(time.perf_counter_ns())
-        self._pending_push[token] = time.perf_counter_ns()
-        self._pending_empty.clear()
+        self._expect_ack(self._pending_push, token)
         c = self.counters
         c.push_data_sent += 1
         c.uplinks_sent += uplinks
@@ -423,9 +426,7 @@ class SimulatedGateway:
         """Send a PULL_DATA keepalive from the down socket. Returns the token."""
         token = self._next_token()
         data = bytes((self.protocol_version,)) + token + bytes((PULL_DATA,)) + self.eui
-        self._expire_pending(time.perf_counter_ns())
-        self._pending_pull[token] = time.perf_counter_ns()
-        self._pending_empty.clear()
+        self._expect_ack(self._pending_pull, token)
         self.counters.pull_data_sent += 1
         await self._send(self._down, data)
         return token
@@ -549,6 +550,13 @@ class SimulatedGateway:
 
     # -- bookkeeping --
 
+    def _expect_ack(self, pending: dict[bytes, int], token: bytes) -> None:
+        """Remember when ``token`` was sent (after counting overdue acks as lost)."""
+        now = time.perf_counter_ns()
+        self._expire_pending(now)
+        pending[token] = now
+        self._pending_empty.clear()
+
     def _expire_pending(self, now: int) -> None:
         limit = now - self.ack_timeout_ns
         for pending, is_push in ((self._pending_push, True), (self._pending_pull, False)):
@@ -652,12 +660,10 @@ async def run_simulation(config: SimulationConfig, *, on_ready: Callable[[list[S
     """Run the configured gateways to completion and return the summary (plain JSON-able data)."""
     _raise_nofile_limit(config.gateways * (1 if config.single_socket else 2) + 64)
     gateways: list[SimulatedGateway] = []
-    created = 0
     try:
         for chunk_start in range(0, config.gateways, 1000):
             chunk = range(chunk_start, min(config.gateways, chunk_start + 1000))
             gateways.extend(await asyncio.gather(*(_make_gateway(config, i) for i in chunk)))
-            created = len(gateways)
         if on_ready is not None:
             on_ready(gateways)
         stop = asyncio.Event()
@@ -695,7 +701,7 @@ async def run_simulation(config: SimulationConfig, *, on_ready: Callable[[list[S
                 )
     summary: dict[str, Any] = {
         "address": f"{config.address[0]}:{config.address[1]}",
-        "gateways": created,
+        "gateways": len(gateways),
         "protocol_version": config.protocol_version,
         "target_rate": config.rate,
         "uplinks_sent": sent,
@@ -883,7 +889,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         protocol_version=args.protocol_version,
         stat_interval=args.stat_interval,
         keepalive_interval=args.keepalive_interval,
-        eui_base=int(args.eui_base.replace("-", "").replace(":", ""), 16),
+        eui_base=_eui_int(args.eui_base),
         devices_per_gateway=args.devices_per_gateway,
         dev_addr_base=int(args.dev_addr_base, 16),
         tx_ack=tx_ack,
