@@ -72,12 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that left shows up here, not at interpreter exit
+        return code
     except ConfigError as exc:
         sys.stderr.write(f"gatewayserver: configuration error: {exc}\n")
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `gatewayserver ... | head`: the reader left, which is not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

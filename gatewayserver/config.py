@@ -63,6 +63,12 @@ def parse_address(value: Any) -> str:
     return text
 
 
+def parse_optional_address(value: Any) -> str:
+    """Empty (not configured) or `HOST:PORT`."""
+    text = str(value).strip()
+    return parse_address(text) if text else ""
+
+
 def parse_hex_key(value: Any) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
@@ -164,7 +170,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt("udp", "schedule_late_time", 0.8, parse_duration,
          "Hold PULL_RESP until this long before transmission for gateways without a jit queue."),
     # Upstream
-    _opt("upstream", "ns_address", "", parse_str,
+    _opt("upstream", "ns_address", "", parse_optional_address,
          "Network Server gRPC address HOST:PORT. Without it uplinks are written as JSON lines.",
          metavar="HOST:PORT"),
     _opt("upstream", "ns_route", [], parse_str,

@@ -64,6 +64,7 @@ def test_environment_names_the_config_file_and_repeatable_values_split(tmp_path:
         ({"udp_listen": ["nonsense"]}, {}, "flag --udp-listen: udp_listen: not HOST:PORT"),
         ({}, {"GS_CONNECTION_EXPIRES": "soon"}, "environment GS_CONNECTION_EXPIRES: connection_expires"),
         ({}, {"GS_CLUSTER_KEY": "xyz"}, "cluster_key: must be an even number of hex digits"),
+        ({"ns_address": "nonsense"}, {}, "flag --ns-address: ns_address: not HOST:PORT"),
         ({"require_registered": "true"}, {}, "require_registered: needs a gateway registry"),
         ({"ns_route": ["26000000/7=ns2:1884"]}, {}, "ns_route: needs a default Network Server"),
         ({"grpc_tls_cert": "/x.pem"}, {}, "grpc_tls_cert/grpc_tls_key: set both or neither"),
@@ -73,6 +74,21 @@ def test_bad_values_name_the_option_and_source(flags, environ, message):
     with pytest.raises(ConfigError) as info:
         resolve(flags, environ=environ)
     assert message in str(info.value)
+
+
+def test_output_into_a_closed_pipe_is_not_an_error(monkeypatch):
+    """`gatewayserver frequency-plans list | head`: the reader leaves early, the command ends quietly with 0."""
+    import io
+    import os
+
+    from gatewayserver.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(write_end, "w")), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["frequency-plans", "list"]) == 0
+    stdout.close()
 
 
 def test_unknown_yaml_key_is_an_error(tmp_path: Path):
