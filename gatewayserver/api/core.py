@@ -276,6 +276,31 @@ class ApiCore:
         )
         return start, subscription
 
+    def find_related(
+        self, principal: Principal, request: events_pb2.FindRelatedEventsRequest
+    ) -> events_pb2.FindRelatedEventsResponse:
+        """Events sharing a correlation id, from the in-memory history, limited to what the caller may see.
+
+        The same visibility rule as streaming applies: an event is returned when the caller holds one of its
+        visibility rights for one of its gateways.
+        """
+        correlation_id = request.correlation_id
+        if not correlation_id or len(correlation_id) > 100:
+            raise err_validation("correlation_id", "between 1 and 100 characters")
+        response = events_pb2.FindRelatedEventsResponse()
+        subscriptions: dict[str, Subscription] = {}
+        for event in self.bus.related(correlation_id):
+            for gateway_id, _ in event.gateway_ids:
+                check = subscriptions.get(gateway_id)
+                if check is None:
+                    check = subscriptions[gateway_id] = Subscription(
+                        [gateway_id], match_all, 1, rights={gateway_id: principal.rights_for(gateway_id)}
+                    )
+                if check.accepts(event, gateway_id):
+                    response.events.append(event.to_proto())
+                    break
+        return response
+
     # --- GatewayConfigurationService ---------------------------------------------------------------------------
 
     def gateway_configuration(

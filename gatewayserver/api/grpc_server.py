@@ -141,8 +141,11 @@ class EventsService(events_pb2_grpc.EventsServicer):
     async def FindRelated(  # noqa: N802
         self, request: events_pb2.FindRelatedEventsRequest, context: grpc.aio.ServicerContext
     ) -> events_pb2.FindRelatedEventsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "events storage is not enabled")
-        raise AssertionError  # pragma: no cover
+        async def call() -> events_pb2.FindRelatedEventsResponse:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            return self.core.find_related(principal, request)
+
+        return await _unary(context, "Events/FindRelated", call)
 
 
 class GatewayConfigurationService(gateway_configuration_pb2_grpc.GatewayConfigurationServiceServicer):

@@ -96,6 +96,7 @@ class HttpServer:
         r.add_post("/api/v3/gs/gateways/connection/stats", self.batch_get_connection_stats)
         r.add_get("/api/v3/gs/gateways/connections", self.list_connections)
         r.add_post("/api/v3/events", self.stream_events)
+        r.add_get("/api/v3/events/related", self.find_related)
         r.add_get("/api/v3/gcs/gateways/{gateway_id}/semtechudp/global_conf.json", self.global_conf)
         r.add_get("/api/v3/gcs/gateways/configuration/{gateway_id}/{format}/{filename}", self.gateway_configuration)
         r.add_get(
@@ -170,6 +171,15 @@ class HttpServer:
             return orjson.dumps({"gateways": self.core.list_connections(principal)})
 
         return await self._unary(request, "Gs/ListConnections", call)
+
+    # --- Events (unary) -----------------------------------------------------------------------------------------
+
+    async def find_related(self, request: web.Request) -> web.Response:
+        async def call(principal: Principal) -> bytes:
+            req = events_pb2.FindRelatedEventsRequest(correlation_id=request.query.get("correlation_id", ""))
+            return jsonpb.to_json(self.core.find_related(principal, req))
+
+        return await self._unary(request, "Events/FindRelated", call)
 
     # --- GatewayConfigurationService -------------------------------------------------------------------------
 

@@ -249,6 +249,10 @@ class EventBackend(abc.ABC):
         `rights` (gateway id -> right names; None: no visibility check). With `tail`/`after_ns` the
         subscription starts with matching history (whichever limit is reached first)."""
 
+    @abc.abstractmethod
+    def related(self, correlation_id: str) -> list[Event]:
+        """Remembered events carrying `correlation_id`, oldest first."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; subscriptions end cleanly."""
 
@@ -382,6 +386,10 @@ class EventBus(EventBackend):
                     break
         out.reverse()
         return out
+
+    def related(self, correlation_id: str) -> list[Event]:
+        """Events in the history that carry `correlation_id`, oldest first (Events.FindRelated)."""
+        return [event for event in self._history if correlation_id in event.correlation_ids]
 
     def close(self) -> None:
         for sub in list(self._wildcard):

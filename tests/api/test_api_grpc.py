@@ -169,3 +169,16 @@ async def test_health_and_reflection(env: Env) -> None:
         names = {s.name for s in response.list_services_response.service}
         assert {"ttn.lorawan.v3.Gs", "ttn.lorawan.v3.NsGs", "ttn.lorawan.v3.Events",
                 "ttn.lorawan.v3.GatewayConfigurationService", "grpc.health.v1.Health"} <= names
+
+
+async def test_find_related_over_grpc(env: Env) -> None:
+    env.bus.publish(GS_UP_RECEIVE.new(now_ns(), (("gtw1", EUI1),), None, ("gs:uplink:related-test",)))
+    async with grpc.aio.insecure_channel(env.grpc_target) as channel:
+        stub = events_pb2_grpc.EventsStub(channel)
+        request = events_pb2.FindRelatedEventsRequest(correlation_id="gs:uplink:related-test")
+        response = await stub.FindRelated(request, metadata=bearer(env, "traffic"))
+        assert [e.name for e in response.events] == ["gs.up.receive"]
+        assert response.events[0].identifiers[0].gateway_ids.gateway_id == "gtw1"
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.FindRelated(events_pb2.FindRelatedEventsRequest(), metadata=bearer(env, "traffic"))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

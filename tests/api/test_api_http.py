@@ -402,3 +402,26 @@ async def test_keys_file_is_reloaded_on_change(env: Env) -> None:
         revoke_key(env.keys_file, record.id)
         async with s.get(env.http + "/api/v3/gs/gateways/gtw1/connection/stats", headers={"Authorization": f"Bearer {new_key}"}) as r:
             assert r.status == 401
+
+
+async def test_find_related_events_by_correlation_id_with_visibility(env: Env) -> None:
+    from gatewayserver.events.definitions import GS_STATUS_RECEIVE, GS_UP_FORWARD
+
+    cid = "gs:uplink:01HZZZZZZZZZZZZZZZZZZZZZZZ"
+    env.bus.publish(GS_UP_RECEIVE.new(now_ns(), G1, messages_pb2.GatewayUplinkMessage(), ("gs:conn:1", cid)))
+    env.bus.publish(GS_UP_FORWARD.new(now_ns(), G1, None, (cid,)))
+    env.bus.publish(GS_STATUS_RECEIVE.new(now_ns(), G1, None, ("gs:conn:1",)))
+
+    status, body = await get(env, f"/api/v3/events/related?correlation_id={cid}", key="traffic")
+    assert status == 200
+    assert [e["name"] for e in body["events"]] == ["gs.up.receive", "gs.up.forward"]
+    assert all(cid in e["correlation_ids"] for e in body["events"])
+    # Status-read does not show traffic events.
+    status, body = await get(env, f"/api/v3/events/related?correlation_id={cid}", key="status")
+    assert status == 200 and body == {}
+    status, body = await get(env, "/api/v3/events/related?correlation_id=gs:conn:1", key="status")
+    assert [e["name"] for e in body["events"]] == ["gs.status.receive"]
+    status, body = await get(env, "/api/v3/events/related", key="traffic")
+    assert status == 400 and body["details"][0]["name"] == "validation"
+    status, _ = await get(env, f"/api/v3/events/related?correlation_id={cid}", key=None)
+    assert status == 401
