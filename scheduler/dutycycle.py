@@ -230,6 +230,11 @@ class SubBandDutyCycle:
             return True
         return False
 
+    def shift(self, delta: int) -> None:
+        """Move every emission by `delta` ns (the clock they were booked on was re-anchored)."""
+        self._starts = [t + delta for t in self._starts]
+        self._ends = [t + delta for t in self._ends]
+
     def utilization(self, now: int) -> float:
         """Fraction of the window ending at `now` spent transmitting."""
         return self.usage(now - self.window, now) / self.window

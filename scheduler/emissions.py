@@ -65,6 +65,11 @@ class EmissionTimeline:
             return True
         return False
 
+    def shift(self, delta: int) -> None:
+        """Move every occupancy by `delta` ns (the clock they were booked on was re-anchored)."""
+        self._starts = [t + delta for t in self._starts]
+        self._ends = [t + delta for t in self._ends]
+
     def earliest_free(self, not_before: int, length: int) -> int:
         """Earliest start >= not_before where [start, start + length) touches no occupancy."""
         starts, ends = self._starts, self._ends

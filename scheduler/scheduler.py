@@ -241,6 +241,15 @@ class GatewayScheduler:
             self._prune_at = expiry
         return Emission(starts, toa, off_air_until, frequency, prio, index)
 
+    def shift(self, delta: int) -> None:
+        """Move every booking by `delta` concentrator ns, when the clock they were booked against is replaced by
+        a real one (bookings made before any uplink, on a stand-in anchor)."""
+        self._timeline.shift(delta)
+        for dc in self._duty_cycles:
+            dc.shift(delta)
+        if self._prune_at != _NEVER:
+            self._prune_at += delta
+
     def release(self, emission: Emission) -> bool:
         """Undo a booking the gateway refused (TX_ACK error): its slot and duty-cycle airtime become free again.
 

@@ -71,8 +71,17 @@ class GatewayDownlinkState:
 
     def sync(self, timestamp: int, now: int, gateway_time_ns: int | None) -> int:
         gps_ns = unix_ns_to_gps_ns(gateway_time_ns) if gateway_time_ns is not None else None
+        clock = self.scheduler.clock
+        if not self.synthetic_clock:
+            return clock.sync(timestamp, now, gps_ns)
+        # The first real uplink replaces the stand-in anchor: start the counter's epoch afresh and move what was
+        # booked on the stand-in (same server times) onto the real concentrator time line.
         self.synthetic_clock = False
-        return self.scheduler.clock.sync(timestamp, now, gps_ns)
+        before = clock.from_server_time(now)
+        clock.reset()
+        concentrator_time = clock.sync(timestamp, now, gps_ns)
+        self.scheduler.shift(concentrator_time - before)
+        return concentrator_time
 
 
 @dataclass(slots=True)

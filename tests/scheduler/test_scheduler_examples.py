@@ -231,3 +231,17 @@ def test_release_gives_back_the_slot_and_the_airtime():
     assert sched.sub_band_stats(now + 3 * S)[2].downlink_utilization == 0
     rx2 = sched.schedule_at(start + S, 869_525_000, toa, NORMAL, now)
     assert rx2.starts == start + S
+
+
+def test_shift_moves_bookings_with_their_airtime():
+    sched = synced()
+    now = EPOCH + S
+    start = sched.clock.from_server_time(now) + S
+    toa = 100 * MS
+    booked = sched.schedule_at(start, 868_100_000, toa, NORMAL, now)
+    delta = 35 * 60 * S  # a re-anchored clock can be off by up to half a counter wrap
+    sched.shift(delta)
+    with pytest.raises(Conflict):
+        sched.schedule_at(start + delta + 10 * MS, 868_100_000, toa, NORMAL, now)
+    sched.schedule_at(start, 868_100_000, toa, NORMAL, now)  # the old place is free
+    assert (booked.starts + delta, booked.off_air_until + delta) in sched.emissions()
