@@ -45,9 +45,44 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
+class RateLimit(logging.Filter):
+    """At most `burst` records per message per `window` seconds; the rest are counted and reported once.
+
+    Rejections of bad input are logged, and a gateway (or an attacker) can produce them thousands of times a
+    second. The counters in /metrics keep the exact numbers; the log keeps a readable sample plus how many similar
+    records were left out, so it cannot grow with the attack.
+    """
+
+    def __init__(self, burst: int = 20, window: float = 10.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window = window
+        self._clock = clock
+        self._state: dict[tuple[str, str], list[float]] = {}  # key -> [window start, passed, suppressed]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        state = self._state.get(key)
+        if state is None or now - state[0] >= self.window:
+            if len(self._state) > 10_000:  # message templates are few; this only guards against misuse
+                self._state.clear()
+            suppressed = int(state[2]) if state is not None else 0
+            self._state[key] = [now, 1, 0]
+            if suppressed:
+                record.suppressed_similar = suppressed
+            return True
+        if state[1] < self.burst:
+            state[1] += 1
+            return True
+        state[2] += 1
+        return False
+
+
 def setup(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RateLimit())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

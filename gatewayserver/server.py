@@ -11,7 +11,6 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
@@ -109,8 +108,6 @@ class GatewayServer:
         # gateway_id -> (stats of the last connection, disconnected at): the reference keeps these 48 h.
         self._retained: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
         self.downlinks: Any = None  # set by the downlink layer (gatewayserver.downlink) when it is wired
-        self.transmit: Callable[[bytes, Address], None] | None = None
-        self.started_at_ns = time.time_ns()
         udp_metrics.GATEWAYS_CONNECTED.labels("udp").set_function(lambda: len(self.udp))
 
     # --- datagrams ---------------------------------------------------------------------------------------------
