@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from .errors import INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, GsError
+from .error_details import to_error_details
+from .errors import INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN, GsError
 from .events import definitions as ev
 from .events.bus import EventBackend
 from .events.event import new_ulid
@@ -28,7 +29,7 @@ from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINK
 from .registry import GatewayEntry, GatewayRegistry
 from .tokens import UplinkTokens
 from .upstream.ns import QueueFull
-from .ttnpb import error_pb2, gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
+from .ttnpb import gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
 
 log = logging.getLogger(__name__)
 
@@ -51,35 +52,6 @@ class Upstream(Protocol):
 
 def _set_time(ts: Any, time_ns: int) -> None:
     ts.seconds, ts.nanos = divmod(time_ns, _NS)
-
-
-def error_details(exc: BaseException) -> error_pb2.ErrorDetails:
-    """`ErrorDetails` for an event's data; the reference attaches it to drop and failure events."""
-    details = error_pb2.ErrorDetails()
-    if isinstance(exc, GsError):
-        details.namespace = exc.namespace
-        details.name = exc.name
-        details.message_format = exc.message_format
-        details.code = exc.code
-        if exc.attributes:
-            details.attributes.update({k: _plain(v) for k, v in exc.attributes.items()})
-        if exc.cause is not None:
-            details.cause.CopyFrom(error_details(exc.cause))
-    else:
-        details.message_format = str(exc)
-        code = getattr(exc, "code", None)
-        if callable(code):  # grpc.aio.AioRpcError
-            details.code = code().value[0]
-            details.namespace = "pkg/gatewayserver/upstream"
-            details.name = "call"
-            details.message_format = str(exc.details()) if hasattr(exc, "details") else str(exc)
-    return details
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    return str(value)
 
 
 class GatewayServer:
@@ -237,7 +209,7 @@ class GatewayServer:
         if isinstance(conn, Connection):
             wrapped = GsError(
                 "pkg/gatewayserver/upstream", "handle_uplink", "Network Server refused uplink", code=UNAVAILABLE,
-                cause=error,
+                cause=_call_error(error),
             )
             self._publish_drop(conn, now, wrapped, correlation_ids)
 
@@ -281,7 +253,7 @@ class GatewayServer:
         log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
         err = GsError("pkg/gatewayserver/io/udp", "connection_expired" if reason == "expired" else "new_connection",
                       f"connection {reason}", code=UNAVAILABLE)
-        self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, error_details(err), (conn.correlation_id,))
+        self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, to_error_details(err), (conn.correlation_id,))
 
     def expire(self, now: int) -> None:
         for conn in self.udp.expire(now):
@@ -309,7 +281,7 @@ class GatewayServer:
         self.events.publish(definition.new(now, ((conn.gateway_id, conn.eui),), data, cids))
 
     def _publish_drop(self, conn: Connection, now: int, err: BaseException, cids: tuple[str, ...] = ()) -> None:
-        self._publish(ev.GS_UP_DROP, conn, now, error_details(err), cids or (conn.correlation_id,))
+        self._publish(ev.GS_UP_DROP, conn, now, to_error_details(err), cids or (conn.correlation_id,))
 
     def _band_id(self, entry: GatewayEntry) -> str:
         plans = self.frequency_plans
@@ -416,6 +388,14 @@ class GatewayServer:
         if self.downlinks is None:
             raise GsError("pkg/gatewayserver", "downlink_unavailable", "downlink is not available", code=UNAVAILABLE)
         return await self.downlinks.schedule(message)
+
+
+def _call_error(error: BaseException) -> GsError:
+    """A failed GsNs call as a typed cause: its gRPC code and the Network Server's message."""
+    code = getattr(error, "code", None)
+    if callable(code):  # grpc.aio.AioRpcError
+        return GsError("pkg/gatewayserver/upstream", "call", str(error.details()), code=code().value[0])
+    return GsError("pkg/gatewayserver/upstream", "call", str(error), code=UNKNOWN)
 
 
 @functools.lru_cache(maxsize=4096)

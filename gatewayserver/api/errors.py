@@ -14,61 +14,24 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf import any_pb2, struct_pb2
-from google.protobuf.message import Message
+from google.protobuf import any_pb2
 
 from gatewayserver import jsonpb
-from gatewayserver.errors import HTTP_STATUS_BY_GRPC_CODE, INTERNAL, GsError
+from gatewayserver.error_details import as_gs_error as _as_gs_error
+from gatewayserver.error_details import to_error_details
+from gatewayserver.errors import HTTP_STATUS_BY_GRPC_CODE, GsError
 from gatewayserver.ttnpb import error_pb2
 
 log = logging.getLogger(__name__)
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_MAX_CAUSE_DEPTH = 8
 
 
 def as_gs_error(exc: BaseException) -> GsError:
     """Typed errors pass through; anything else becomes an opaque internal error (details stay in the log)."""
-    if isinstance(exc, GsError):
-        return exc
-    return GsError("pkg/gatewayserver/api", "internal", "internal error", code=INTERNAL, cause=None)
-
-
-def _struct_value(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _struct_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_struct_value(v) for v in value]
-    if isinstance(value, bytes):
-        return value.hex().upper()
-    return str(value)
-
-
-def to_error_details(exc: GsError, correlation_id: str = "", depth: int = 0) -> error_pb2.ErrorDetails:
-    details = error_pb2.ErrorDetails(
-        namespace=exc.namespace,
-        name=exc.name,
-        message_format=exc.message_format,
-        correlation_id=correlation_id,
-        code=exc.code,
-    )
-    if exc.attributes:
-        attributes = struct_pb2.Struct()
-        attributes.update({k: _struct_value(v) for k, v in exc.attributes.items()})
-        details.attributes.CopyFrom(attributes)
-    if isinstance(exc.cause, GsError) and depth < _MAX_CAUSE_DEPTH:
-        details.cause.CopyFrom(to_error_details(exc.cause, "", depth + 1))
-    for item in exc.details:
-        if isinstance(item, Message):
-            packed = any_pb2.Any()
-            packed.Pack(item)
-            details.details.append(packed)
-    return details
+    return _as_gs_error(exc, "pkg/gatewayserver/api")
 
 
 def new_correlation_id() -> str:

@@ -17,12 +17,11 @@ Protobuf is imported here (not in `gatewayserver.errors`) because the details ar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from google.protobuf import any_pb2
 
-from scheduler.errors import SchedulerError
 
+from ..error_details import as_gs_error as _as_gs_error
+from ..error_details import to_error_details
 from ..errors import (
     ABORTED,
     FAILED_PRECONDITION,
@@ -40,35 +39,12 @@ NS_UDP = "pkg/gatewayserver/io/udp"
 
 
 def as_gs_error(exc: BaseException) -> GsError:
-    """Scheduler errors carry namespace/name/code as class attributes; give them the GsError shape."""
-    if isinstance(exc, GsError):
-        return exc
-    if isinstance(exc, SchedulerError):
-        return GsError(exc.namespace, exc.name, exc.message_format, code=exc.grpc_code, attributes=exc.attributes)
-    return GsError(NS_GS, "internal", "internal error", code=INTERNAL)
+    return _as_gs_error(exc, NS_GS)
 
 
-def details_of(exc: BaseException, depth: int = 0) -> error_pb2.ErrorDetails:
-    """`ErrorDetails` of an error and its cause chain (bounded depth), detail messages packed as Any."""
-    err = as_gs_error(exc)
-    out = error_pb2.ErrorDetails(
-        namespace=err.namespace, name=err.name, message_format=err.message_format, code=err.code
-    )
-    if err.attributes:
-        out.attributes.update({k: _plain(v) for k, v in err.attributes.items()})
-    if err.cause is not None and depth < 8:
-        out.cause.CopyFrom(details_of(err.cause, depth + 1))
-    for item in err.details:
-        packed = any_pb2.Any()
-        packed.Pack(item)
-        out.details.append(packed)
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+def details_of(exc: BaseException) -> error_pb2.ErrorDetails:
+    """`ErrorDetails` of an error and its cause chain, detail messages packed as Any."""
+    return to_error_details(exc)
 
 
 def innermost(exc: BaseException) -> BaseException:
