@@ -136,7 +136,7 @@ async def start_daemon(config: Config) -> Daemon:
             registry = GatewayRegistry(fallback_frequency_plan=config.frequency_plan)
     except RegistryError as exc:
         raise ConfigError(f"gateways: {exc}") from None
-    for gateway in registry._by_eui.values():  # noqa: SLF001 - start-up validation only
+    for gateway in registry.entries():
         for plan_id in gateway.frequency_plan_ids:
             try:
                 plans.get(plan_id)

@@ -118,6 +118,9 @@ class GatewayRegistry:
     def by_id(self, gateway_id: str) -> GatewayEntry | None:
         return self._by_id.get(gateway_id)
 
+    def entries(self) -> list[GatewayEntry]:
+        return list(self._by_eui.values())
+
     def __len__(self) -> int:
         return len(self._by_eui)
 
