@@ -1,11 +1,16 @@
-"""Metrics of the Gateway Server core: uplinks, status messages and downlinks."""
+"""Metrics of the Gateway Server core: uplinks, status messages and downlinks.
+
+The per-uplink ones are `counters.LoopCounter`s (no lock per increment; see that module).
+"""
 
 from prometheus_client import Counter, Gauge, Histogram
 
-UPLINKS_RECEIVED = Counter("gs_uplinks_received_total", "Uplinks received from gateways.")
-UPLINKS_FORWARDED = Counter("gs_uplinks_forwarded_total", "Uplinks accepted by a Network Server or written out.")
-UPLINKS_DROPPED = Counter("gs_uplinks_dropped_total", "Uplinks not forwarded, by reason.", ["reason"])
-STATUS_RECEIVED = Counter("gs_status_received_total", "Gateway status messages received.")
+from .counters import LoopCounter
+
+UPLINKS_RECEIVED = LoopCounter("gs_uplinks_received_total", "Uplinks received from gateways.")
+UPLINKS_FORWARDED = LoopCounter("gs_uplinks_forwarded_total", "Uplinks accepted by a Network Server or written out.")
+UPLINKS_DROPPED = LoopCounter("gs_uplinks_dropped_total", "Uplinks not forwarded, by reason.", ["reason"])
+STATUS_RECEIVED = LoopCounter("gs_status_received_total", "Gateway status messages received.")
 DOWNLINKS_ATTEMPTED = Counter("gs_downlinks_attempted_total", "ScheduleDownlink requests handled.")
 DOWNLINKS_SENT = Counter("gs_downlinks_sent_total", "Downlinks handed to a gateway (PULL_RESP sent).")
 DOWNLINKS_FAILED = Counter("gs_downlinks_failed_total", "Downlinks that could not be scheduled or sent.", ["reason"])

@@ -1,8 +1,11 @@
 """Metrics of the upstream (Network Server) path."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
-UPSTREAM_LATENCY = Histogram(
+from ..counters import LoopHistogram
+
+# Observed once per call from the loop thread: a LoopHistogram, no lock per observation.
+UPSTREAM_LATENCY = LoopHistogram(
     "gs_upstream_latency_seconds",
     "Duration of calls to the Network Server.",
     ["call"],
