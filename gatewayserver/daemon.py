@@ -131,17 +131,12 @@ async def start_daemon(config: Config) -> Daemon:
                 config.gateways,
                 fallback_frequency_plan=config.frequency_plan,
                 require_registered=config.require_registered,
+                frequency_plans=plans,  # unknown ids and plans of different bands are refused here (and on reload)
             )
         else:
-            registry = GatewayRegistry(fallback_frequency_plan=config.frequency_plan)
+            registry = GatewayRegistry(fallback_frequency_plan=config.frequency_plan, frequency_plans=plans)
     except RegistryError as exc:
         raise ConfigError(f"gateways: {exc}") from None
-    for gateway in registry.entries():
-        for plan_id in gateway.frequency_plan_ids:
-            try:
-                plans.get(plan_id)
-            except KeyError:
-                raise ConfigError(f"gateways: {gateway.gateway_id}: unknown frequency plan {plan_id!r}") from None
 
     bus = EventBus(
         history_size=config.events_history_size, history_max_age_ns=int(config.events_history_age * _NS)

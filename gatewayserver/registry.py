@@ -3,6 +3,10 @@
 The reference Gateway Server asks an Identity Server; a daemon running next to its gateways keeps the same facts in
 a YAML file the operator edits and reloads with SIGHUP. Unregistered gateways are admitted as `eui-<hex>` with the
 fallback plan unless the operator requires registration.
+
+Given the frequency plan store, loading also checks each gateway's plans: every id known, all of one band and,
+when duty cycle is enforced, with sub-bands that fit one duty-cycle ledger (`frequency_plans.combine`). A file that
+fails is refused as a whole, at start-up and on reload, rather than leaving a gateway that can never get a downlink.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
+
+from frequency_plans.combine import check_combinable
+from frequency_plans.loader import FrequencyPlan, FrequencyPlanError
 
 _ID_PATTERN = re.compile(r"^[a-z0-9](?:[-]?[a-z0-9]){2,}$")
 _EUI_PATTERN = re.compile(r"^[0-9a-fA-F]{16}$")
@@ -30,6 +37,13 @@ DOWNLINK_PATH_CONSTRAINTS = {
 
 class RegistryError(ValueError):
     """A registry file mistake; the message names the file and the key."""
+
+
+class PlanLookup(Protocol):
+    """What the registry needs of `frequency_plans.FrequencyPlanStore`."""
+
+    def get(self, plan_id: str) -> FrequencyPlan:
+        """The plan, or a KeyError (`UnknownFrequencyPlan`) naming the id."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,30 +81,38 @@ class GatewayRegistry:
         fallback_frequency_plan: str = "EU_863_870",
         require_registered: bool = False,
         path: str | Path | None = None,
+        frequency_plans: PlanLookup | None = None,
     ) -> None:
         self.fallback_frequency_plan = fallback_frequency_plan
         self.require_registered = require_registered
         self.path = Path(path) if path else None
+        self.frequency_plans = frequency_plans
         self._by_eui: dict[bytes, GatewayEntry] = {}
         self._by_id: dict[str, GatewayEntry] = {}
         self._replace(entries)
 
     @classmethod
     def from_file(
-        cls, path: str | Path, *, fallback_frequency_plan: str = "EU_863_870", require_registered: bool = False
+        cls,
+        path: str | Path,
+        *,
+        fallback_frequency_plan: str = "EU_863_870",
+        require_registered: bool = False,
+        frequency_plans: PlanLookup | None = None,
     ) -> GatewayRegistry:
         return cls(
-            load_registry_file(path, fallback_frequency_plan),
+            load_registry_file(path, fallback_frequency_plan, frequency_plans),
             fallback_frequency_plan=fallback_frequency_plan,
             require_registered=require_registered,
             path=path,
+            frequency_plans=frequency_plans,
         )
 
     def reload(self) -> int:
         """Re-read the file; on error the old registry stays in force and the error propagates."""
         if self.path is None:
             return len(self._by_eui)
-        self._replace(load_registry_file(self.path, self.fallback_frequency_plan))
+        self._replace(load_registry_file(self.path, self.fallback_frequency_plan, self.frequency_plans))
         return len(self._by_eui)
 
     def _replace(self, entries: Iterable[GatewayEntry]) -> None:
@@ -125,7 +147,10 @@ class GatewayRegistry:
         return len(self._by_eui)
 
 
-def load_registry_file(path: str | Path, fallback_frequency_plan: str) -> list[GatewayEntry]:
+def load_registry_file(
+    path: str | Path, fallback_frequency_plan: str, frequency_plans: PlanLookup | None = None
+) -> list[GatewayEntry]:
+    """Parse and check the file; with `frequency_plans`, also check each gateway's plans (see the module doc)."""
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle) or {}
@@ -145,6 +170,8 @@ def load_registry_file(path: str | Path, fallback_frequency_plan: str) -> list[G
     for index, item in enumerate(items):
         where = f"{path}: gateways[{index}]"
         entry = _parse_entry(item, where, fallback_frequency_plan)
+        if frequency_plans is not None:
+            _check_frequency_plans(entry, item, where, frequency_plans)
         if entry.eui in seen_eui:
             raise RegistryError(f"{where}.eui: duplicate of gateways[{seen_eui[entry.eui]}]")
         if entry.gateway_id in seen_id:
@@ -219,6 +246,21 @@ def _parse_entry(item: Any, where: str, fallback_frequency_plan: str) -> Gateway
         downlink_path_constraint=DOWNLINK_PATH_CONSTRAINTS[constraint_raw],
         forward_crc_failed=None if crc is None else _bool(crc, f"{where}.forward_crc_failed"),
     )
+
+
+def _check_frequency_plans(entry: GatewayEntry, item: Mapping[str, Any], where: str, store: PlanLookup) -> None:
+    """Refuse unknown plan ids and plans that one gateway cannot combine, naming the key that listed them."""
+    key = "frequency_plan_ids" if "frequency_plan_ids" in item else "frequency_plan_id"
+    plans = []
+    for plan_id in entry.frequency_plan_ids:
+        try:
+            plans.append(store.get(plan_id))
+        except KeyError:
+            raise RegistryError(f"{where}.{key}: unknown frequency plan {plan_id!r}") from None
+    try:
+        check_combinable(plans, duty_cycle=entry.enforce_duty_cycle)
+    except FrequencyPlanError as exc:
+        raise RegistryError(f"{where}.{key}: {exc}") from None
 
 
 def _bool(value: Any, where: str) -> bool:
