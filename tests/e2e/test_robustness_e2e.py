@@ -106,6 +106,33 @@ def test_oversized_datagram_is_refused_and_counted(gs):
     assert gs.run_in_loop(lambda: len(gs.daemon.server.udp)) >= 1
 
 
+def test_a_bug_in_one_datagram_handling_keeps_the_socket_and_other_gateways_working():
+    """Datagrams are handled inside the protocol callback: an exception there must not reach uvloop."""
+    bad_eui = bytes.fromhex("BADBADBADBAD0001")
+    with Harness() as harness:
+        udp = harness.daemon.server.udp
+        original = udp.accept
+
+        def accept(data, addr, now):
+            if data[4:12] == bad_eui:
+                raise RuntimeError("simulated bug")
+            return original(data, addr, now)
+
+        harness.run_in_loop(lambda: setattr(udp, "accept", accept))
+        before = metric("gs_udp_datagrams_dropped_total", reason="internal")
+        bad = Forwarder(harness.udp_address, bad_eui)
+        good = Forwarder(harness.udp_address, GOOD_EUI)
+        try:
+            for fcnt in range(1, 4):
+                assert bad.push({"rxpk": [rxpk(data_frame(fcnt=fcnt))]}, expect_ack=False) is None
+                good.push({"rxpk": [rxpk(data_frame(fcnt=fcnt))]})
+                assert next_uplink(harness.ns).payload.mac_payload.f_hdr.f_cnt == fcnt
+        finally:
+            bad.close()
+            good.close()
+        assert metric("gs_udp_datagrams_dropped_total", reason="internal") == before + 3
+
+
 def test_network_server_down_bounds_the_queue_then_recovers():
     ns_port = free_tcp_port()
     # A Network Server that accepts TCP but never answers: every call hangs until its deadline, like an overloaded
