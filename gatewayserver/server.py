@@ -169,10 +169,11 @@ class GatewayServer:
         uplink.correlation_ids.append("gs:uplink:" + new_ulid(now))
         crc_failed = uplink.HasField("crc_status") and not uplink.crc_status.value
         forward_crc = entry.forward_crc_failed if entry.forward_crc_failed is not None else self.forward_crc_failed
-        message = messages_pb2.GatewayUplinkMessage()
-        message.message.CopyFrom(uplink)
-        message.band_id = self._band_id(entry)
-        self._publish(ev.GS_UP_RECEIVE, conn, now, message, tuple(uplink.correlation_ids))
+        # The uplink is not changed after this point, so the event's GatewayUplinkMessage copy can wait for a reader.
+        self.events.publish(ev.GS_UP_RECEIVE.new(
+            now, ((conn.gateway_id, conn.eui),), None, tuple(uplink.correlation_ids),
+            data_factory=functools.partial(self._gateway_uplink, uplink, entry),
+        ))
         if crc_failed and not forward_crc:
             UPLINKS_DROPPED.labels("crc").inc()
             err = GsError("pkg/gatewayserver", "message_crc", "CRC check failed", code=INVALID_ARGUMENT)
@@ -282,6 +283,12 @@ class GatewayServer:
 
     def _publish_drop(self, conn: Connection, now: int, err: BaseException, cids: tuple[str, ...] = ()) -> None:
         self._publish(ev.GS_UP_DROP, conn, now, to_error_details(err), cids or (conn.correlation_id,))
+
+    def _gateway_uplink(self, uplink: messages_pb2.UplinkMessage, entry: GatewayEntry) -> messages_pb2.GatewayUplinkMessage:
+        message = messages_pb2.GatewayUplinkMessage()
+        message.message.CopyFrom(uplink)
+        message.band_id = self._band_id(entry)
+        return message
 
     def _band_id(self, entry: GatewayEntry) -> str:
         plans = self.frequency_plans

@@ -38,9 +38,12 @@ class EventDefinition:
         gateway_ids: tuple[GatewayRef, ...],
         data: Message | None = None,
         correlation_ids: Sequence[str] = (),
+        *,
+        data_factory: Callable[[], Message] | None = None,
     ) -> Event:
         """An event of this kind; visibility is attached so readers need no registry look-up."""
-        return Event(self.name, time_ns, gateway_ids, data, correlation_ids, visibility=self.visibility)
+        return Event(self.name, time_ns, gateway_ids, data, correlation_ids, visibility=self.visibility,
+                     data_factory=data_factory)
 
 
 _DEFINITIONS: dict[str, EventDefinition] = {}

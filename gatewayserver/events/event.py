@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,14 +41,17 @@ class Event:
     """One event: a name, a time, the gateways it concerns and optional protobuf data.
 
     `gateway_ids` is a tuple of `(gateway_id, eui bytes or None)`. `data` must not be mutated after publishing;
-    the proto and JSON forms are cached.
+    the proto and JSON forms are cached. `data_factory` instead of `data` defers building the data message to its
+    first reader (most events are never read): the uplink path passes one so that the `GatewayUplinkMessage`
+    copy of every uplink is only made for the events someone streams or looks up.
     """
 
     __slots__ = (
         "name",
         "time_ns",
         "gateway_ids",
-        "data",
+        "_data",
+        "_data_factory",
         "correlation_ids",
         "origin",
         "_unique_id",
@@ -69,11 +72,13 @@ class Event:
         origin: str = ORIGIN,
         unique_id: str | None = None,
         visibility: tuple[str, ...] | None = None,
+        data_factory: Callable[[], Message] | None = None,
     ) -> None:
         self.name = name
         self.time_ns = time_ns
         self.gateway_ids = gateway_ids
-        self.data = data
+        self._data = data
+        self._data_factory = data_factory
         self.correlation_ids = correlation_ids
         self.origin = origin
         self._unique_id = unique_id
@@ -85,6 +90,15 @@ class Event:
     def __repr__(self) -> str:
         ids = ",".join(g for g, _ in self.gateway_ids)
         return f"Event({self.name!r}, {self.time_ns}, [{ids}])"
+
+    @property
+    def data(self) -> Message | None:
+        """The event's data message; built by the factory on first read, then shared by every reader."""
+        factory = self._data_factory
+        if factory is not None:
+            self._data_factory = None
+            self._data = factory()
+        return self._data
 
     @property
     def unique_id(self) -> str:
@@ -145,9 +159,10 @@ def _build_proto(event: Event) -> Any:
         if eui:
             ids.eui = eui
         proto.identifiers.add().gateway_ids.CopyFrom(ids)
-    if event.data is not None:
+    data = event.data
+    if data is not None:
         packed = any_pb2.Any()
-        packed.Pack(event.data)
+        packed.Pack(data)
         proto.data.CopyFrom(packed)
     rights = event.visibility
     if rights:
@@ -170,8 +185,9 @@ def _build_dict(event: Event) -> dict[str, Any]:
                 g["eui"] = eui.hex().upper()
             idents.append({"gateway_ids": g})
         d["identifiers"] = idents
-    if event.data is not None:
-        d["data"] = jsonpb.any_to_dict(event.data)
+    data = event.data
+    if data is not None:
+        d["data"] = jsonpb.any_to_dict(data)
     if event.correlation_ids:
         d["correlation_ids"] = list(event.correlation_ids)
     if event.origin:

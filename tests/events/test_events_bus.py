@@ -16,6 +16,7 @@ from gatewayserver.events.definitions import (
     GS_UP_RECEIVE,
 )
 from gatewayserver.events.event import Event, new_ulid
+from gatewayserver.ttnpb import messages_pb2
 
 T0 = 1_700_000_000_000_000_000
 SEC = 1_000_000_000
@@ -197,3 +198,23 @@ def test_event_json_equals_the_json_of_its_proto() -> None:
     assert e.to_json() == orjson.dumps(jsonpb.to_dict(e.to_proto()))
     bare = GS_GATEWAY_CONNECT.new(T0, G2)
     assert bare.to_json() == orjson.dumps(jsonpb.to_dict(bare.to_proto()))
+
+
+def test_data_factory_runs_once_and_only_when_read():
+    calls: list[int] = []
+
+    def build() -> messages_pb2.GatewayUplinkMessage:
+        calls.append(1)
+        return messages_pb2.GatewayUplinkMessage(band_id="EU_863_870")
+
+    bus = EventBus()
+    unread = GS_UP_RECEIVE.new(1_000, (("gtw1", None),), data_factory=build)
+    bus.publish(unread)
+    assert calls == []  # published and remembered, never read: never built
+    read = GS_UP_RECEIVE.new(2_000, (("gtw1", None),), data_factory=build)
+    bus.publish(read)
+    assert read.data.band_id == "EU_863_870"
+    assert read.to_proto().data.type_url.endswith("ttn.lorawan.v3.GatewayUplinkMessage")
+    assert read.to_dict()["data"]["band_id"] == "EU_863_870"
+    assert read.data is read.data
+    assert calls == [1]
