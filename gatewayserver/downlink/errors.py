@@ -115,10 +115,20 @@ def rx_empty() -> GsError:
     return GsError(NS_IO, "rx_empty", "Rx window has no settings", code=FAILED_PRECONDITION)
 
 
-def data_rate_rx_window(window: int) -> GsError:
+def data_rate_rx_window(window: int, cause: BaseException | None = None) -> GsError:
     return GsError(
         NS_IO, "data_rate_rx_window", "invalid data rate in Rx window `{window}`", code=INVALID_ARGUMENT,
-        attributes={"window": window},
+        attributes={"window": window}, cause=cause,
+    )
+
+
+def lrfhss_downlink() -> GsError:
+    """Ours, as the cause of `data_rate_rx_window`: LR-FHSS is an uplink-only modulation, so say that, not just
+    "invalid data rate", to whoever debugs a Network Server asking for it."""
+    return GsError(
+        NS_IO, "lrfhss_downlink",
+        "LR-FHSS is uplink-only: LoRaWAN has no LR-FHSS downlink, use a LoRa or FSK data rate",
+        code=INVALID_ARGUMENT,
     )
 
 
@@ -142,8 +152,18 @@ def downlink_path_expired() -> GsError:
     return GsError(NS_UDP, "downlink_path_expired", "downlink path expired", code=ABORTED)
 
 
-def frequency_plan_not_configured(plan_id: str) -> GsError:
+def frequency_plan_not_configured(plan_id: str, configured: Sequence[str] = ()) -> GsError:
+    """The reference's error (and message) for a plan the gateway does not have; `frequency_plan_ids` (ours) lists
+    the ones it has, so the operator sees the mismatch without opening the registry."""
     return GsError(
         NS_IO, "frequency_plan_not_configured", "frequency plan `{id}` is not configured", code=INVALID_ARGUMENT,
-        attributes={"id": plan_id},
+        attributes={"id": plan_id, "frequency_plan_ids": list(configured)},
+    )
+
+
+def frequency_plans_not_from_same_band(description: str) -> GsError:
+    """The reference's error; `plans` (ours) names each plan with its band."""
+    return GsError(
+        NS_IO, "frequency_plans_not_from_same_band", "frequency plans are not from the same band",
+        code=INVALID_ARGUMENT, attributes={"plans": description},
     )

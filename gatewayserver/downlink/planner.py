@@ -3,6 +3,11 @@
 Everything here is handed `now` (server time, Unix ns) and the gateway's `GatewayScheduler`; it returns a
 `Planned` downlink (emission booked, txpk body ready) or raises the reference's errors. The asyncio shell in
 `service.py` only sends, holds and times out what this module decides.
+
+A gateway may have several frequency plans of one band. The scheduler keeps one duty-cycle ledger over the
+sub-bands of all of them; each window is then checked against the plans in the gateway's order (or only the plan
+the request names in `frequency_plan_id`), and the first plan that allows the frequency, payload size and dwell
+time decides the transmit power. So a downlink may use the channels and limits of any of the gateway's plans.
 """
 
 from __future__ import annotations
@@ -11,11 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from frequency_plans.bands import FSKModulation, LoRaModulation
+from frequency_plans.combine import PlansFromDifferentBands, check_same_band, combined_time_off_air
+from frequency_plans.loader import FrequencyPlan
 from scheduler import (
     ConcentratorClock,
     Emission,
     GatewayScheduler,
     SchedulerError,
+    SubBandNotFound,
     TimeOffAir,
     check_dwell_time,
     check_payload_size,
@@ -44,16 +52,20 @@ TIMESTAMP, SERVER, GPS, ANYTIME = "timestamp", "server", "gps", "anytime"
 
 
 class GatewayDownlinkState:
-    """Per-connection downlink state: plan, scheduler (clock, RTT, emissions, duty cycle) and shell bookkeeping."""
+    """Per-connection downlink state: plans, scheduler (clock, RTT, emissions, duty cycle) and shell bookkeeping.
 
-    __slots__ = ("entry", "plan", "scheduler", "synthetic_clock", "held", "_rates", "_eirp")
+    Raises `frequency_plan_not_configured` / `frequency_plans_not_from_same_band` (GsError) for plans the registry
+    should have refused, and the scheduler's `frequency_plans_overlap_sub_band` for sub-bands that do not combine.
+    """
+
+    __slots__ = ("entry", "plans", "plan", "scheduler", "synthetic_clock", "held", "_rates", "_eirp", "_covering")
 
     def __init__(self, entry: GatewayEntry, plans: Any) -> None:
         self.entry = entry
-        plan_list = [plans.get(plan_id) for plan_id in entry.frequency_plan_ids]
-        self.plan = plan_list[0]
-        sub_bands = [sb for plan in plan_list for sb in plan.sub_bands]
-        toa = self.plan.time_off_air
+        self.plans = gateway_plans(entry, plans)
+        self.plan = self.plans[0]  # the band, and the data-rate index, are the same in every plan
+        sub_bands = [sb for plan in self.plans for sb in plan.sub_bands]
+        toa = combined_time_off_air(self.plans)
         self.scheduler = GatewayScheduler(
             sub_bands,
             enforce_duty_cycle=entry.enforce_duty_cycle,
@@ -64,10 +76,12 @@ class GatewayDownlinkState:
         self.synthetic_clock = False
         # Shell: PULL_RESPs held back for schedule-late, id -> timer handle.
         self.held: dict[int, Any] = {}
-        # Per-decision look-ups that depend only on the plan, memoised (bounded by `_MEMO_LIMIT` entries each):
-        # data rate key -> _Rate, frequency -> tx power.
+        # Per-decision look-ups that depend only on the plans, memoised (bounded by `_MEMO_LIMIT` entries each):
+        # data rate key -> _Rate, (plan position, frequency) -> tx power, frequency -> positions of the plans
+        # whose sub-bands contain it.
         self._rates: dict[tuple[Any, ...], _Rate] = {}
-        self._eirp: dict[int, float] = {}
+        self._eirp: dict[tuple[int, int], float] = {}
+        self._covering: dict[int, tuple[int, ...]] = {}
 
     def sync(self, timestamp: int, now: int, gateway_time_ns: int | None) -> int:
         gps_ns = unix_ns_to_gps_ns(gateway_time_ns) if gateway_time_ns is not None else None
@@ -82,6 +96,39 @@ class GatewayDownlinkState:
         concentrator_time = clock.sync(timestamp, now, gps_ns)
         self.scheduler.shift(concentrator_time - before)
         return concentrator_time
+
+
+def gateway_plans(entry: GatewayEntry, store: Any) -> tuple[FrequencyPlan, ...]:
+    """The gateway's plans in registry order, refused when unknown or of different bands.
+
+    The registry refuses both when it is loaded with the plan store; this is the backstop for registries built
+    without one, and the reference's errors say why every downlink to such a gateway fails.
+    """
+    plans = []
+    for plan_id in entry.frequency_plan_ids:
+        try:
+            plans.append(store.get(plan_id))
+        except KeyError:
+            raise err.frequency_plan_not_configured(plan_id, entry.frequency_plan_ids) from None
+    try:
+        check_same_band(plans)
+    except PlansFromDifferentBands as exc:
+        raise err.frequency_plans_not_from_same_band(str(exc)) from None
+    return tuple(plans)
+
+
+def requested_plan(state: GatewayDownlinkState, plan_id: str) -> int | None:
+    """Position of the plan the Network Server asked for (None: any of the gateway's plans).
+
+    Raises `frequency_plan_not_configured` when the gateway does not have that plan: the device expects that
+    plan's channels and limits, which this gateway was not set up for.
+    """
+    if not plan_id:
+        return None
+    for position, plan in enumerate(state.plans):
+        if plan.id == plan_id:
+            return position
+    raise err.frequency_plan_not_configured(plan_id, state.entry.frequency_plan_ids)
 
 
 @dataclass(slots=True)
@@ -107,11 +154,15 @@ _MEMO_LIMIT = 64
 
 
 class _Rate:
-    """What the plan says about one downlink data rate, and its time-on-air per PHYPayload length."""
+    """What the plans say about one downlink data rate, and its time-on-air per PHYPayload length.
+
+    The index is the band's, so the same in every plan; the size limit is per plan (it depends on the plan's
+    downlink dwell time), in the order of `GatewayDownlinkState.plans`.
+    """
 
     __slots__ = ("modulation", "kind", "index", "max_mac_payload", "toa")
 
-    def __init__(self, modulation: Any, kind: str, index: int, max_mac_payload: int) -> None:
+    def __init__(self, modulation: Any, kind: str, index: int, max_mac_payload: tuple[int, ...]) -> None:
         self.modulation = modulation
         self.kind = kind
         self.index = index
@@ -132,12 +183,13 @@ def _rate(state: GatewayDownlinkState, data_rate: lorawan_pb2.DataRate, window: 
     rate = state._rates.get(key)  # noqa: SLF001 - the state's memo belongs to this module
     if rate is not None:
         return rate
-    plan = state.plan
+    if kind == "lrfhss":
+        raise err.data_rate_rx_window(window, err.lrfhss_downlink())
     modulation, kind = _modulation(data_rate)
-    index = plan.band.find_data_rate(modulation, downlink=True) if modulation is not None else None
+    index = state.plan.band.find_data_rate(modulation, downlink=True) if modulation is not None else None
     if index is None:
         raise err.data_rate_rx_window(window)
-    rate = _Rate(modulation, kind, index, plan.max_mac_payload(index))
+    rate = _Rate(modulation, kind, index, tuple(plan.max_mac_payload(index) for plan in state.plans))
     if len(state._rates) < _MEMO_LIMIT:  # noqa: SLF001
         state._rates[key] = rate  # noqa: SLF001
     return rate
@@ -153,6 +205,56 @@ def _modulation(data_rate: lorawan_pb2.DataRate) -> tuple[Any, str]:
     return None, kind or ""
 
 
+def _covering(state: GatewayDownlinkState, frequency: int) -> tuple[int, ...]:
+    """Positions of the plans whose sub-bands contain `frequency`: the plans under which it may be used at all."""
+    found = state._covering.get(frequency)  # noqa: SLF001
+    if found is None:
+        found = tuple(i for i, plan in enumerate(state.plans) if plan.find_sub_band(frequency) is not None)
+        if len(state._covering) < _MEMO_LIMIT:  # noqa: SLF001
+            state._covering[frequency] = found  # noqa: SLF001
+    return found
+
+
+def _time_on_air(rate: _Rate, size: int) -> int:
+    toa = rate.toa.get(size)
+    if toa is None:
+        modulation = rate.modulation
+        if rate.kind == "lora":
+            toa = lora_time_on_air(
+                size, modulation.spreading_factor, modulation.bandwidth, modulation.coding_rate, crc=False
+            )
+        else:
+            toa = fsk_time_on_air(size, modulation.bit_rate)
+        rate.toa[size] = toa  # callers check the size against a plan first, so this memo stays bounded
+    return toa
+
+
+def _admitting_plan(
+    state: GatewayDownlinkState, rate: _Rate, frequency: int, size: int, only: int | None
+) -> tuple[int, int]:
+    """(plan position, time-on-air) of the first plan that allows this transmission, or raise the reason.
+
+    Plans not covering the frequency are skipped; when some do but none allows the transmission, the first such
+    plan's reason (too long, dwell time) is raised, as it says more than `sub_band_not_found`.
+    """
+    reason: SchedulerError | None = None
+    for position in _covering(state, frequency):
+        if only is not None and position != only:
+            continue
+        plan = state.plans[position]
+        try:
+            check_payload_size(size, rate.max_mac_payload[position], data_rate=rate.index)
+            toa = _time_on_air(rate, size)
+            dwell = plan.downlink_dwell_time(frequency)
+            check_dwell_time(toa, dwell_time=dwell is not None, max_duration=dwell)
+        except SchedulerError as exc:
+            if reason is None:
+                reason = exc
+            continue
+        return position, toa
+    raise reason if reason is not None else SubBandNotFound(frequency)
+
+
 def plan_window(
     state: GatewayDownlinkState,
     payload: bytes,
@@ -163,24 +265,17 @@ def plan_window(
     at: int | None,
     priority: int,
     now: int,
+    *,
+    plan_id: str = "",
 ) -> Planned:
-    """Book one window or raise why not (data rate, size, dwell time, sub-band, too late, conflict, duty cycle)."""
-    plan = state.plan
+    """Book one window or raise why not (plan, data rate, size, dwell time, sub-band, too late, conflict, duty cycle).
+
+    `plan_id` is the request's `frequency_plan_id`: when set, only that plan's channels and limits apply.
+    """
+    only = requested_plan(state, plan_id)
     rate = _rate(state, data_rate, window)
     modulation, kind, index = rate.modulation, rate.kind, rate.index
-    size = len(payload)
-    check_payload_size(size, rate.max_mac_payload, data_rate=index)
-    toa = rate.toa.get(size)
-    if toa is None:
-        if kind == "lora":
-            toa = lora_time_on_air(
-                size, modulation.spreading_factor, modulation.bandwidth, modulation.coding_rate, crc=False
-            )
-        else:
-            toa = fsk_time_on_air(size, modulation.bit_rate)
-        rate.toa[size] = toa  # sizes are bounded by the check above
-    dwell = plan.downlink_dwell_time(frequency)
-    check_dwell_time(toa, dwell_time=dwell is not None, max_duration=dwell)
+    position, toa = _admitting_plan(state, rate, frequency, len(payload), only)
 
     sched = state.scheduler
     clock = sched.clock
@@ -211,11 +306,12 @@ def plan_window(
             immediate = True
         else:
             timestamp = emission.timestamp
-    tx_power = state._eirp.get(frequency)  # noqa: SLF001
+    eirp_key = (position, frequency)
+    tx_power = state._eirp.get(eirp_key)  # noqa: SLF001
     if tx_power is None:
-        tx_power = plan.eirp_for(frequency) - state.entry.antenna_gain
+        tx_power = state.plans[position].eirp_for(frequency) - state.entry.antenna_gain
         if len(state._eirp) < _MEMO_LIMIT:  # noqa: SLF001
-            state._eirp[frequency] = tx_power  # noqa: SLF001
+            state._eirp[eirp_key] = tx_power  # noqa: SLF001
     if kind == "lora":
         body = txpk_from_downlink(
             payload,
@@ -260,7 +356,12 @@ def plan_request(
     token_timestamp: int | None,
     now: int,
 ) -> Planned:
-    """Try the request's windows in order (RX1, then RX2); raise `tx_schedule` with one error per window."""
+    """Try the request's windows in order (RX1, then RX2); raise `tx_schedule` with one error per window.
+
+    A `frequency_plan_id` the gateway does not have fails the whole path (before any window), as the reference does.
+    """
+    plan_id = request.frequency_plan_id
+    requested_plan(state, plan_id)
     device_class = getattr(request, "class")
     rx1_ts = rx2_ts = None
     timing = ANYTIME
@@ -289,10 +390,13 @@ def plan_request(
         try:
             if timestamp is not None:
                 planned = plan_window(
-                    state, payload, number, frequency, data_rate, TIMESTAMP, timestamp, request.priority, now
+                    state, payload, number, frequency, data_rate, TIMESTAMP, timestamp, request.priority, now,
+                    plan_id=plan_id,
                 )
             else:
-                planned = plan_window(state, payload, number, frequency, data_rate, timing, at, request.priority, now)
+                planned = plan_window(
+                    state, payload, number, frequency, data_rate, timing, at, request.priority, now, plan_id=plan_id
+                )
         except (GsError, SchedulerError) as exc:
             window_errors.append(err.details_of(err.rx_window_schedule(number, exc)))
             continue
@@ -302,4 +406,15 @@ def plan_request(
     raise err.tx_schedule(window_errors)
 
 
-__all__ = ["GatewayDownlinkState", "Planned", "plan_request", "plan_window", "TIMESTAMP", "SERVER", "GPS", "ANYTIME"]
+__all__ = [
+    "GatewayDownlinkState",
+    "Planned",
+    "gateway_plans",
+    "plan_request",
+    "plan_window",
+    "requested_plan",
+    "TIMESTAMP",
+    "SERVER",
+    "GPS",
+    "ANYTIME",
+]

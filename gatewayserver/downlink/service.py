@@ -209,12 +209,12 @@ class DownlinkService:
         conn = self.server.udp.get(gateway_id)
         if conn is None:
             raise err.schedule_path(gateway_id, err.not_connected(gateway_id))
-        state = conn.downlink
-        if state is None:
-            state = self.state(conn)
         request_cids = tuple(message.correlation_ids)
         self._publish(ev.GS_DOWN_SCHEDULE_ATTEMPT, conn, now, message, request_cids)
         try:
+            # Inside the try: plans this gateway cannot use (unknown, of different bands, clashing sub-bands) fail
+            # this path with their reason, like any other per-path failure.
+            state = conn.downlink or self.state(conn)
             if conn.downlink_path(now, self.server.udp.settings.downlink_path_expires_ns) is None:
                 raise err.downlink_path_expired()
             hold = self._holds(conn)
@@ -385,7 +385,7 @@ class DownlinkService:
         try:
             retry = plan_window(
                 state, pending.payload, 2, request.rx2_frequency, request.rx2_data_rate, TIMESTAMP,
-                planned.rx2_timestamp, pending.priority, now,
+                planned.rx2_timestamp, pending.priority, now, plan_id=request.frequency_plan_id,
             )
         except (GsError, SchedulerError) as exc:
             log.info(
