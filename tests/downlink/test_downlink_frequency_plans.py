@@ -114,6 +114,15 @@ def test_first_plan_that_allows_the_frequency_decides_the_power(store: Frequency
     assert rx1(state_for(store, "MULTI_B", "MULTI_A"), 868_100_000).tx_power == 12.0
 
 
+def test_frequency_outside_every_plan_refused_even_without_duty_cycle(store: FrequencyPlanStore) -> None:
+    # Not enforcing duty cycle stops the airtime accounting; the plans still say where the gateway may transmit.
+    state = GatewayDownlinkState(GatewayEntry("gw-free", b"\x00" * 8, ("MULTI_A",), enforce_duty_cycle=False), store)
+    state.sync(0, NOW, None)
+    with pytest.raises(SubBandNotFound):
+        rx1(state, 869_525_000)
+    assert rx1(state, 868_100_000).frequency == 868_100_000
+
+
 def test_duty_cycle_ledger_covers_every_plans_sub_bands(store: FrequencyPlanStore) -> None:
     state = state_for(store, "MULTI_A", "MULTI_B")
     ranges = {(sb.min_frequency, sb.max_frequency, sb.duty_cycle) for sb in state.scheduler.sub_bands}
