@@ -96,6 +96,8 @@ class NetworkServerClient:
         self._busy = 0
         self._closing = False
         self._flush_pending = False
+        # The loop, looked up once: on Python 3.11 every asyncio.get_running_loop() is a getpid() system call.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         """Nothing to start: call chains are created on demand, so an idle client costs no tasks."""
@@ -123,7 +125,10 @@ class NetworkServerClient:
         queue.append((message, context, call))
         if not self._flush_pending and self._busy < self.settings.max_in_flight:
             self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """Start the calls submitted during this loop turn, after every datagram of the turn has been acked.
@@ -135,7 +140,7 @@ class NetworkServerClient:
         self._flush_pending = False
         queue = self._queue
         limit = self.settings.max_in_flight
-        create_task = asyncio.get_running_loop().create_task
+        create_task = (self._loop or asyncio.get_running_loop()).create_task
         chains = self._chains
         while queue and self._busy < limit:
             self._busy += 1
