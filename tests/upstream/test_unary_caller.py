@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import empty_pb2
 
 from gatewayserver.ttnpb import messages_pb2, networkserver_pb2_grpc
+from gatewayserver.upstream.ns import CHANNEL_OPTIONS
 from gatewayserver.upstream.unary import UnaryCaller
 
 PATH = "/ttn.lorawan.v3.GsNs/HandleUplink"
@@ -42,7 +43,7 @@ async def ns_channel():
     networkserver_pb2_grpc.add_GsNsServicer_to_server(ns, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS)  # the daemon's own options
     try:
         yield ns, channel
     finally:
