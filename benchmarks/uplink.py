@@ -281,14 +281,29 @@ def realistic_uplink():
     return m
 
 
-async def _ceiling_client(port: int, seconds: float, concurrency: int) -> dict[str, Any]:
+async def _ceiling_client(port: int, seconds: float, concurrency: int, mode: str = "plain") -> dict[str, Any]:
+    """`plain`: the generated stub on a default channel (the issue's ceiling). `daemon`: the daemon's own call
+    path (`UnaryCaller` on the daemon's channel options), to show how much of the gap is the call mechanism."""
     import grpc
 
     from gatewayserver.ttnpb import networkserver_pb2_grpc
+    from gatewayserver.upstream.ns import CHANNEL_OPTIONS
+    from gatewayserver.upstream.unary import UnaryCaller
 
     template = realistic_uplink()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = networkserver_pb2_grpc.GsNsStub(channel)
+    options = CHANNEL_OPTIONS if mode == "daemon" else ()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        if mode == "daemon":
+            caller = UnaryCaller(channel, "/ttn.lorawan.v3.GsNs/HandleUplink")
+
+            class _Stub:
+                @staticmethod
+                def HandleUplink(message: Any, timeout: float) -> Any:  # noqa: N802 - mirrors the stub
+                    return caller(message, (), timeout)
+
+            stub: Any = _Stub()
+        else:
+            stub = networkserver_pb2_grpc.GsNsStub(channel)
         await stub.HandleUplink(template, timeout=10)
         calls = 0
         errors = 0
@@ -317,13 +332,15 @@ async def _ceiling_client(port: int, seconds: float, concurrency: int) -> dict[s
         elapsed = time.monotonic() - start
         cpu = time.process_time() - cpu_start
     return {"calls": calls, "errors": errors, "seconds": elapsed, "rate": calls / elapsed, "concurrency": concurrency,
+            "mode": mode,
             "client_cores": round(cpu / elapsed, 2), "client_total_cpu_seconds": time.process_time()}
 
 
-def measure_ceiling(ns: StandinNs, cpu: int | None, seconds: float, concurrency: int) -> dict[str, Any]:
+def measure_ceiling(ns: StandinNs, cpu: int | None, seconds: float, concurrency: int,
+                    mode: str = "plain") -> dict[str, Any]:
     quiesce(ns)
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--ceiling-client", str(ns.grpc_port), str(seconds), str(concurrency)],
+        [sys.executable, __file__, "--ceiling-client", str(ns.grpc_port), str(seconds), str(concurrency), mode],
         stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu), cwd=REPO,
     )
     # The client reports its own CPU use (it has exited before we could read /proc); the meter covers the rest.
@@ -598,6 +615,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         ceiling = max(ceilings, key=lambda c: c["rate"]) if ceilings else None
         result["ceiling"] = ceiling
         result["ceilings"] = ceilings
+        if ceiling is not None:
+            before_phase(args)
+            c = measure_ceiling(ns, args.daemon_cpu, args.ceiling_seconds, ceiling["concurrency"], "daemon")
+            log(f"same client on the daemon's call path, concurrency {c['concurrency']}: {c['rate']:.0f} calls/s "
+                f"(client {c['client_cores']} cores, stand-in {c['standin_cores']}, other {c['other_cores']})")
+            result["ceiling_daemon_path"] = c
 
         steps: list[Step] = []
         daemon = Daemon(ns.grpc_port, args.daemon_cpu, args.daemon_arg) if "rate" in args.phases else None
@@ -652,9 +675,15 @@ def report(r: dict[str, Any]) -> str:
         f"  grpc.aio unary ceiling (one Python process, core {r['daemon_cpu']}, concurrency {c['concurrency']}): "
         f"{c['rate']:.0f} calls/s (other processes: {c['other_cores']} cores)",
     ]
+    d = r.get("ceiling_daemon_path")
+    if d:
+        lines.append(f"  the same client on the daemon's call path (UnaryCaller, daemon channel options): "
+                     f"{d['rate']:.0f} calls/s, {d['client_cores'] / d['rate'] * 1e6:.0f} µs per call")
     if "sustained_rate" in r:
         sustained = r["sustained_rate"]
         ratio = f"{100 * sustained / c['rate']:.0f} % of the ceiling" if c["rate"] else "no ceiling measured"
+        if d and d["rate"]:
+            ratio += f"; {100 * sustained / d['rate']:.0f} % of the daemon-path client"
         lines.append(f"  sustained uplinks/s with < 0.1 % loss: {sustained:.0f}  ({ratio})")
     held = [st for st in r.get("steps", []) if st["ok"] and st["rate"] == r.get("sustained_rate")]
     if held and c["rate"]:
@@ -692,10 +721,11 @@ def report(r: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    if len(sys.argv) == 5 and sys.argv[1] == "--ceiling-client":
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--ceiling-client":
         import uvloop
 
-        res = uvloop.run(_ceiling_client(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))
+        mode = sys.argv[5] if len(sys.argv) == 6 else "plain"
+        res = uvloop.run(_ceiling_client(int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), mode))
         print(json.dumps(res))
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
