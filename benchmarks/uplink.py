@@ -282,28 +282,17 @@ def realistic_uplink():
 
 
 async def _ceiling_client(port: int, seconds: float, concurrency: int, mode: str = "plain") -> dict[str, Any]:
-    """`plain`: the generated stub on a default channel (the issue's ceiling). `daemon`: the daemon's own call
-    path (`UnaryCaller` on the daemon's channel options), to show how much of the gap is the call mechanism."""
+    """`plain`: the generated stub on a default channel (the issue's ceiling). `daemon`: the stub on the daemon's
+    own channel options (`upstream.ns.CHANNEL_OPTIONS`), the call path the daemon really uses."""
     import grpc
 
     from gatewayserver.ttnpb import networkserver_pb2_grpc
     from gatewayserver.upstream.ns import CHANNEL_OPTIONS
-    from gatewayserver.upstream.unary import UnaryCaller
 
     template = realistic_uplink()
     options = CHANNEL_OPTIONS if mode == "daemon" else ()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
-        if mode == "daemon":
-            caller = UnaryCaller(channel, "/ttn.lorawan.v3.GsNs/HandleUplink")
-
-            class _Stub:
-                @staticmethod
-                def HandleUplink(message: Any, timeout: float) -> Any:  # noqa: N802 - mirrors the stub
-                    return caller(message, (), timeout)
-
-            stub: Any = _Stub()
-        else:
-            stub = networkserver_pb2_grpc.GsNsStub(channel)
+        stub = networkserver_pb2_grpc.GsNsStub(channel)
         await stub.HandleUplink(template, timeout=10)
         calls = 0
         errors = 0
@@ -677,7 +666,7 @@ def report(r: dict[str, Any]) -> str:
     ]
     d = r.get("ceiling_daemon_path")
     if d:
-        lines.append(f"  the same client on the daemon's call path (UnaryCaller, daemon channel options): "
+        lines.append(f"  the same client with the daemon's channel options: "
                      f"{d['rate']:.0f} calls/s, {d['client_cores'] / d['rate'] * 1e6:.0f} µs per call")
     if "sustained_rate" in r:
         sustained = r["sustained_rate"]

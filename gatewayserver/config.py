@@ -192,9 +192,6 @@ OPTIONS: tuple[Option, ...] = (
          "Uplinks waiting for a free call slot; beyond it uplinks are dropped and counted."),
     _opt("upstream", "upstream_retries", 3, parse_int,
          "Retries of transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) per uplink."),
-    _opt("upstream", "upstream_direct_calls", True, parse_bool,
-         "Drive grpc.aio's call objects directly instead of through the generated stub (same wire traffic, "
-         "about a tenth less CPU per uplink); false is the escape hatch should a grpcio release change them."),
     _opt("upstream", "forward_crc_failed", False, parse_bool, "Forward uplinks whose CRC failed."),
     _opt("upstream", "uplink_output", "-", parse_str,
          "Without --ns-address: where uplink JSON lines go ('-' for stdout, or a file path).", metavar="PATH"),

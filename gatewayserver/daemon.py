@@ -169,7 +169,6 @@ async def start_daemon(config: Config) -> Daemon:
                 ca_file=config.ns_ca_file,
                 cluster_key=config.cluster_key,
                 api_key=config.ns_api_key,
-                direct_calls=config.upstream_direct_calls,
             ),
             on_result,
         )

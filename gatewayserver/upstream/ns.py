@@ -19,9 +19,8 @@ from typing import Any
 
 import grpc
 
-from ..ttnpb import messages_pb2
+from ..ttnpb import messages_pb2, networkserver_pb2_grpc
 from .metrics import UPSTREAM_ERRORS, UPSTREAM_IN_FLIGHT, UPSTREAM_LATENCY, UPSTREAM_QUEUE_DEPTH
-from .unary import UnaryCaller
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,6 @@ class UpstreamSettings:
     ca_file: str = ""
     cluster_key: str = ""
     api_key: str = ""
-    # Drive grpc.aio's call objects directly (see `unary`); False forces the public stub path.
-    direct_calls: bool = True
 
 
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
@@ -92,12 +89,7 @@ class NetworkServerClient:
             self._channel = grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root), options=options)
         else:
             self._channel = grpc.aio.insecure_channel(address, options=options)
-        self._calls = {
-            "handle_uplink": UnaryCaller(self._channel, "/ttn.lorawan.v3.GsNs/HandleUplink",
-                                         allow_direct=settings.direct_calls),
-            "report_tx_ack": UnaryCaller(self._channel, "/ttn.lorawan.v3.GsNs/ReportTxAcknowledgment",
-                                         allow_direct=settings.direct_calls),
-        }
+        self._stub = networkserver_pb2_grpc.GsNsStub(self._channel)
         self._queue: collections.deque[tuple[Any, Any, str]] = collections.deque()
         self._chains: set[asyncio.Task[None]] = set()
         self._busy = 0
@@ -174,13 +166,13 @@ class NetworkServerClient:
 
     async def _deliver(self, message: Any, call: str) -> BaseException | None:
         settings = self.settings
-        method = self._calls[call]
+        method = self._stub.HandleUplink if call == "handle_uplink" else self._stub.ReportTxAcknowledgment
         histogram = _LATENCY[call]
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                await method(message, self._metadata, settings.deadline)
+                await method(message, metadata=self._metadata, timeout=settings.deadline)
             except grpc.aio.AioRpcError as exc:
                 code = exc.code()
                 UPSTREAM_ERRORS.labels(code.name).inc()

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 import ssl
 
 import aiohttp
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gatewayserver.api import ApiServers, ApiSettings, KeyStore, TlsFiles
 from gatewayserver.api.keys import create_key
@@ -18,29 +13,7 @@ from gatewayserver.events import EventBus
 from gatewayserver.ttnpb import gatewayserver_pb2_grpc, identifiers_pb2
 
 from conftest import FakeGatewayServer, sample_stats
-
-
-def write_self_signed(tmp_path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return str(cert_file), str(key_file)
+from tls_support import write_self_signed
 
 
 async def test_tls_on_grpc_and_http(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -3,47 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.protobuf import empty_pb2
 
 from gatewayserver.ttnpb import messages_pb2, networkserver_pb2_grpc
 from gatewayserver.upstream.ns import NetworkServerClient, UpstreamSettings
+from tls_support import write_self_signed
 
 
 def _self_signed(tmp_path: Path, name: str) -> tuple[bytes, bytes, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    ca_file = tmp_path / f"{name}.pem"
-    ca_file.write_bytes(cert_pem)
-    return cert_pem, key_pem, str(ca_file)
+    """(certificate, key, CA file path): the server's own certificate is the client's CA."""
+    cert_file, _ = write_self_signed(tmp_path, name)
+    cert, key = Path(cert_file).read_bytes(), (tmp_path / f"{name}.key").read_bytes()
+    return cert, key, cert_file
 
 
 class _Ns(networkserver_pb2_grpc.GsNsServicer):
@@ -142,3 +117,19 @@ async def test_in_flight_calls_never_exceed_the_bound_and_the_queue_drains() -> 
     assert results == [None] * 40
     assert ns.most_running == 4
     assert {md["authorization"] for _, md in ns.received} == {"Bearer key1"}
+
+
+async def test_deadline_fires_with_the_minimal_channel_stack() -> None:
+    """grpc.minimal_stack drops optional filters; the per-call deadline must still end a slow call."""
+    ns = _Ns(delay=3.0)
+    server, port = await _serve(ns)
+    client = NetworkServerClient(f"127.0.0.1:{port}", UpstreamSettings(deadline=0.2, retries=0), lambda *_: None)
+    try:
+        started = asyncio.get_running_loop().time()
+        [error] = await _submit_all(client, 1)
+        elapsed = asyncio.get_running_loop().time() - started
+    finally:
+        await client.close(5)
+        await server.stop(None)
+    assert isinstance(error, grpc.aio.AioRpcError) and error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert elapsed < 2.0
