@@ -13,12 +13,24 @@ prometheus_client's own types.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString
+
+
+def _child(metric: Any, values: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    """The child for these label values, created on first use (like prometheus_client's `labels`)."""
+    key = tuple(str(v) for v in values)
+    if len(key) != len(metric.labelnames):
+        raise ValueError(f"{metric.name}: expected labels {metric.labelnames}, got {key}")
+    child = metric._children.get(key)  # noqa: SLF001 - the metric classes of this module
+    if child is None:
+        child = metric._children[key] = make()  # noqa: SLF001
+    return child
 
 
 class _CounterChild:
@@ -47,13 +59,7 @@ class LoopCounter:
             registry.register(self)
 
     def labels(self, *values: str) -> _CounterChild:
-        key = tuple(str(v) for v in values)
-        if len(key) != len(self.labelnames):
-            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {key}")
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = _CounterChild()
-        return child
+        return _child(self, values, _CounterChild)
 
     def inc(self, amount: float = 1.0) -> None:
         self._own.value += amount
@@ -102,13 +108,7 @@ class LoopHistogram:
             registry.register(self)
 
     def labels(self, *values: str) -> _HistogramChild:
-        key = tuple(str(v) for v in values)
-        if len(key) != len(self.labelnames):
-            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {key}")
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = _HistogramChild(self.bounds)
-        return child
+        return _child(self, values, lambda: _HistogramChild(self.bounds))
 
     def observe(self, value: float) -> None:
         self._children[()].observe(value)
