@@ -6,12 +6,15 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from ..counters import LoopCounter
+
 auth_failures = Counter(
     "gs_api_auth_failures",
     "Rejected API credentials (missing, malformed, unknown or wrong keys, wrong cluster keys)",
     ["api"],
 )
-api_requests = Counter("gs_api_requests", "API calls handled, by API and method", ["api", "method", "code"])
+# Counted on every API call, from the event loop (grpc.aio and aiohttp handlers both run there).
+api_requests = LoopCounter("gs_api_requests", "API calls handled, by API and method", ["api", "method", "code"])
 
 for _api in ("grpc", "http"):
     auth_failures.labels(_api)
