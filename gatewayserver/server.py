@@ -382,14 +382,15 @@ class GatewayServer:
         entry = self.gateway_entry(gateway_id)
         return entry.eui if entry is not None else None
 
-    def gateway_frequency_plan(self, gateway_id: str) -> Any:
+    def gateway_frequency_plans(self, gateway_id: str) -> list[Any]:
+        """The gateway's frequency plans in registry order (all of one band; the registry checks that)."""
         entry = self.gateway_entry(gateway_id)
         if entry is None:
             raise GsError(
                 "pkg/gatewayserver", "gateway_not_registered", "gateway `{gateway_uid}` is not registered",
                 code=NOT_FOUND, attributes={"gateway_uid": gateway_id},
             )
-        return self.frequency_plans.get(entry.frequency_plan_ids[0])
+        return [self.frequency_plans.get(plan_id) for plan_id in entry.frequency_plan_ids]
 
     async def schedule_downlink(self, message: messages_pb2.DownlinkMessage) -> Any:
         if self.downlinks is None:

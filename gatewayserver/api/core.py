@@ -55,8 +55,9 @@ class GatewayServerLike(Protocol):
     async def schedule_downlink(self, msg: messages_pb2.DownlinkMessage) -> gatewayserver_pb2.ScheduleDownlinkResponse:
         """NsGs.ScheduleDownlink; raises `GsError` with the reference's names and codes."""
 
-    def gateway_frequency_plan(self, gateway_id: str) -> FrequencyPlan | Sequence[FrequencyPlan] | None:
-        """The plan(s) of a registered or connected gateway; None (or a NOT_FOUND GsError) if unknown."""
+    def gateway_frequency_plans(self, gateway_id: str) -> Sequence[FrequencyPlan]:
+        """The plans of a registered or connected gateway, in registry order; empty (or a NOT_FOUND GsError) if
+        unknown."""
 
     def connected_gateways(self) -> list[Any]:
         """For `gatewayserver gateways`."""
@@ -311,8 +312,9 @@ class ApiCore:
         principal.require(gateway_id, RIGHT_INFO)
         if request.format != "semtechudp" or request.filename != "global_conf.json" or request.type:
             raise err_unsupported_format(request.format, request.filename)
-        plans = self.gs.gateway_frequency_plan(gateway_id)
-        if plans is None:
+        # Every plan of the gateway: one SX1301_conf each (an array when there are several), as the reference does.
+        plans = self.gs.gateway_frequency_plans(gateway_id)
+        if not plans:
             raise err_gateway_not_registered(gateway_id)
         eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)
         contents = gcs.global_conf_json(plans, eui, self.settings.gcs, request_host=request_host)

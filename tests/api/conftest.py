@@ -59,9 +59,9 @@ class FakeGatewayServer:
         response.delay.FromNanoseconds(1_500_000_000)
         return response
 
-    def gateway_frequency_plan(self, gateway_id: str):  # type: ignore[no-untyped-def]
+    def gateway_frequency_plans(self, gateway_id: str):  # type: ignore[no-untyped-def]
         plan_id = self.plans.get(gateway_id)
-        return plan_store().get(plan_id) if plan_id else None
+        return [plan_store().get(plan_id)] if plan_id else []
 
     def gateway_eui(self, gateway_id: str) -> bytes | None:
         return self.euis.get(gateway_id)

@@ -311,3 +311,24 @@ def test_gateway_table_is_bounded_against_eui_cycling():
     finally:
         attacker.close()
         harness.stop()
+
+
+def test_global_conf_of_a_gateway_with_two_plans_has_one_sx1301_conf_each(tmp_path: Path):
+    """A 16-channel US gateway: two concentrators, one plan each, both in the generated global_conf.json."""
+    from gatewayserver.api import gcs
+
+    registry = tmp_path / "gateways.yml"
+    registry.write_text(
+        "gateways:\n"
+        "  - eui: '0102030405060709'\n"
+        "    gateway_id: sixteen-channels\n"
+        "    frequency_plan_ids: [US_902_928_FSB_1, US_902_928_FSB_2]\n"
+    )
+    with Harness(gateways=str(registry)) as harness:
+        plans = harness.run_in_loop(lambda: harness.daemon.server.gateway_frequency_plans("sixteen-channels"))
+        conf = gcs.global_conf(plans, bytes.fromhex("0102030405060709"), gcs.GcsSettings())
+    assert [p.id for p in plans] == ["US_902_928_FSB_1", "US_902_928_FSB_2"]
+    first, second = conf["SX1301_conf"]
+    assert first["radio_0"]["freq"] != second["radio_0"]["freq"]
+    assert first["chan_multiSF_0"]["enable"] and second["chan_multiSF_0"]["enable"]
+    assert conf["gateway_conf"]["gateway_ID"] == "0102030405060709"
