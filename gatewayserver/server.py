@@ -170,10 +170,8 @@ class GatewayServer:
         crc_failed = uplink.HasField("crc_status") and not uplink.crc_status.value
         forward_crc = entry.forward_crc_failed if entry.forward_crc_failed is not None else self.forward_crc_failed
         # The uplink is not changed after this point, so the event's GatewayUplinkMessage copy can wait for a reader.
-        self.events.publish(ev.GS_UP_RECEIVE.new(
-            now, ((conn.gateway_id, conn.eui),), None, tuple(uplink.correlation_ids),
-            data_factory=functools.partial(self._gateway_uplink, uplink, entry),
-        ))
+        self._publish(ev.GS_UP_RECEIVE, conn, now, None, tuple(uplink.correlation_ids),
+                      data_factory=functools.partial(self._gateway_uplink, uplink, entry))
         if crc_failed and not forward_crc:
             UPLINKS_DROPPED.labels("crc").inc()
             err = GsError("pkg/gatewayserver", "message_crc", "CRC check failed", code=INVALID_ARGUMENT)
@@ -278,8 +276,11 @@ class GatewayServer:
         ids.eui = conn.eui
         return ids
 
-    def _publish(self, definition: ev.EventDefinition, conn: Connection, now: int, data: Any, cids: tuple[str, ...]) -> None:
-        self.events.publish(definition.new(now, ((conn.gateway_id, conn.eui),), data, cids))
+    def _publish(
+        self, definition: ev.EventDefinition, conn: Connection, now: int, data: Any, cids: tuple[str, ...],
+        data_factory: Any = None,
+    ) -> None:
+        self.events.publish(definition.new(now, ((conn.gateway_id, conn.eui),), data, cids, data_factory=data_factory))
 
     def _publish_drop(self, conn: Connection, now: int, err: BaseException, cids: tuple[str, ...] = ()) -> None:
         self._publish(ev.GS_UP_DROP, conn, now, to_error_details(err), cids or (conn.correlation_id,))

@@ -19,7 +19,7 @@ api_requests = LoopCounter("gs_api_requests", "API calls handled, by API and met
 for _api in ("grpc", "http"):
     auth_failures.labels(_api)
 
-# `labels()` costs microseconds (a lock and a tuple key) on every call, so each (api, method, code) child is
+# `labels()` builds and checks a tuple key on every call, so each (api, method, code) child is
 # looked up once; the key space is small and closed (fixed method names, status codes).
 _request_counters: dict[tuple[str, str, str], Any] = {}
 

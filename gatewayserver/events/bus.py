@@ -121,7 +121,7 @@ class Subscription:
             return
         queue = self._queue
         if len(queue) >= self._limit:
-            metrics.counts.dropped += 1
+            metrics.dropped.inc()
             metrics.subscribers_dropped.inc()
             self._error = err_buffer_full(self.buffer)
             log.warning("dropping slow event subscriber", extra={"buffer": self.buffer})
@@ -198,7 +198,7 @@ class Subscription:
         if self._limit > self.buffer:
             # History that was prefilled has been taken; shrink the bound back towards the buffer.
             self._limit = max(self.buffer, len(queue))
-        metrics.counts.delivered += len(batch)
+        metrics.delivered.inc(len(batch))
         return batch
 
     def __aiter__(self) -> Subscription:
@@ -211,7 +211,7 @@ class Subscription:
             if not batch:
                 raise StopAsyncIteration
             return batch[0]
-        metrics.counts.delivered += 1
+        metrics.delivered.inc()
         return queue.popleft()
 
     async def __aenter__(self) -> Subscription:
@@ -276,7 +276,7 @@ class EventBus(EventBackend):
 
     def publish(self, event: Event) -> None:
         try:
-            metrics.counts.published += 1
+            metrics.published.inc()
             history = self._history
             if history.maxlen:
                 history.append(event)

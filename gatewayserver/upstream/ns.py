@@ -192,7 +192,7 @@ class NetworkServerClient:
     async def close(self, timeout: float) -> int:
         """Stop accepting, give queued and in-flight calls `timeout` seconds, then cancel. Returns abandoned count."""
         self._closing = True
-        self._flush()  # what waits for the batch window goes out now, within the same timeout
+        self._flush()  # what was submitted this loop turn goes out now, within the same timeout
         if self._chains:
             _, pending = await asyncio.wait(set(self._chains), timeout=timeout)
             for task in pending:
