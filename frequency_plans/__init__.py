@@ -5,7 +5,7 @@ which plans one gateway may list together.
 """
 
 from .bands import BANDS, Band, SubBand, get_band
-from .combine import PlansFromDifferentBands, PlansWithOverlappingSubBands, check_combinable
+from .combine import PlansFromDifferentBands, check_same_band
 from .loader import (
     FrequencyPlan,
     FrequencyPlanError,
@@ -21,10 +21,9 @@ __all__ = [
     "FrequencyPlanError",
     "FrequencyPlanStore",
     "PlansFromDifferentBands",
-    "PlansWithOverlappingSubBands",
     "SubBand",
     "UnknownFrequencyPlan",
-    "check_combinable",
+    "check_same_band",
     "get_band",
     "to_json_dict",
 ]

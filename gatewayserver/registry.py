@@ -19,8 +19,10 @@ from typing import Any, Protocol
 
 import yaml
 
-from frequency_plans.combine import check_combinable
+from frequency_plans.combine import check_same_band
 from frequency_plans.loader import FrequencyPlan, FrequencyPlanError
+from scheduler import OverlappingSubBands
+from scheduler.scheduler import build_sub_bands
 
 _ID_PATTERN = re.compile(r"^[a-z0-9](?:[-]?[a-z0-9]){2,}$")
 _EUI_PATTERN = re.compile(r"^[0-9a-fA-F]{16}$")
@@ -258,9 +260,18 @@ def _check_frequency_plans(entry: GatewayEntry, item: Mapping[str, Any], where: 
         except KeyError:
             raise RegistryError(f"{where}.{key}: unknown frequency plan {plan_id!r}") from None
     try:
-        check_combinable(plans, duty_cycle=entry.enforce_duty_cycle)
+        check_same_band(plans)
     except FrequencyPlanError as exc:
         raise RegistryError(f"{where}.{key}: {exc}") from None
+    if entry.enforce_duty_cycle:  # one duty-cycle ledger over all the plans' sub-bands: the scheduler's own rule
+        try:
+            build_sub_bands([sb for plan in plans for sb in plan.sub_bands])
+        except OverlappingSubBands as exc:
+            clash = f"{exc.attributes.get('min_frequency')}-{exc.attributes.get('max_frequency')} Hz"
+            raise RegistryError(
+                f"{where}.{key}: frequency plans {', '.join(p.id for p in plans)} have overlapping sub-bands "
+                f"({clash}); sub-bands of combined plans must be identical or disjoint"
+            ) from None
 
 
 def _bool(value: Any, where: str) -> bool:
