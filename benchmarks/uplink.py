@@ -168,8 +168,8 @@ class StandinNs:
         self.proc = subprocess.Popen(
             # Old space starts large: the garbage grpc-js promotes under load otherwise triggers a 20-50 ms
             # mark-compact pause every second or so, which the benchmark would report as the daemon's latency.
-            [node, "--initial-old-space-size=1024", str(STANDIN_DIR / "server.js"), "--host", "127.0.0.1", "--port", "0", "--control-port", "0",
-             "--proto-root", str(REPO / "proto")],
+            [node, "--initial-old-space-size=1024", str(STANDIN_DIR / "server.js"), "--host", "127.0.0.1",
+             "--port", "0", "--control-port", "0", "--proto-root", str(REPO / "proto")],
             stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu),
         )
         line = self.proc.stdout.readline()
@@ -607,7 +607,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if ceiling is not None:
             before_phase(args)
             c = measure_ceiling(ns, args.daemon_cpu, args.ceiling_seconds, ceiling["concurrency"], "daemon")
-            log(f"same client on the daemon's call path, concurrency {c['concurrency']}: {c['rate']:.0f} calls/s "
+            log(f"same client with the daemon's channel options, concurrency {c['concurrency']}: {c['rate']:.0f} calls/s "
                 f"(client {c['client_cores']} cores, stand-in {c['standin_cores']}, other {c['other_cores']})")
             result["ceiling_daemon_path"] = c
 
@@ -672,7 +672,7 @@ def report(r: dict[str, Any]) -> str:
         sustained = r["sustained_rate"]
         ratio = f"{100 * sustained / c['rate']:.0f} % of the ceiling" if c["rate"] else "no ceiling measured"
         if d and d["rate"]:
-            ratio += f"; {100 * sustained / d['rate']:.0f} % of the daemon-path client"
+            ratio += f"; {100 * sustained / d['rate']:.0f} % of the client with the daemon's options"
         lines.append(f"  sustained uplinks/s with < 0.1 % loss: {sustained:.0f}  ({ratio})")
     held = [st for st in r.get("steps", []) if st["ok"] and st["rate"] == r.get("sustained_rate")]
     if held and c["rate"]:
