@@ -172,7 +172,7 @@ async def _client(port: int, token: str, streams: int, expected: int, timeout: f
             while received < expected and time.monotonic() < deadline:
                 try:
                     chunk = await asyncio.wait_for(response.content.readany(), max(0.1, deadline - time.monotonic()))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if not chunk:
                     break

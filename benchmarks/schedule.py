@@ -194,7 +194,7 @@ async def serve_floor(port_file: Path, cpu: int | None) -> None:
     from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc
 
     class Trivial(gatewayserver_pb2_grpc.NsGsServicer):
-        async def ScheduleDownlink(self, request: Any, context: Any) -> Any:  # noqa: N802
+        async def ScheduleDownlink(self, request: Any, context: Any) -> Any:
             return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
 
     server = grpc.aio.server()

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Union
 
 __all__ = [
     "BANDS",
@@ -116,7 +115,7 @@ class LRFHSSModulation:
     coding_rate: str
 
 
-Modulation = Union[LoRaModulation, FSKModulation, LRFHSSModulation]
+Modulation = LoRaModulation | FSKModulation | LRFHSSModulation
 
 
 @dataclass(frozen=True, slots=True)

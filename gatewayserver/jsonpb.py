@@ -317,7 +317,7 @@ def _generate(desc: Descriptor) -> Callable[[Message], Any]:
             else:
                 lines += [f"    v = {attr}", "    if v:", f"        out[{key}] = {value}"]
     lines.append("    return out")
-    exec("\n".join(lines), env)  # noqa: S102 - source built above from descriptor names only
+    exec("\n".join(lines), env)
     return env["encode"]  # type: ignore[no-any-return]
 
 

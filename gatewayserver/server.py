@@ -21,15 +21,15 @@ from .events import definitions as ev
 from .events.bus import EventBackend
 from .events.event import new_ulid
 from .io.udp import metrics as udp_metrics
-from .jsonpb import format_timestamp_ns
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
 from .io.udp.translate import DroppedUplink, TranslateError, UplinkTranslator, status_from_stat
+from .jsonpb import format_timestamp_ns
 from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINKS_RECEIVED
 from .registry import GatewayEntry, GatewayRegistry
 from .tokens import UplinkTokens
-from .upstream.ns import QueueFull
 from .ttnpb import gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
+from .upstream.ns import QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class GatewayServer:
             err = GsError("pkg/gatewayserver/upstream", "internal", str(exc), code=INTERNAL)
             self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
 
-    def _sync_clock(self, conn: Connection, timestamp: int, now: int, gps_ns: int | None) -> int:  # noqa: D401
+    def _sync_clock(self, conn: Connection, timestamp: int, now: int, gps_ns: int | None) -> int:
         """Feed the downlink clock; returns the concentrator time (ns) for the uplink token."""
         if self.downlinks is not None:
             return self.downlinks.sync_clock(conn, timestamp, now, gps_ns)

@@ -404,7 +404,7 @@ class SimulatedGateway:
         """A stat object with this interval's counters, like the reference forwarder; counters then restart."""
         sent, acked = self._stat_up_sent, self._stat_up_acked
         stat: dict[str, Any] = {
-            "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S GMT"),
+            "time": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S GMT"),
             "rxnb": self._stat_rx,
             "rxok": self._stat_rx,
             "rxfw": self._stat_rx,
@@ -581,7 +581,7 @@ class SimulatedGateway:
         try:
             await asyncio.wait_for(self._pending_empty.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def close(self) -> None:
@@ -610,7 +610,7 @@ class SimulatedGateway:
 
 def _iso_compact(unix_ns: int) -> str:
     seconds, ns = divmod(unix_ns, 1_000_000_000)
-    base = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{ns // 1000:06d}Z"
 
 
@@ -765,7 +765,7 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> bool:
     try:
         await asyncio.wait_for(event.wait(), timeout)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 

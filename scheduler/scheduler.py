@@ -286,7 +286,7 @@ class GatewayScheduler:
     def sub_band_stats(self, now: int) -> list[SubBandStats]:
         now_ct = self.clock.from_server_time(now) if self.clock.is_synced else None
         stats = []
-        for sb, dc in zip(self.sub_bands, self._duty_cycles):
+        for sb, dc in zip(self.sub_bands, self._duty_cycles, strict=True):
             used = dc.utilization(now_ct) if now_ct is not None else 0.0
             stats.append(SubBandStats(sb.min_frequency, sb.max_frequency, float(dc.duty_cycle), used))
         return stats

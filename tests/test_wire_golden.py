@@ -16,9 +16,9 @@ Reminders used in the derivations:
 
 from __future__ import annotations
 
-import pytest
 from typing import TypeVar
 
+import pytest
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
@@ -36,7 +36,6 @@ from gatewayserver.ttnpb import (
     networkserver_pb2_grpc,
     rights_pb2,
 )
-
 
 M = TypeVar("M", bound=Message)
 

@@ -8,11 +8,10 @@ import base64
 import aiohttp
 import orjson
 import pytest
+from conftest import EUI1, Env, now_ns, sample_stats
 
 from gatewayserver.events.definitions import GS_GATEWAY_CONNECT, GS_STATUS_RECEIVE, GS_UP_RECEIVE
 from gatewayserver.ttnpb import messages_pb2
-
-from conftest import EUI1, Env, now_ns, sample_stats
 
 G1 = (("gtw1", EUI1),)
 

@@ -10,11 +10,10 @@ import asyncio
 import base64
 
 import pytest
+from downlink_support import GATEWAY_ID, class_a, class_c, lora, now_ns, token_of
 
 from gatewayserver.errors import ABORTED, DATA_LOSS, GsError
 from gatewayserver.ttnpb import gatewayserver_pb2, lorawan_pb2, messages_pb2
-
-from downlink_support import GATEWAY_ID, class_a, class_c, lora, now_ns, token_of
 
 Result = messages_pb2.TxAcknowledgment.Result
 

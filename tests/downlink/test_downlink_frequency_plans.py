@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from downlink_support import GATEWAY_ID, class_a, token_of
 
 from frequency_plans import FrequencyPlanStore
 from gatewayserver.config import ConfigError, resolve
@@ -20,8 +21,6 @@ from gatewayserver.errors import INVALID_ARGUMENT, GsError
 from gatewayserver.registry import GatewayEntry, GatewayRegistry, RegistryError, load_registry_file
 from gatewayserver.ttnpb import gatewayserver_pb2, lorawan_pb2
 from scheduler import Conflict, DwellTime, SubBandNotFound
-
-from downlink_support import GATEWAY_ID, class_a, token_of
 
 PLANS = {
     "multi_a.yml": """

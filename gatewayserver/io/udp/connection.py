@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
 from ...events.event import new_ulid
 from ...registry import GatewayEntry, GatewayRegistry
 from .packets import (

@@ -88,7 +88,7 @@ class UdpFrontend:
         self.server = server
         self.stream = stream
         self._protocol = protocol
-        self._transport = stream._transport  # noqa: SLF001 - sendto without an await per ack
+        self._transport = stream._transport
         self._closing = False
 
     @classmethod
@@ -109,7 +109,7 @@ class UdpFrontend:
         recv = self.stream.recv
         handle = self._handle
         # Whatever arrived between bind and now sits in asyncio-dgram's queue: handle it in order first.
-        queue = self.stream._recvq  # noqa: SLF001
+        queue = self.stream._recvq
         while queue.qsize():
             data, addr = queue.get_nowait()
             if data is None:  # asyncio-dgram's end-of-stream marker
