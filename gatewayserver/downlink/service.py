@@ -263,7 +263,7 @@ class DownlinkService:
     def _send(self, conn: Connection, pending: PendingTx, now: int) -> None:
         server = self.server
         addr = conn.downlink_path(now, server.udp.settings.downlink_path_expires_ns)
-        transmit = conn.transmit or server.transmit
+        transmit = conn.transmit  # set by the frontend the gateway talks through; None: no way to reach it
         if addr is None or transmit is None:
             DOWNLINKS_FAILED.labels("downlink_path_expired").inc()
             log.info("downlink dropped: no downlink path", extra={"gateway_id": conn.gateway_id})
