@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 GATEWAYS = [f"bench-gw-{i:02d}" for i in range(10)]
 
 
-def build_uplink(i: int):  # type: ignore[no-untyped-def]
-    from gatewayserver.ttnpb import messages_pb2
+def build_uplink(i: int):
+    from gatewayserver.ttnpb import lorawan_pb2, messages_pb2
 
     up = messages_pb2.GatewayUplinkMessage(band_id="EU_863_870")
     m = up.message
     m.raw_payload = bytes(range(23))
-    m.payload.m_hdr.m_type = 2
+    m.payload.m_hdr.m_type = lorawan_pb2.UNCONFIRMED_UP
     m.payload.mac_payload.f_hdr.dev_addr = bytes.fromhex("260B1234")
     m.payload.mac_payload.f_hdr.f_cnt = i & 0xFFFF
     m.payload.mac_payload.f_port = 1
@@ -62,7 +62,7 @@ def build_uplink(i: int):  # type: ignore[no-untyped-def]
 # --- server process --------------------------------------------------------------------------------------------
 
 
-def server_main(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:  # type: ignore[no-untyped-def]
+def server_main(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:
     try:
         import uvloop
 
@@ -72,7 +72,7 @@ def server_main(conn, rate: int, seconds: float, subscribers: int, buffer: int) 
     asyncio.run(_server(conn, rate, seconds, subscribers, buffer))
 
 
-async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[float, float, int]:
     from gatewayserver.events.definitions import GS_UP_RECEIVE
 
     tick = 0.01
@@ -96,23 +96,23 @@ async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[fl
     return time.process_time() - cpu0, loop.time() - wall0, published
 
 
-async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:  # type: ignore[no-untyped-def]
+async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:
     from gatewayserver.api.core import ApiCore, ApiSettings
     from gatewayserver.api.http_server import HttpServer
     from gatewayserver.api.keys import KeyStore, create_key
     from gatewayserver.events import EventBus
 
     class NoDaemon:
-        def connection_stats(self, gateway_id):  # type: ignore[no-untyped-def]
+        def connection_stats(self, gateway_id):
             return None
 
-        async def schedule_downlink(self, msg):  # type: ignore[no-untyped-def]
+        async def schedule_downlink(self, msg):
             raise NotImplementedError
 
-        def gateway_frequency_plan(self, gateway_id):  # type: ignore[no-untyped-def]
-            return None
+        def gateway_frequency_plans(self, gateway_id):
+            return []
 
-        def connected_gateways(self):  # type: ignore[no-untyped-def]
+        def connected_gateways(self):
             return []
 
     tmp = tempfile.mkdtemp()
@@ -143,7 +143,7 @@ async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int
 # --- client processes ----------------------------------------------------------------------------------------
 
 
-def client_main(port: int, token: str, streams: int, expected: int, timeout: float, out) -> None:  # type: ignore[no-untyped-def]
+def client_main(port: int, token: str, streams: int, expected: int, timeout: float, out) -> None:
     try:
         import uvloop
 

@@ -66,7 +66,7 @@ def class_a_request(token: bytes) -> Any:
     req = msg.request
     setattr(req, "class", lorawan_pb2.CLASS_A)
     req.downlink_paths.add().uplink_token = token
-    req.rx1_delay = 1
+    req.rx1_delay = lorawan_pb2.RX_DELAY_1
     req.rx1_frequency = 868_100_000
     req.rx1_data_rate.CopyFrom(_lora(7))
     req.rx2_frequency = 869_525_000
@@ -174,6 +174,7 @@ async def serve(
             grpc_listen="127.0.0.1:0", http_listen=None,
         )
         await api_servers.start()
+        assert api_servers.grpc is not None  # grpc_listen was given
         grpc_port = api_servers.grpc.port
     port_file.write_text(json.dumps({"udp": daemon.udp_addresses[0][1], "grpc": grpc_port}))
     stop = asyncio.Event()

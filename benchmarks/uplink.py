@@ -172,6 +172,7 @@ class StandinNs:
              "--port", "0", "--control-port", "0", "--proto-root", str(REPO / "proto")],
             stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu),
         )
+        assert self.proc.stdout is not None  # stdout=PIPE
         line = self.proc.stdout.readline()
         if not line:
             raise SystemExit(f"benchmark: stand-in Network Server did not start (exit {self.proc.wait()})")
@@ -252,12 +253,12 @@ class Daemon:
 
 def realistic_uplink():
     """An UplinkMessage shaped like the daemon's: decoded payload, settings, metadata with token, two ids."""
-    from gatewayserver.ttnpb import messages_pb2
+    from gatewayserver.ttnpb import lorawan_pb2, messages_pb2
 
     frame = SimulatedDevice(0x26011234).next_frame(12)
     m = messages_pb2.UplinkMessage()
     m.raw_payload = frame
-    m.payload.m_hdr.m_type = 2  # UNCONFIRMED_UP
+    m.payload.m_hdr.m_type = lorawan_pb2.UNCONFIRMED_UP
     m.payload.mic = frame[-4:]
     mac = m.payload.mac_payload
     mac.f_hdr.dev_addr = frame[1:5][::-1]
@@ -637,6 +638,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         half = candidate
                     if not candidate.contended:
                         break
+                assert half is not None  # the loop ran at least once
                 result["half_rate"] = half.__dict__ | {"ok": half.ok}
             result["daemon_dropped"] = daemon.metric("gs_uplinks_dropped_total")
             result["daemon_forwarded"] = daemon.metric("gs_uplinks_forwarded_total")

@@ -362,7 +362,7 @@ class GatewayServer:
                     ],
                 }
             )
-        out.sort(key=lambda item: item["gateway_id"])
+        out.sort(key=lambda item: str(item["gateway_id"]))
         return out
 
     def gateway_entry(self, gateway_id: str) -> GatewayEntry | None:
@@ -402,8 +402,9 @@ class GatewayServer:
 def _call_error(error: BaseException) -> GsError:
     """A failed GsNs call as a typed cause: its gRPC code and the Network Server's message."""
     code = getattr(error, "code", None)
-    if callable(code):  # grpc.aio.AioRpcError
-        return GsError("pkg/gatewayserver/upstream", "call", str(error.details()), code=code().value[0])
+    details = getattr(error, "details", None)
+    if callable(code) and callable(details):  # grpc.aio.AioRpcError
+        return GsError("pkg/gatewayserver/upstream", "call", str(details()), code=code().value[0])
     return GsError("pkg/gatewayserver/upstream", "call", str(error), code=UNKNOWN)
 
 

@@ -35,12 +35,8 @@ from typing import Any
 import asyncio_dgram
 import orjson
 
-try:  # MIC computation; cryptography is a dependency of the daemon, but keep the simulator usable without it.
-    from cryptography.hazmat.primitives import cmac as _cmac
-    from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
-except ImportError:  # pragma: no cover - exercised only on stripped-down installs
-    _cmac = None
-    _algorithms = None
+from cryptography.hazmat.primitives import cmac as _cmac  # MIC computation
+from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
 
 PUSH_DATA = 0x00
 PUSH_ACK = 0x01
@@ -121,7 +117,7 @@ class SimulatedDevice:
         self.fcnt = fcnt
         self.nwk_s_key = nwk_s_key
         self.f_port = f_port
-        self._cmac_cipher = _algorithms.AES(nwk_s_key) if _algorithms is not None else None
+        self._cmac_cipher = _algorithms.AES(nwk_s_key)
 
     def next_frame(self, payload_size: int, *, stamp_ns: int | None = None) -> bytes:
         """The next unconfirmed-up PHYPayload with ``payload_size`` bytes of FRMPayload; FCnt advances."""
@@ -143,8 +139,6 @@ class SimulatedDevice:
     def _mic(self, msg: bytes, fcnt: int) -> bytes:
         """LoRaWAN 1.0 uplink MIC: AES-CMAC over B0 | msg with the network session key."""
         b0 = struct.pack("<B4xBIIBB", 0x49, 0, self.dev_addr, fcnt, 0, len(msg))
-        if self._cmac_cipher is None:  # pragma: no cover
-            return b"\x00\x00\x00\x00"
         c = _cmac.CMAC(self._cmac_cipher)
         c.update(b0 + msg)
         return c.finalize()[:4]

@@ -25,10 +25,16 @@ _MAX_SLIDE_STEPS = 10_000
 
 
 class SubBandLike(Protocol):
-    min_frequency: int
-    max_frequency: int
-    duty_cycle: float | None
-    max_eirp: float | None
+    """What the scheduler reads from a sub-band. Read-only, so frozen dataclasses (the frequency plans') fit."""
+
+    @property
+    def min_frequency(self) -> int: ...
+    @property
+    def max_frequency(self) -> int: ...
+    @property
+    def duty_cycle(self) -> float | None: ...
+    @property
+    def max_eirp(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
