@@ -87,7 +87,9 @@ async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[fl
             i = start_index + published
             up = build_uplink(i)
             gateway = up.message.rx_metadata[0].gateway_ids
-            bus.publish(GS_UP_RECEIVE.new(time.time_ns(), ((gateway.gateway_id, gateway.eui),), up, up.message.correlation_ids))
+            bus.publish(
+                GS_UP_RECEIVE.new(time.time_ns(), ((gateway.gateway_id, gateway.eui),), up, up.message.correlation_ids)
+            )
             published += 1
         next_tick += tick
         await asyncio.sleep(max(0.0, next_tick - loop.time()))
@@ -220,7 +222,8 @@ def main() -> None:
     _, expected = parent.recv()
 
     results = ctx.Queue()
-    per_client = [args.subscribers // args.clients + (1 if i < args.subscribers % args.clients else 0) for i in range(args.clients)]
+    share, extra = divmod(args.subscribers, args.clients)
+    per_client = [share + (1 if i < extra else 0) for i in range(args.clients)]
     clients = [
         ctx.Process(target=client_main, args=(port, token, n, expected, args.seconds + 30, results))
         for n in per_client
@@ -249,13 +252,22 @@ def main() -> None:
     print(f"lost                 {lost} ({100 * lost / max(1, n * len(counts)):.3f} %), stream errors {errors}")
     if latencies:
         p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-        print(f"latency publish→read p50 {1000 * p(0.5):.1f} ms, p99 {1000 * p(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms")
+        print(
+            f"latency publish→read p50 {1000 * p(0.5):.1f} ms, p99 {1000 * p(0.99):.1f} ms, "
+            f"max {1000 * latencies[-1]:.1f} ms"
+        )
     base = base_cpu / base_wall
     loaded = cpu / wall
     per_sub = (loaded - base) / max(1, len(counts))
     per_delivery_us = (cpu - base_cpu) / max(1, delivered) * 1e6
-    print(f"server CPU           {100 * base:.1f} % of a core without subscribers, {100 * loaded:.1f} % with {len(counts)}")
-    print(f"cost per subscriber  {100 * per_sub:.2f} % of a core at {args.rate} events/s ({per_delivery_us:.1f} µs per delivered event)")
+    print(
+        f"server CPU           {100 * base:.1f} % of a core without subscribers, "
+        f"{100 * loaded:.1f} % with {len(counts)}"
+    )
+    print(
+        f"cost per subscriber  {100 * per_sub:.2f} % of a core at {args.rate} events/s "
+        f"({per_delivery_us:.1f} µs per delivered event)"
+    )
     if lost or errors:
         sys.exit(1)
 

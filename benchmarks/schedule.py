@@ -418,7 +418,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     # internal modes
     parser.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
-    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
+    # the default now; kept for old commands
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing NsGs ceiling")
     parser.add_argument("--api-ceiling", action="store_true",
                         help="also run the daemon with a do-nothing downlink service behind its gRPC API")

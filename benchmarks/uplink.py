@@ -608,8 +608,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if ceiling is not None:
             before_phase(args)
             c = measure_ceiling(ns, args.daemon_cpu, args.ceiling_seconds, ceiling["concurrency"], "daemon")
-            log(f"same client with the daemon's channel options, concurrency {c['concurrency']}: {c['rate']:.0f} calls/s "
-                f"(client {c['client_cores']} cores, stand-in {c['standin_cores']}, other {c['other_cores']})")
+            log(
+                f"same client with the daemon's channel options, concurrency {c['concurrency']}: "
+                f"{c['rate']:.0f} calls/s "
+                f"(client {c['client_cores']} cores, stand-in {c['standin_cores']}, other {c['other_cores']})"
+            )
             result["ceiling_daemon_path"] = c
 
         steps: list[Step] = []
@@ -684,12 +687,14 @@ def report(r: dict[str, Any]) -> str:
                      f"(ceiling client: {per_call:.0f} µs per call)")
     half = r.get("half_rate")
     if half:
+
         def ms(d: dict[str, Any], k: str) -> str:
             return "-" if d.get(k) is None else f"{d[k] / 1000:.2f} ms"
-        lines.append(f"  latency at {half['rate']:.0f}/s, datagram read → NS receipt: p50 {ms(half['read_us'], 'p50')}, "
-                     f"p99 {ms(half['read_us'], 'p99')}")
-        lines.append(f"  latency at {half['rate']:.0f}/s, datagram send → NS receipt: p50 {ms(half['send_us'], 'p50')}, "
-                     f"p99 {ms(half['send_us'], 'p99')}")
+
+        lines.append(f"  latency at {half['rate']:.0f}/s, datagram read → NS receipt: "
+                     f"p50 {ms(half['read_us'], 'p50')}, p99 {ms(half['read_us'], 'p99')}")
+        lines.append(f"  latency at {half['rate']:.0f}/s, datagram send → NS receipt: "
+                     f"p50 {ms(half['send_us'], 'p50')}, p99 {ms(half['send_us'], 'p99')}")
         lines.append(f"  PUSH_ACK round trip at {half['rate']:.0f}/s: p50 {half['push_ack_ms']['p50']} ms, "
                      f"p99 {half['push_ack_ms']['p99']} ms")
     idle = r.get("idle")

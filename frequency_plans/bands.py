@@ -341,7 +341,11 @@ def _freeze_lookup(band: Band) -> Band:
         band,
         "_by_lora",
         MappingProxyType(
-            {(m.spreading_factor, m.bandwidth, m.coding_rate): v for m, v in lookup.items() if isinstance(m, LoRaModulation)}
+            {
+                (m.spreading_factor, m.bandwidth, m.coding_rate): v
+                for m, v in lookup.items()
+                if isinstance(m, LoRaModulation)
+            }
         ),
     )
     return band

@@ -69,7 +69,8 @@ def format_table(gateways: list[dict[str, Any]], now: float | None = None) -> st
     for gw in gateways:
         rtt = gw.get("rtt_median_ms")
         bands = [
-            f"{int(sb['min_frequency']) / 1e6:g}-{int(sb['max_frequency']) / 1e6:g}:{100 * float(sb.get('utilization', 0)):.1f}%"
+            f"{int(sb['min_frequency']) / 1e6:g}-{int(sb['max_frequency']) / 1e6:g}:"
+            f"{100 * float(sb.get('utilization', 0)):.1f}%"
             for sb in gw.get("sub_bands", [])
             if float(sb.get("utilization", 0)) > 0
         ]
@@ -86,7 +87,9 @@ def format_table(gateways: list[dict[str, Any]], now: float | None = None) -> st
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
 
 
 def _gateways(args: argparse.Namespace) -> int:

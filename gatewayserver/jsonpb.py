@@ -320,7 +320,11 @@ def _generate(desc: Descriptor) -> Callable[[Message], Any]:
             value_fd = _message_type(fd).fields_by_name["value"]
             env[f"K{i}"] = (lambda k: "true" if k else "false") if key_fd.type == FieldDescriptor.TYPE_BOOL else str
             env[f"V{i}"] = _value_encoder(value_fd)
-            lines += [f"    v = {attr}", "    if v:", f"        out[{key}] = {{K{i}(k): V{i}(x) for k, x in v.items()}}"]
+            lines += [
+                f"    v = {attr}",
+                "    if v:",
+                f"        out[{key}] = {{K{i}(k): V{i}(x) for k, x in v.items()}}",
+            ]
         elif fd.is_repeated:
             enc = _value_encoder(fd)
             lines += [f"    v = {attr}", "    if v:"]

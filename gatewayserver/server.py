@@ -148,7 +148,10 @@ class GatewayServer:
             UPLINKS_RECEIVED.inc()
             UPLINKS_DROPPED.labels(drop.reason).inc()
             if drop.reason != "duplicate":
-                log.info("uplink dropped", extra={"gateway_id": conn.gateway_id, "reason": drop.reason, "detail": drop.detail})
+                log.info(
+                    "uplink dropped",
+                    extra={"gateway_id": conn.gateway_id, "reason": drop.reason, "detail": drop.detail},
+                )
             err = GsError("pkg/gatewayserver/io/udp", drop.reason, drop.detail or drop.reason, code=INVALID_ARGUMENT)
             self._publish_drop(conn, now, err)
         for uplink in uplinks:
@@ -235,7 +238,10 @@ class GatewayServer:
         self._retained.pop(conn.gateway_id, None)
         log.info(
             "gateway connected",
-            extra={"gateway_id": conn.gateway_id, "eui": conn.eui.hex(), "remote": addr[0], "registered": conn.entry.registered},
+            extra={
+                "gateway_id": conn.gateway_id, "eui": conn.eui.hex(), "remote": addr[0],
+                "registered": conn.entry.registered,
+            },
         )
         self._publish(ev.GS_GATEWAY_CONNECT, conn, now, None, (conn.correlation_id,))
 
@@ -285,7 +291,9 @@ class GatewayServer:
     def _publish_drop(self, conn: Connection, now: int, err: BaseException, cids: tuple[str, ...] = ()) -> None:
         self._publish(ev.GS_UP_DROP, conn, now, to_error_details(err), cids or (conn.correlation_id,))
 
-    def _gateway_uplink(self, uplink: messages_pb2.UplinkMessage, entry: GatewayEntry) -> messages_pb2.GatewayUplinkMessage:
+    def _gateway_uplink(
+        self, uplink: messages_pb2.UplinkMessage, entry: GatewayEntry
+    ) -> messages_pb2.GatewayUplinkMessage:
         message = messages_pb2.GatewayUplinkMessage()
         message.message.CopyFrom(uplink)
         message.band_id = self._band_id(entry)
@@ -347,7 +355,9 @@ class GatewayServer:
                     "eui": conn.eui.hex().upper(),
                     "address": str(conn.host),
                     "connected_at": format_timestamp_ns(conn.connected_at_ns),
-                    "last_uplink_received_at": format_timestamp_ns(conn.last_uplink_ns) if conn.last_uplink_ns else None,
+                    "last_uplink_received_at": (
+                        format_timestamp_ns(conn.last_uplink_ns) if conn.last_uplink_ns else None
+                    ),
                     "uplink_count": conn.uplink_count,
                     "downlink_count": conn.downlink_count,
                     "rtt_median_ms": (rtt.median.seconds * 1000 + rtt.median.nanos / 1e6) if rtt.count else None,

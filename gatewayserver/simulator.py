@@ -650,7 +650,9 @@ def _summarize_latencies(values_ns: list[int]) -> dict[str, float | None]:
     }
 
 
-async def run_simulation(config: SimulationConfig, *, on_ready: Callable[[list[SimulatedGateway]], None] | None = None) -> dict[str, Any]:
+async def run_simulation(
+    config: SimulationConfig, *, on_ready: Callable[[list[SimulatedGateway]], None] | None = None
+) -> dict[str, Any]:
     """Run the configured gateways to completion and return the summary (plain JSON-able data)."""
     _raise_nofile_limit(config.gateways * (1 if config.single_socket else 2) + 64)
     gateways: list[SimulatedGateway] = []

@@ -345,7 +345,9 @@ def test_tx_acknowledgment_result() -> None:
     )
     msg = messages_pb2.GatewayTxAcknowledgment(
         gateway_ids=_gateway_ids(),
-        tx_ack=messages_pb2.TxAcknowledgment(correlation_ids=["ns:dl:1"], result=messages_pb2.TxAcknowledgment.TOO_LATE),
+        tx_ack=messages_pb2.TxAcknowledgment(
+            correlation_ids=["ns:dl:1"], result=messages_pb2.TxAcknowledgment.TOO_LATE
+        ),
     )
     assert_golden(msg, gateway_tx_ack)
 

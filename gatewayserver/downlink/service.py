@@ -241,7 +241,9 @@ class DownlinkService:
         """Schedule late: unless the gateway has shown a jit queue and is not configured to be sent late."""
         return not conn.has_jit_queue or conn.entry.schedule_downlink_late
 
-    def _dispatch(self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool) -> None:
+    def _dispatch(
+        self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool
+    ) -> None:
         planned = pending.planned
         send_at = planned.tx_server_time - self.schedule_late_ns
         if hold and not planned.immediate and send_at > now:

@@ -1,4 +1,7 @@
-"""End-to-end harness for the downlink tests: in-process daemon, stand-in Network Server over gRPC, simulated forwarders."""
+"""End-to-end harness for the downlink tests.
+
+In-process daemon, stand-in Network Server over gRPC, simulated forwarders.
+"""
 
 from __future__ import annotations
 

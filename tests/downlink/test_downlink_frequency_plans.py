@@ -1,4 +1,6 @@
-"""Gateways with several frequency plans, TxRequest.frequency_plan_id and LR-FHSS requests: planner, registry, end to end.
+"""Gateways with several frequency plans, TxRequest.frequency_plan_id and LR-FHSS requests.
+
+Planner, registry, end to end.
 
 Two test plans of the EU868 band: MULTI_A allows only 868.0-868.6 MHz; MULTI_B adds the 869.4-869.65 MHz sub-band
 (with its own EIRP ceiling and a dwell-time limit on 869.525 MHz) and a lower ceiling on 868.0-868.6 MHz.

@@ -403,7 +403,9 @@ class UplinkTranslator:
                 drops.append(DroppedUplink(i, "duplicate"))
         return out
 
-    def _uplink(self, rx: Any, received_at_ns: int, prefix: bytes, md_wire: bytes) -> tuple[UplinkMessage, bytes, float]:
+    def _uplink(
+        self, rx: Any, received_at_ns: int, prefix: bytes, md_wire: bytes
+    ) -> tuple[UplinkMessage, bytes, float]:
         if type(rx) is not dict:
             raise _Drop("malformed", "rxpk entry is not an object")
         get = rx.get
