@@ -111,7 +111,7 @@ class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def GetConcentratorConfig(  # noqa: N802
+    async def GetConcentratorConfig(
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> regional_pb2.ConcentratorConfig:
         async def call() -> regional_pb2.ConcentratorConfig:
@@ -120,7 +120,7 @@ class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
 
         return await _unary(context, "GtwGs/GetConcentratorConfig", call)
 
-    async def GetMQTTConnectionInfo(  # noqa: N802
+    async def GetMQTTConnectionInfo(
         self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
     ) -> mqtt_pb2.MQTTConnectionInfo:
         async def call() -> mqtt_pb2.MQTTConnectionInfo:
@@ -129,7 +129,7 @@ class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
 
         return await _unary(context, "GtwGs/GetMQTTConnectionInfo", call)
 
-    async def GetMQTTV2ConnectionInfo(  # noqa: N802
+    async def GetMQTTV2ConnectionInfo(
         self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
     ) -> mqtt_pb2.MQTTConnectionInfo:
         async def call() -> mqtt_pb2.MQTTConnectionInfo:
