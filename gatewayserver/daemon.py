@@ -22,7 +22,9 @@ from .events.bus import EventBus
 from .io.udp.connection import ConnectionSettings
 from .io.udp.frontend import UdpFrontend
 from .registry import GatewayRegistry, RegistryError
+from .io.grpc.frontend import GrpcFrontend
 from .server import GatewayServer
+from .timer import DeadlineTimer
 from .tokens import UplinkTokens
 from .upstream.jsonlines import JsonLinesSink
 from .upstream.ns import NetworkServerRouter, UpstreamSettings
@@ -56,6 +58,7 @@ class Daemon:
     apis: list[Any] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     api: Any = None
+    timer: Any = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -97,6 +100,9 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.server.close_all(time.time_ns())
+        self.server.core.close_all(time.time_ns())
+        if self.timer is not None:
+            self.timer.close()
         abandoned = await self.upstream.close(config.shutdown_timeout)
         if abandoned:
             log.warning("uplinks abandoned at shutdown", extra={"count": abandoned})
@@ -189,8 +195,10 @@ async def start_daemon(config: Config) -> Daemon:
     upstream.start()
     frontends = [await UdpFrontend.listen(server, address) for address in config.udp_listen]
     daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
-    daemon.apis = await _start_apis(daemon)
     loop = asyncio.get_running_loop()
+    daemon.timer = DeadlineTimer(loop, [server.core])
+    server.core.on_deadline = daemon.timer.poke
+    daemon.apis = await _start_apis(daemon)
     daemon.tasks = [loop.create_task(f.run()) for f in frontends]
     daemon.tasks.append(loop.create_task(daemon._expiry_loop()))
     log.info(
@@ -232,6 +240,7 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
         ready=lambda: not daemon.stopping.is_set(),
+        links=GrpcFrontend(daemon.server.core, daemon.registry),
     )
     await api.start()
     daemon.api = api

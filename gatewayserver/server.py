@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from .core.connection import Connection as CoreConnection
+from .core.gateways import GatewayCore
 from .error_details import to_error_details
 from .errors import INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN, GsError
 from .events import definitions as ev
@@ -80,6 +82,11 @@ class GatewayServer:
         # gateway_id -> (stats of the last connection, disconnected at): the reference keeps these 48 h.
         self._retained: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
         self.downlinks: Any = None  # set by the downlink layer (gatewayserver.downlink) when it is wired
+        # The frontend-neutral core: gateways linked through gRPC live here (UDP ones move here next).
+        self.core = GatewayCore(
+            registry=registry, events=events, upstream=upstream, tokens=tokens, frequency_plans=frequency_plans,
+            forward_crc_failed=forward_crc_failed, stats_retention_ns=stats_retention_ns,
+        )
         udp_metrics.GATEWAYS_CONNECTED.labels("udp").set_function(lambda: len(self.udp))
 
     # --- datagrams ---------------------------------------------------------------------------------------------
@@ -201,6 +208,9 @@ class GatewayServer:
     def upstream_result(self, uplink: messages_pb2.UplinkMessage, conn: Any, error: BaseException | None) -> None:
         """Called by the upstream when a Network Server accepted or finally refused an uplink."""
         now = time.time_ns()
+        if isinstance(conn, CoreConnection):
+            self.core.upstream_result(uplink, conn, error, now)
+            return
         correlation_ids = tuple(uplink.correlation_ids)
         if error is None:
             UPLINKS_FORWARDED.inc()
@@ -314,6 +324,9 @@ class GatewayServer:
         conn = self.udp.get(gateway_id)
         if conn is not None:
             return self._stats_of(conn, time.time_ns())
+        linked = self.core.connection_stats(gateway_id, time.time_ns())
+        if linked is not None:
+            return linked
         retained = self._retained.get(gateway_id)
         if retained is not None:
             stats = gateway_pb2.GatewayConnectionStats()
@@ -372,6 +385,33 @@ class GatewayServer:
                     ],
                 }
             )
+        for linked in self.core.connections():
+            stats = linked.stats(now)
+            rtt = stats.round_trip_times
+            out.append(
+                {
+                    "gateway_id": linked.gateway_id,
+                    "eui": linked.eui.hex().upper(),
+                    "address": linked.link.remote_ip(),
+                    "protocol": linked.protocol,
+                    "connected_at": format_timestamp_ns(linked.connected_at_ns),
+                    "last_uplink_received_at": (
+                        format_timestamp_ns(linked.last_uplink_ns) if linked.last_uplink_ns else None
+                    ),
+                    "uplink_count": linked.uplink_count,
+                    "downlink_count": linked.downlink_count,
+                    "rtt_median_ms": (rtt.median.seconds * 1000 + rtt.median.nanos / 1e6) if rtt.count else None,
+                    "sub_bands": [
+                        {
+                            "min_frequency": sb.min_frequency,
+                            "max_frequency": sb.max_frequency,
+                            "utilization": sb.downlink_utilization,
+                            "limit": sb.downlink_utilization_limit,
+                        }
+                        for sb in stats.sub_bands
+                    ],
+                }
+            )
         out.sort(key=lambda item: str(item["gateway_id"]))
         return out
 
@@ -379,6 +419,9 @@ class GatewayServer:
         conn = self.udp.get(gateway_id)
         if conn is not None:
             return conn.entry
+        linked = self.core.get(gateway_id)
+        if linked is not None:
+            return linked.entry
         entry = self.registry.by_id(gateway_id)
         if entry is not None:
             return entry

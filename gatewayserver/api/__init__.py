@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .core import ApiCore, ApiSettings, GatewayServerLike, MqttAddresses
 from .gcs import GcsSettings
 from .keys import KeyStore, Principal
+
+if TYPE_CHECKING:
+    from .grpc_server import GatewayLinks
 
 
 @dataclass
@@ -44,6 +48,7 @@ class ApiServers:
         grpc_tls: TlsFiles | None = None,
         http_tls: TlsFiles | None = None,
         ready: Callable[[], bool] | None = None,
+        links: GatewayLinks | None = None,
     ) -> None:
         from .grpc_server import GrpcServer
         from .http_server import HttpServer
@@ -55,6 +60,7 @@ class ApiServers:
                 grpc_listen,
                 tls_cert_file=grpc_tls.cert_file if grpc_tls else None,
                 tls_key_file=grpc_tls.key_file if grpc_tls else None,
+                links=links,
             )
             if grpc_listen
             else None

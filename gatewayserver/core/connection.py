@@ -86,6 +86,9 @@ class Link(Protocol):
     def wake(self) -> None:
         """The outbox has something: drain it (called synchronously, from inside a core call)."""
 
+    def disconnected(self, reason: str) -> None:
+        """The core ended this connection (`replaced`, `expired`, `shutdown`, ...): stop serving the gateway."""
+
 
 @dataclass(slots=True, frozen=True)
 class Transmission:

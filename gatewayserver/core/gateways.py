@@ -134,6 +134,7 @@ class GatewayCore:
         while len(self._retained) > _MAX_RETAINED_STATS:
             self._retained.popitem(last=False)
         conn.close()
+        conn.link.disconnected(reason)
         log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
         error = error or disconnect_error(conn.protocol, reason)
         self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, err.details_of(error))

@@ -209,6 +209,9 @@ class DownlinkService:
         gateway_id = ids.gateway_id
         conn = self.server.udp.get(gateway_id)
         if conn is None:
+            linked = self.server.core.get(gateway_id)  # a gateway on another frontend (gRPC link)
+            if linked is not None:
+                return linked.schedule(message, path, token_timestamp, now)
             raise err.schedule_path(gateway_id, err.not_connected(gateway_id))
         request_cids = tuple(message.correlation_ids)
         self._publish(ev.GS_DOWN_SCHEDULE_ATTEMPT, conn, now, message, request_cids)

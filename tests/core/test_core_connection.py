@@ -66,6 +66,7 @@ class Link:
         self.conn: Connection | None = None
         self.sent: list[Transmission] = []
         self.path_error: GsError | None = None
+        self.ended = ""
 
     def remote_ip(self) -> str:
         return "192.0.2.1"
@@ -79,6 +80,9 @@ class Link:
     def wake(self) -> None:
         assert self.conn is not None
         self.sent.extend(self.conn.drain())
+
+    def disconnected(self, reason: str) -> None:
+        self.ended = reason
 
 
 def make_core() -> tuple[GatewayCore, Events, Upstream]:
@@ -260,6 +264,7 @@ def test_a_new_connection_replaces_the_old_one() -> None:
     first = connect(core, Link())
     second = connect(core, Link(), NOW + S)
     assert first.closed and core.get(ENTRY.gateway_id) is second
+    assert first.link.ended == "replaced"  # type: ignore[attr-defined]
     assert events.names() == ["gs.gateway.connect", "gs.gateway.disconnect", "gs.gateway.connect"]
     assert events.events[1].data.name == "new_connection"
 
