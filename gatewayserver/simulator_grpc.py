@@ -48,7 +48,7 @@ class LinkedGateway:
         seed: int | None = None,
         own_channel: bool = False,
     ) -> None:
-        from .simulator import SimulatedDevice
+        from .simulator import GatewayCounters, SimulatedDevice
 
         self.gateway_id = gateway_id
         self.tx_ack = tx_ack
@@ -58,10 +58,11 @@ class LinkedGateway:
         self.bandwidth_khz = bandwidth_khz
         self.coding_rate = coding_rate
         self.payload_size = payload_size
-        self.uplinks_sent = 0
-        self.status_sent = 0
-        self.tx_acks_sent = 0
-        self.tx_ack_errors_sent = 0
+        # The UDP simulator's counters, of which a link uses the uplink, status, downlink and TX ack ones.
+        self.counters = GatewayCounters()
+        self.push_ack_latencies: list[int] = []  # a link has no per-uplink ack: always empty
+        self.pull_ack_latencies: list[int] = []
+        self.outstanding_acks = 0
         self.received_downlinks: asyncio.Queue[messages_pb2.DownlinkMessage] = asyncio.Queue()
         self.error: grpc.aio.AioRpcError | None = None
         self._random = random.Random(seed if seed is not None else hash(gateway_id))
@@ -100,6 +101,7 @@ class LinkedGateway:
                 if not down.HasField("downlink_message"):
                     continue
                 message = down.downlink_message
+                self.counters.pull_resp_received += 1
                 await self.received_downlinks.put(message)
                 if self.auto_tx_ack:
                     self.acknowledge(message, self.tx_ack)
@@ -154,23 +156,36 @@ class LinkedGateway:
     async def send_uplink(self, payload: bytes | None = None, **fields: Any) -> None:
         """Send one uplink in its own `GatewayUp` (`fields` as for `make_uplink`)."""
         self.send(gatewayserver_pb2.GatewayUp(uplink_messages=[self.make_uplink(payload, **fields)]))
-        self.uplinks_sent += 1
+        self.counters.uplinks_sent += 1
 
     async def send_status(self, **versions: str) -> None:
         status = gateway_pb2.GatewayStatus()
         status.time.GetCurrentTime()
         status.versions.update(versions or {"simulator": "grpc"})
         self.send(gatewayserver_pb2.GatewayUp(gateway_status=status))
-        self.status_sent += 1
+        self.counters.status_sent += 1
 
     def acknowledge(self, message: messages_pb2.DownlinkMessage, error: str | None = None) -> None:
         """Answer a downlink: success, or the named `TxAcknowledgment.Result`."""
         ack = messages_pb2.TxAcknowledgment(correlation_ids=message.correlation_ids)
         if error:
             ack.result = cast(messages_pb2.TxAcknowledgment.Result, _RESULTS.Value(error))
-            self.tx_ack_errors_sent += 1
+            self.counters.tx_ack_errors_sent += 1
         self.send(gatewayserver_pb2.GatewayUp(tx_acknowledgment=ack))
-        self.tx_acks_sent += 1
+        self.counters.tx_acks_sent += 1
+
+    async def wait_for_acks(self, timeout: float | None = None) -> bool:
+        return True  # nothing to wait for: a link acknowledges no uplink
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued message was handed to the stream; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._outbox.empty() and not self.closed.is_set():
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         self._outbox.put_nowait(None)  # half-close: the server sees the end of the stream

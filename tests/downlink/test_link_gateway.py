@@ -50,6 +50,7 @@ async def start(tmp_path: Path, *, require_registered: bool = False) -> Env:
         "other": create_key(keys_file, "other", ["RIGHT_GATEWAY_LINK"], [OTHER])[0],
         "info": create_key(keys_file, "info", ["RIGHT_GATEWAY_INFO"], [GATEWAY])[0],
         "stranger": create_key(keys_file, "stranger", ["RIGHT_GATEWAY_LINK"], ["gw-stranger"])[0],
+        "any": create_key(keys_file, "any", ["RIGHT_GATEWAY_LINK"])[0],  # every gateway: the simulator's eui-… ids
     }
     registry = tmp_path / "gateways.yml"
     registry.write_text(yaml.safe_dump({"gateways": [
@@ -206,3 +207,22 @@ async def test_unregistered_gateway_links_with_the_fallback_plan(env: Env) -> No
         up = await env.ns.uplinks.get()
     assert up.rx_metadata[0].gateway_ids.gateway_id == "gw-stranger"
     await gw.close()
+
+
+async def test_simulate_protocol_grpc_links_every_gateway(env: Env, tmp_path: Path) -> None:
+    """`gatewayserver simulate --protocol grpc` drives LinkGateway: every uplink reaches the Network Server."""
+    from gatewayserver.simulator import add_arguments, config_from_args, run_simulation
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([
+        "--protocol", "grpc", "--address", env.target, "--api-key", env.keys["any"], "--gateways", "3", "--rate", "30",
+        "--duration", "1", "--stat-interval", "0", "--start-spread", "0",
+    ])
+    summary = await run_simulation(config_from_args(args))
+    assert summary["protocol"] == "grpc" and summary["uplinks_sent"] == 30 and summary["link_errors"] == []
+    async with asyncio.timeout(15):
+        received = [await env.ns.uplinks.get() for _ in range(30)]
+    assert len({up.rx_metadata[0].gateway_ids.gateway_id for up in received}) == 3
