@@ -22,6 +22,7 @@ from .events.bus import EventBackend
 from .events.event import new_ulid
 from .io.udp import metrics as udp_metrics
 from .jsonpb import format_timestamp_ns
+from .logs import format_address
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
 from .io.udp.translate import DroppedUplink, TranslateError, UplinkTranslator, status_from_stat
@@ -87,7 +88,7 @@ class GatewayServer:
     def rejected(self, result: Rejected, addr: Address) -> None:
         udp_metrics.DATAGRAMS_DROPPED.labels(result.reason).inc()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("datagram refused", extra={"reason": result.reason, "remote": str(addr), "detail": result.detail})
+            log.debug("datagram refused", extra={"reason": result.reason, "remote": format_address(addr), "detail": result.detail})
 
     def accepted(self, acc: Accepted, addr: Address, now: int) -> None:
         """Everything after the ack. Never raises: a bad body costs its own datagram, nothing else."""
@@ -235,7 +236,7 @@ class GatewayServer:
         self._retained.pop(conn.gateway_id, None)
         log.info(
             "gateway connected",
-            extra={"gateway_id": conn.gateway_id, "eui": conn.eui.hex(), "remote": addr[0], "registered": conn.entry.registered},
+            extra={"gateway_id": conn.gateway_id, "eui": conn.eui.hex().upper(), "remote": format_address(addr), "registered": conn.entry.registered},
         )
         self._publish(ev.GS_GATEWAY_CONNECT, conn, now, None, (conn.correlation_id,))
 
