@@ -21,7 +21,7 @@ from .events import definitions as ev
 from .events.bus import EventBackend
 from .events.event import new_ulid
 from .io.udp import metrics as udp_metrics
-from .jsonpb import format_timestamp_ns
+from .jsonpb import float32_value, format_timestamp_ns
 from .logs import format_address
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
@@ -356,8 +356,9 @@ class GatewayServer:
                         {
                             "min_frequency": sb.min_frequency,
                             "max_frequency": sb.max_frequency,
-                            "utilization": sb.downlink_utilization,
-                            "limit": sb.downlink_utilization_limit,
+                            # float32 fields: printed as float32 (0.001), not as the double they widen to
+                            "utilization": float32_value(sb.downlink_utilization),
+                            "limit": float32_value(sb.downlink_utilization_limit),
                         }
                         for sb in stats.sub_bands
                     ],
