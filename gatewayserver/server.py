@@ -88,7 +88,10 @@ class GatewayServer:
     def rejected(self, result: Rejected, addr: Address) -> None:
         udp_metrics.DATAGRAMS_DROPPED.labels(result.reason).inc()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("datagram refused", extra={"reason": result.reason, "remote": format_address(addr), "detail": result.detail})
+            log.debug(
+                "datagram refused",
+                extra={"reason": result.reason, "remote": format_address(addr), "detail": result.detail},
+            )
 
     def accepted(self, acc: Accepted, addr: Address, now: int) -> None:
         """Everything after the ack. Never raises: a bad body costs its own datagram, nothing else."""

@@ -293,7 +293,8 @@ def test_debug_log_is_not_grpc_chatter(daemons: list[Daemon]) -> None:
     with grpc.insecure_channel(grpc_address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for _ in range(20):
-            assert stub.Check(health_pb2.HealthCheckRequest(), timeout=30).status == health_pb2.HealthCheckResponse.SERVING
+            response = stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
     assert daemon.stop() == 0
     chatter = [line for line in daemon.lines if "Loaded running loop" in line or " grpc." in line]
     print(f"{len(daemon.lines)} lines at debug, {len(chatter)} from grpc")

@@ -220,7 +220,9 @@ class UdpConnections:
             self._by_id[entry.gateway_id] = conn
             new_connection = True
         elif not conn.flood_check(now, settings.flood_window_ns):
-            return Rejected("flood", f"EUI {eui.hex().upper()} exceeds {settings.flood_datagrams} datagrams per window", eui)
+            return Rejected(
+                "flood", f"EUI {eui.hex().upper()} exceeds {settings.flood_datagrams} datagrams per window", eui
+            )
         if new_connection:
             conn.flood_check(now, settings.flood_window_ns)
         conn.last_seen_ns = now
