@@ -32,7 +32,8 @@ def bind_error(option: str, address: str, exc: BaseException, sock_type: int) ->
     if code == errno.EADDRINUSE:
         cause = (
             f"address already in use: another process is using {proto} port {port} "
-            f"(`ss -lnp 'sport = :{port}'` shows which); stop it, or pick another port with {flag}"
+            f"(`ss -l{'u' if proto == 'UDP' else 't'}np 'sport = :{port}'` shows which); stop it, "
+            f"or pick another port with {flag}"
         )
     elif code == errno.EACCES:
         cause = (

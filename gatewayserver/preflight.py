@@ -35,6 +35,9 @@ def check(config: Config) -> Checked:
     registry = load_registry(config, plans)
     for option in ("grpc_tls_cert", "grpc_tls_key", "http_tls_cert", "http_tls_key", "ns_ca_file"):
         _check_readable(option, getattr(config, option))
+    if config.keys_file and os.path.isdir(config.keys_file):
+        # A missing keys file is fine (created later, picked up without a restart); a directory never becomes one.
+        raise ConfigError(f"keys_file: {config.keys_file}: is a directory; give the path of a file in it")
     return Checked(plans, registry)
 
 

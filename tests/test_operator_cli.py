@@ -125,11 +125,12 @@ def _mistakes(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "empty_file": (["--gateways", str(empty)], "empty.yml: empty file"),
         "tls_missing": (["--http-tls-cert", str(tmp / "c.pem"), "--http-tls-key", str(tmp / "k.pem")],
                         "http_tls_cert"),
+        "keys_file_dir": (["--keys-file", str(tmp)], "keys_file: " + str(tmp) + ": is a directory"),
     }
 
 
 MISTAKES = ["yaml_syntax", "unknown_plan", "mixed_bands", "missing_file", "fallback_plan", "not_utf8", "empty_file",
-            "tls_missing"]
+            "tls_missing", "keys_file_dir"]
 
 
 @pytest.mark.parametrize("case", MISTAKES)
