@@ -51,7 +51,7 @@ from ..metrics import (
 from ..tokens import TokenError
 from ..ttnpb import gateway_pb2, gatewayserver_pb2, lorawan_pb2, messages_pb2
 from . import errors as err
-from .planner import TIMESTAMP, GatewayDownlinkState, Planned, plan_request, plan_window
+from .planner import IMME_LATENCY_NS, TIMESTAMP, GatewayDownlinkState, Planned, plan_request, plan_window
 
 if TYPE_CHECKING:
     from ..server import GatewayServer
@@ -241,7 +241,7 @@ class DownlinkService:
             if conn.downlink_path(now, self.server.udp.settings.downlink_path_expires_ns) is None:
                 raise err.downlink_path_expired()
             hold = self._holds(conn)
-            if hold and len(state.held) >= MAX_HELD:
+            if len(state.held) >= MAX_HELD:  # held: schedule-late downlinks, and `imme` booked past other ones
                 raise err.buffer_full()
             planned = plan_request(state, message.raw_payload, request, token_timestamp, now)
         except (GsError, SchedulerError) as exc:
@@ -277,8 +277,14 @@ class DownlinkService:
         self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool
     ) -> None:
         planned = pending.planned
-        send_at = planned.tx_server_time - self.schedule_late_ns
-        if hold and not planned.immediate and send_at > now:
+        if planned.immediate:
+            # `imme` carries no time: the only way to honour a booking later than the forwarder's own delay (slid
+            # past other emissions or the duty cycle) is to send it that much later, whatever `hold` says.
+            send_at = planned.tx_server_time - IMME_LATENCY_NS
+            hold = True
+        else:
+            send_at = planned.tx_server_time - self.schedule_late_ns
+        if hold and send_at > now:
             self._held_seq += 1
             key = self._held_seq
             loop = asyncio.get_running_loop()
