@@ -79,6 +79,22 @@ class RateLimit(logging.Filter):
         return False
 
 
+def format_address(address: Any) -> str:
+    """`host:port`, or `[v6-host]:port`: how operators write an address, not Python's tuple repr.
+
+    Socket addresses arrive as `(host, port)` or, for IPv6, `(host, port, flowinfo, scope_id)`.
+    """
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
+
+
+# Loggers of libraries whose debug output drowns ours: grpc logs `Loaded running loop` on every call it handles.
+# They stay at WARNING whatever --log-level says; GRPC_VERBOSITY/GRPC_TRACE turn grpc's own tracing on when needed.
+QUIET_LOGGERS = ("grpc", "aiohttp.access", "asyncio")
+
+
 def setup(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -86,5 +102,5 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # grpc and aiohttp access logs are noisy at info; operators who need them use debug.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -33,3 +33,25 @@ def test_formatters_render_the_extras():
     assert "gateway connected gateway_id=gtw-1 remote=192.0.2.1" in text
     doc = orjson.loads(JsonFormatter().format(record))
     assert doc["msg"] == "gateway connected" and doc["gateway_id"] == "gtw-1" and doc["level"] == "info"
+
+
+def test_addresses_print_as_operators_write_them():
+    from gatewayserver.logs import format_address
+
+    assert format_address(("192.0.2.1", 1700)) == "192.0.2.1:1700"
+    assert format_address(("2001:db8::1", 1700, 0, 0)) == "[2001:db8::1]:1700"
+    assert format_address("already text") == "already text"
+
+
+def test_grpc_debug_chatter_stays_out_at_debug_level():
+    from gatewayserver import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        logs.setup("debug", "text")
+        assert logging.getLogger("gatewayserver").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("grpc._cython.cygrpc").isEnabledFor(logging.DEBUG)  # "Loaded running loop"
+        assert logging.getLogger("grpc._cython.cygrpc").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], root.level = saved

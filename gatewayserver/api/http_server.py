@@ -129,7 +129,7 @@ class HttpServer:
         await site.start()
         addresses = self._runner.addresses
         self.port = int(addresses[0][1]) if addresses else port
-        log.info("HTTP API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.ssl_context)})
+        log.debug("HTTP API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.ssl_context)})
         return self.port
 
     async def stop(self) -> None:

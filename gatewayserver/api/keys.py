@@ -70,7 +70,10 @@ def normalize_right(name: str) -> str:
     if not upper.startswith("RIGHT_"):
         upper = "RIGHT_" + upper
     if upper not in ALL_RIGHTS:
-        raise ValueError(f"unknown right {name!r}")
+        # The gateway rights are the ones this server checks (plus RIGHT_ALL, which grants them all); naming the
+        # 50 other rights of the reference's enum here would hide the useful ones.
+        useful = ", ".join(["RIGHT_ALL", *sorted(GATEWAY_RIGHTS)])
+        raise ValueError(f"unknown right {name!r}; the rights this server checks: {useful}")
     return upper
 
 
