@@ -3,11 +3,11 @@
 `gatewayserver run` calls `check(config)` first thing and builds the daemon from its result; `gatewayserver config`
 calls the same function and exits with the same verdict. One function for both means an operator who validated a
 configuration with `config` cannot be surprised by `run` refusing it, and a check added later for `run` is a check
-of `config` too (tests/test_preflight.py runs both commands on each mistake and compares).
+of `config` too (tests/test_operator_cli.py runs both commands on each mistake and compares).
 
 Files referenced by the configuration are read here (the gateway registry, frequency plan directories, TLS
 material) so that a missing or unreadable file is named with the option that points at it. Ports are not: whether
-a port is free can only be known by binding it, which `run` does and reports (see `daemon.BindError`).
+a port is free can only be known by binding it, which `run` does and reports (see `bind_errors.BindError`).
 """
 
 from __future__ import annotations
