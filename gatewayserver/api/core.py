@@ -33,7 +33,7 @@ from gatewayserver.ttnpb import (
 )
 
 from . import gcs, metrics
-from .keys import KeyStore, Principal, err_no_gateway_rights
+from .keys import KeyStore, Principal, err_no_gateway_rights, public_auth_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from frequency_plans.loader import FrequencyPlan
@@ -101,6 +101,7 @@ def err_no_cluster_key() -> GsError:
 
 
 def err_cluster_auth_type(auth_type: str) -> GsError:
+    auth_type = public_auth_type(auth_type)
     return GsError(
         "pkg/auth/cluster", "auth_type", "invalid authorization type `{auth_type}`", code=INVALID_ARGUMENT,
         attributes={"auth_type": auth_type},
