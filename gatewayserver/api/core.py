@@ -318,7 +318,8 @@ class ApiCore:
         if not plans:
             raise err_gateway_not_registered(gateway_id)
         eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)
-        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, request_host=request_host)
+        address = gcs.resolve_server_address(self.settings.gcs, request_host)
+        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, server_address=address)
         return gateway_configuration_pb2.GetGatewayConfigurationResponse(contents=contents)
 
 
