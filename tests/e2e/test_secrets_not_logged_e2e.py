@@ -47,16 +47,27 @@ def _raw_http(daemon: DaemonProcess, request: bytes) -> bytes:
             s.sendall(request)
         except (BrokenPipeError, ConnectionResetError):  # refused before it read everything: fine
             pass
-        chunks = []
+        data = b""
         try:
-            while True:
+            while not _complete(data):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
-                chunks.append(chunk)
+                data += chunk
         except (ConnectionResetError, TimeoutError):
             pass
-    return b"".join(chunks)
+    return data
+
+
+def _complete(data: bytes) -> bool:
+    """A whole response is in (the server may linger before closing after refusing a body it did not read)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":", 1)[1])
+    return False
 
 
 def _status(response: bytes) -> int:
