@@ -335,7 +335,7 @@ class Subscriber:
                     if printed is not None:
                         delay = BACKOFF_FIRST  # it was connected: start the backoff over
                     reason = "stream closed by the daemon"
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     reason = _connection_reason(exc, self.address)
                 self._note(f"{reason}; reconnecting in {delay:g}s")
                 await asyncio.sleep(delay)
@@ -408,7 +408,7 @@ async def _check(response: Any) -> None:
     try:
         body = await response.json(content_type=None)
         message = str(body.get("message", "")) if isinstance(body, dict) else ""
-    except Exception:  # noqa: BLE001 - any body is fine, the status says enough
+    except Exception:
         message = ""
     detail = f": {message}" if message else ""
     if response.status in (401, 403):

@@ -56,7 +56,7 @@ class DaemonProcess:
             *self.extra,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GS_")}
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        log = open(self.log_path, "ab")
         try:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.workdir

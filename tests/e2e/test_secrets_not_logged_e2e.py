@@ -75,7 +75,8 @@ def _status(response: bytes) -> int:
 
 
 def _get(path: str, *headers: bytes) -> bytes:
-    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
+    head = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    return head + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
 
 
 def test_http_requests_carrying_the_key_leave_no_piece_of_it_in_the_log(daemon: DaemonProcess) -> None:
