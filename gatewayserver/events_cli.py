@@ -239,12 +239,14 @@ def register(subparsers: Any) -> None:
         "reconnects when the daemon goes away and resumes without duplicates.",
     )
     parser.add_argument(
-        "--gateway-id", action="append", default=[], metavar="ID",
-        help="gateway to follow (repeatable; default: every gateway connected when the stream opens)",
+        "--gateway-id", action="extend", nargs="+", default=[], metavar="ID",
+        help="gateways to follow (one or more, flag repeatable; default: every gateway connected when the stream "
+        "opens)",
     )
     parser.add_argument(
-        "--names", action="append", default=[], metavar="REGEX",
-        help="only events whose name matches this regular expression, e.g. 'gs\\.up\\.' (repeatable)",
+        "--names", action="extend", nargs="+", default=[], metavar="REGEX",
+        help="only events whose name matches one of these regular expressions, e.g. 'gs\\.up\\.' (flag "
+        "repeatable)",
     )
     parser.add_argument("--tail", type=_non_negative, default=0, metavar="N", help="first print the last N events")
     parser.add_argument(
@@ -332,9 +334,11 @@ class Subscriber:
             while True:
                 try:
                     printed = await self._stream_once(session)
-                    if printed is not None:
+                    if printed is None:
+                        reason = "no gateway is connected yet (pass --gateway-id to follow specific ones)"
+                    else:
                         delay = BACKOFF_FIRST  # it was connected: start the backoff over
-                    reason = "stream closed by the daemon"
+                        reason = "stream closed by the daemon"
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                     reason = _connection_reason(exc, self.address)
                 self._note(f"{reason}; reconnecting in {delay:g}s")
@@ -357,7 +361,6 @@ class Subscriber:
         try:
             gateway_ids = await self._gateway_ids(session)
         except _NothingToFollow:
-            self._note("no gateway is connected yet (pass --gateway-id to follow specific ones)")
             return None
         body = self.state.request(gateway_ids, self.names)
         async with session.post(self.address + EVENTS_PATH, json=body) as response:

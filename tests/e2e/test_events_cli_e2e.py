@@ -188,3 +188,15 @@ def test_unreachable_daemon_keeps_retrying_with_a_visible_line() -> None:
         assert cli.process.poll() is None
     finally:
         assert cli.stop() == 0
+
+
+def test_without_gateway_id_it_follows_the_connected_gateways(daemon: DaemonProcess) -> None:
+    _uplinks(daemon, range(1, 2))  # the gateway is connected before the command starts
+    cli = Cli("--names", "gs.up.receive", "--address", daemon.http, api_key=daemon.admin_key)
+    try:
+        assert GATEWAY_ID in cli.wait_err("connected to")
+        _uplinks(daemon, range(2, 3))
+        line = cli.line()
+    finally:
+        assert cli.stop() == 0
+    assert line.split("  ")[1:3] == ["gs.up.receive", GATEWAY_ID]
