@@ -7,6 +7,7 @@ operators can grep text logs and ship JSON logs to a collector without regexes.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -14,6 +15,23 @@ from typing import Any
 import orjson
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime", "taskName"}
+
+
+# Second line of defence behind "never log a header value": whatever reaches a formatter (a library's exception
+# text, a repr of request bytes) has credentials cut out. The API key's public ID (39 characters after `NNSXS.`)
+# may stay; everything after it, and anything after `Bearer`/`ClusterKey`, goes.
+_CREDENTIAL = re.compile(r"(?i)\b(bearer|clusterkey)(\s+)[^\s'\"\\,;]+")
+_API_KEY = re.compile(r"(NNSXS\.(?:[A-Z2-7]{39}\.)?)[A-Z2-7.]+")
+REDACTED = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """`text` without API key secrets or authorization tokens."""
+    lower = text.lower()
+    if "nnsxs" not in lower and "bearer" not in lower and "clusterkey" not in lower:
+        return text
+    text = _CREDENTIAL.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    return _API_KEY.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -28,7 +46,7 @@ class TextFormatter(logging.Formatter):
         text = " ".join(str(p) for p in parts)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact(text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,7 +60,7 @@ class JsonFormatter(logging.Formatter):
         doc.update(_extras(record))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        return redact(orjson.dumps(doc, default=str).decode())
 
 
 class RateLimit(logging.Filter):

@@ -55,3 +55,24 @@ def test_grpc_debug_chatter_stays_out_at_debug_level():
         assert logging.getLogger("grpc._cython.cygrpc").isEnabledFor(logging.WARNING)
     finally:
         root.handlers[:], root.level = saved
+
+
+def test_formatters_cut_key_secrets_and_tokens_out_of_every_line():
+    key = (
+        "NNSXS.OAIHMHZ43XWF5LQM4BC5ND3FADJ2LBAV3PIWZNY."
+        "SIOY5R3VGGQRSCMKJV4Z7TDJNZ7OE326RZPSURKWTP7OPKBUNNGWOSGYL2QCGJD7"
+    )
+    secret = key.rsplit(".", 1)[1]
+    try:
+        raise ValueError(f"Got more than 8190 bytes when reading: b'Bearer {key[:80]}...'")
+    except ValueError as exc:
+        error = exc
+    exc_info = (ValueError, error, None)
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "bad %s", (key,), exc_info)
+    record.header = f"authorization: ClusterKey 00112233445566778899aabbccddeeff and {key}"
+    for formatter in (TextFormatter(), JsonFormatter()):
+        text = formatter.format(record)
+        assert "OAIHMHZ43XWF5LQM4BC5ND3FADJ2LBAV3PIWZNY" in text  # the public key ID may stay
+        assert not any(secret[i : i + 8] in text for i in range(len(secret) - 7)), text
+        assert "00112233" not in text
+        assert "<redacted>" in text
