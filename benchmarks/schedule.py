@@ -156,10 +156,10 @@ async def serve(
     if stub_downlinks:  # --api-ceiling: everything but the downlink service
         from gatewayserver.ttnpb import gatewayserver_pb2
 
-        async def schedule(message: Any) -> Any:
+        def schedule(message: Any, now: int) -> Any:
             return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
 
-        daemon.server.downlinks.schedule = schedule
+        daemon.server.core.schedule_downlink = schedule  # type: ignore[method-assign]
     grpc_port = None
     for api in daemon.apis:
         grpc_server = getattr(api, "grpc", None)

@@ -85,15 +85,6 @@ class Daemon:
     async def stop(self) -> None:
         self.stopping.set()
 
-    async def _expiry_loop(self) -> None:
-        server = self.server
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                server.expire(time.time_ns())
-            except Exception:
-                log.exception("connection expiry failed")
-
     async def run_until_stopped(self) -> None:
         await self.stopping.wait()
         await self.shutdown()
@@ -106,7 +97,6 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.server.close_all(time.time_ns())
-        self.server.core.close_all(time.time_ns())
         if self.timer is not None:
             self.timer.close()
         abandoned = await self.upstream.close(config.shutdown_timeout)
@@ -168,20 +158,21 @@ async def start_daemon(config: Config) -> Daemon:
         forward_crc_failed=config.forward_crc_failed,
         stats_retention_ns=int(config.stats_retention * _NS),
         frequency_plans=plans,
+        schedule_late_ns=int(config.schedule_late_time * _NS),
     )
     holder["server"] = server
-    _attach_downlinks(server, config, plans)
     upstream.start()
     frontends: list[UdpFrontend] = []
     try:
         for address in config.udp_listen:
             try:
-                frontends.append(await UdpFrontend.listen(server, address))
+                frontends.append(await UdpFrontend.listen(server.udp_handler, address))
             except OSError as exc:
                 raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
         daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
-        daemon.timer = DeadlineTimer(asyncio.get_running_loop(), [server.core])
-        server.core.on_deadline = daemon.timer.poke
+        # The one timer of the loop: the core's held downlinks and forgotten stats, the UDP connections' expiry.
+        daemon.timer = DeadlineTimer(asyncio.get_running_loop(), [server.core, server.udp_handler])
+        server.core.on_deadline = server.udp_handler.on_deadline = daemon.timer.poke
         daemon.apis = await _start_apis(daemon)
     except BaseException:
         # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
@@ -191,7 +182,6 @@ async def start_daemon(config: Config) -> Daemon:
         raise
     loop = asyncio.get_running_loop()
     daemon.tasks = [loop.create_task(f.run()) for f in frontends]
-    daemon.tasks.append(loop.create_task(daemon._expiry_loop()))
     log.info(
         "gateway server started",
         extra={
@@ -214,12 +204,6 @@ def _api_port(api: Any, name: str) -> str:
         return "off"
     host = server.listen.rpartition(":")[0]
     return f"{host}:{server.port}"
-
-
-def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None:
-    from .downlink import DownlinkService
-
-    server.downlinks = DownlinkService(server, plans, schedule_late_ns=int(config.schedule_late_time * _NS))
 
 
 def _log_missing_keys(path: str) -> None:

@@ -32,6 +32,7 @@ from ..downlink.planner import TIMESTAMP, GatewayDownlinkState, Planned, plan_re
 from ..errors import INTERNAL, INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, GsError
 from ..events import definitions as ev
 from ..events.event import new_ulid
+from ..jsonpb import format_timestamp_ns
 from ..metrics import (
     DOWNLINKS_FAILED,
     DOWNLINKS_SENT,
@@ -105,6 +106,7 @@ class Transmission:
     downlink_id: str
     immediate: bool
     gps_time_ms: int | None
+    tx_power: float  # dBm, antenna gain removed (as in `message.scheduled`, without its float32 rounding)
 
 
 @dataclass(slots=True)
@@ -308,11 +310,22 @@ class Connection:
             planned = plan_request(state, message.raw_payload, request, token_timestamp, now)
         except (GsError, SchedulerError) as exc:
             wrapped = err.schedule_path(self.gateway_id, exc)
+            log.info(
+                "downlink failed",
+                extra={
+                    "gateway_id": self.gateway_id,
+                    "correlation_id": request_cids[0] if request_cids else "",
+                    "stage": "schedule",
+                    "reason": err.reason_of(exc),
+                },
+            )
             self._publish(ev.GS_DOWN_SCHEDULE_FAIL, now, err.details_of(wrapped), request_cids)
             raise wrapped from None
         downlink_id = DOWNLINK_CID_PREFIX + new_ulid(now)
         cids = (*request_cids, self.correlation_id, downlink_id)
-        self._dispatch(_Pending(message, planned, cids, downlink_id, int(request.priority)), now)
+        pending = _Pending(message, planned, cids, downlink_id, int(request.priority))
+        log.info("downlink scheduled", extra=self._outcome(pending))
+        self._dispatch(pending, now)
         response = gatewayserver_pb2.ScheduleDownlinkResponse(rx1=planned.window == 1, rx2=planned.window == 2)
         _set_time(response.delay, max(0, planned.tx_server_time - now))
         response.downlink_path.CopyFrom(path)
@@ -333,7 +346,7 @@ class Connection:
         if path_error is not None:
             reason = err.reason_of(path_error)
             DOWNLINKS_FAILED.labels(reason).inc()
-            log.info("downlink dropped: no downlink path", extra={"gateway_id": self.gateway_id, "reason": reason})
+            log.info("downlink failed", extra=self._outcome(pending, stage="send", reason=reason))
             self._publish(ev.GS_DOWN_TX_FAIL, now, struct_pb2.Value(string_value=reason), pending.correlation_ids)
             return
         pending.sent_ns = now
@@ -346,7 +359,10 @@ class Connection:
             pend.popitem(last=False)
         scheduled = self._scheduled_message(pending)
         planned = pending.planned
-        self._outbox.append(Transmission(scheduled, pending.downlink_id, planned.immediate, planned.gps_time_ms))
+        self._outbox.append(
+            Transmission(scheduled, pending.downlink_id, planned.immediate, planned.gps_time_ms, planned.tx_power)
+        )
+        log.info("downlink sent", extra=self._outcome(pending))
         self._publish(ev.GS_DOWN_SEND, now, scheduled, pending.correlation_ids)
         self.link.wake()
 
@@ -437,10 +453,13 @@ class Connection:
         ack_msg.downlink_message.CopyFrom(self._scheduled_message(pending))  # copy: the event holds the original
         self._publish(ev.GS_TXACK_RECEIVE, now, ack_msg, pending.correlation_ids)
         if ok:
+            log.info("downlink acknowledged", extra=self._outcome(pending))
             self._publish(ev.GS_DOWN_TX_SUCCESS, now, None, pending.correlation_ids)
         else:
             DOWNLINKS_FAILED.labels("tx_" + result_name.lower()).inc()
-            log.info("gateway refused downlink", extra={"gateway_id": self.gateway_id, "result": result_name})
+            log.info(
+                "downlink failed", extra=self._outcome(pending, stage="tx_ack", reason="tx_" + result_name.lower())
+            )
             self._publish(
                 ev.GS_DOWN_TX_FAIL, now, struct_pb2.Value(string_value=result_name), pending.correlation_ids
             )
@@ -547,7 +566,27 @@ class Connection:
         self._pending.clear()
         self._outbox = []
 
-    # --- events -------------------------------------------------------------------------------------------------
+    # --- logs and events ------------------------------------------------------------------------------------------
+
+    def _outcome(self, pending: _Pending, **more: Any) -> dict[str, Any]:
+        """The fields of the one info line per downlink outcome (scheduled, sent, acknowledged, failed).
+
+        The correlation id is the Gateway Server's own (`gs:downlink:<ulid>`), the one the downlink's events carry,
+        so a log line leads to its events and back. The lines go through the log's per-message rate limit like
+        every other, so a busy gateway cannot flood the log with them.
+        """
+        planned = pending.planned
+        fields: dict[str, Any] = {
+            "gateway_id": self.gateway_id,
+            "correlation_id": pending.downlink_id,
+            "frequency": planned.frequency,
+            "window": planned.window,
+            "time": format_timestamp_ns(planned.tx_server_time),
+        }
+        if planned.timestamp is not None:
+            fields["tmst"] = planned.timestamp
+        fields.update(more)
+        return fields
 
     def _publish(
         self, definition: ev.EventDefinition, now: int, data: Any, cids: tuple[str, ...], data_factory: Any = None

@@ -95,8 +95,11 @@ class GatewayCore:
     def count(self, protocol: str) -> int:
         return self._by_protocol.get(protocol, 0)
 
-    def connect(self, entry: GatewayEntry, link: Link, now: int) -> Connection:
-        """A gateway connected through `link`; an existing connection of the same gateway id is replaced."""
+    def connect(self, entry: GatewayEntry, link: Link, now: int, *, remote: str = "") -> Connection:
+        """A gateway connected through `link`; an existing connection of the same gateway id is replaced.
+
+        `remote` is the address to log, as the frontend writes it (`host:port` for UDP).
+        """
         old = self._by_id.get(entry.gateway_id)
         if old is not None:
             self.disconnect(old, now, "replaced")
@@ -112,7 +115,7 @@ class GatewayCore:
         log.info(
             "gateway connected",
             extra={
-                "gateway_id": entry.gateway_id, "eui": entry.eui.hex(), "remote": link.remote_ip(),
+                "gateway_id": entry.gateway_id, "eui": entry.eui.hex().upper(), "remote": remote or link.remote_ip(),
                 "registered": entry.registered, "protocol": protocol,
             },
         )

@@ -769,3 +769,24 @@ def txpk_from_downlink(
     txpk["ncrc"] = True
     txpk["data"] = binascii.b2a_base64(payload, newline=False).decode("ascii")
     return orjson.dumps({"txpk": txpk})
+
+
+def txpk_from_scheduled(
+    message: messages_pb2.DownlinkMessage, tx_power: float, *, immediate: bool, gps_time_ms: int | None
+) -> bytes:
+    """The PULL_RESP body for a downlink the core scheduled (`message.scheduled`), timed as the core said:
+    `imme` when the gateway's clock is unknown, `tmms` by its GPS clock, else `tmst`."""
+    settings = message.scheduled
+    data_rate = settings.data_rate
+    timestamp = None if immediate or gps_time_ms is not None else settings.timestamp
+    if data_rate.WhichOneof("modulation") == "fsk":
+        return txpk_from_downlink(
+            message.raw_payload, frequency_hz=settings.frequency, eirp_dbm=tx_power, bit_rate=data_rate.fsk.bit_rate,
+            timestamp=timestamp, gps_time_ms=gps_time_ms, immediate=immediate,
+        )
+    lora = data_rate.lora
+    return txpk_from_downlink(
+        message.raw_payload, frequency_hz=settings.frequency, eirp_dbm=tx_power,
+        spreading_factor=lora.spreading_factor, bandwidth_hz=lora.bandwidth, coding_rate=lora.coding_rate or "4/5",
+        timestamp=timestamp, gps_time_ms=gps_time_ms, immediate=immediate,
+    )
