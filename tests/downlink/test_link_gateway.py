@@ -43,7 +43,9 @@ class Env:
         return gw
 
 
-async def start(tmp_path: Path, *, require_registered: bool = False) -> Env:
+async def start(
+    tmp_path: Path, *, require_registered: bool = False, extra_gateways: list[dict[str, str]] | None = None
+) -> Env:
     keys_file = str(tmp_path / "keys.json")
     keys = {
         "link": create_key(keys_file, "link", ["RIGHT_GATEWAY_LINK"], [GATEWAY, "eui-0016c001ff0000ee"])[0],
@@ -56,6 +58,7 @@ async def start(tmp_path: Path, *, require_registered: bool = False) -> Env:
     registry.write_text(yaml.safe_dump({"gateways": [
         {"eui": "0016c001ff0000aa", "gateway_id": GATEWAY, "frequency_plan_id": "EU_863_870"},
         {"eui": "0016c001ff0000bb", "gateway_id": OTHER, "frequency_plan_id": "EU_863_870"},
+        *(extra_gateways or []),
     ]}))
     ns = StandinNetworkServer()
     await ns.start()
