@@ -324,7 +324,8 @@ class Connection:
         downlink_id = DOWNLINK_CID_PREFIX + new_ulid(now)
         cids = (*request_cids, self.correlation_id, downlink_id)
         pending = _Pending(message, planned, cids, downlink_id, int(request.priority))
-        log.info("downlink scheduled", extra=self._outcome(pending))
+        if log.isEnabledFor(logging.INFO):  # the fields cost more than the check
+            log.info("downlink scheduled", extra=self._outcome(pending))
         self._dispatch(pending, now)
         response = gatewayserver_pb2.ScheduleDownlinkResponse(rx1=planned.window == 1, rx2=planned.window == 2)
         _set_time(response.delay, max(0, planned.tx_server_time - now))
@@ -362,7 +363,8 @@ class Connection:
         self._outbox.append(
             Transmission(scheduled, pending.downlink_id, planned.immediate, planned.gps_time_ms, planned.tx_power)
         )
-        log.info("downlink sent", extra=self._outcome(pending))
+        if log.isEnabledFor(logging.INFO):
+            log.info("downlink sent", extra=self._outcome(pending))
         self._publish(ev.GS_DOWN_SEND, now, scheduled, pending.correlation_ids)
         self.link.wake()
 
@@ -453,7 +455,8 @@ class Connection:
         ack_msg.downlink_message.CopyFrom(self._scheduled_message(pending))  # copy: the event holds the original
         self._publish(ev.GS_TXACK_RECEIVE, now, ack_msg, pending.correlation_ids)
         if ok:
-            log.info("downlink acknowledged", extra=self._outcome(pending))
+            if log.isEnabledFor(logging.INFO):
+                log.info("downlink acknowledged", extra=self._outcome(pending))
             self._publish(ev.GS_DOWN_TX_SUCCESS, now, None, pending.correlation_ids)
         else:
             DOWNLINKS_FAILED.labels("tx_" + result_name.lower()).inc()
