@@ -7,6 +7,7 @@ result (or the `GsError`) their own way, so rights checks and validation cannot 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,17 +33,30 @@ from gatewayserver.ttnpb import (
     messages_pb2,
 )
 
-from . import gcs, metrics
+from . import gcs, metrics, streams
 from .keys import KeyStore, Principal, err_no_gateway_rights
 
 if TYPE_CHECKING:  # pragma: no cover
     from frequency_plans.loader import FrequencyPlan
+
+log = logging.getLogger(__name__)
 
 RIGHT_STATUS_READ = "RIGHT_GATEWAY_STATUS_READ"
 RIGHT_TRAFFIC_READ = "RIGHT_GATEWAY_TRAFFIC_READ"
 RIGHT_INFO = "RIGHT_GATEWAY_INFO"
 
 MAX_BATCH = 100
+
+#: Stream request errors that are refusals by a bound, and their `reason` in `gs_event_streams_refused_total`.
+_STREAM_REFUSALS = {
+    "pkg/events/grpc:too_many_identifiers": "too_many_identifiers",
+    "pkg/events:too_many_names": "too_many_names",
+    "pkg/events:too_many_patterns": "too_many_patterns",
+    "pkg/events:name_too_long": "name_too_long",
+    "pkg/events:invalid_regexp": "invalid_regexp",
+    "pkg/events/grpc:too_many_streams_per_key": "streams_per_key",
+    "pkg/events/grpc:too_many_streams": "streams_total",
+}
 
 
 @runtime_checkable
@@ -136,6 +150,8 @@ class ApiSettings:
     stream_buffer: int = 1024
     #: What goes into generated packet-forwarder configurations.
     gcs: gcs.GcsSettings = field(default_factory=gcs.GcsSettings)
+    #: Gateways per stream request, open streams per API key and in total.
+    stream_limits: streams.StreamLimits = field(default_factory=streams.StreamLimits)
 
 
 class ApiCore:
@@ -155,6 +171,7 @@ class ApiCore:
         self.keys = keys
         self.settings = settings or ApiSettings()
         self.clock = clock
+        self.stream_slots = streams.StreamSlots(self.settings.stream_limits)
 
     # --- auth ------------------------------------------------------------------------------------------------
 
@@ -238,31 +255,56 @@ class ApiCore:
 
         Identifiers other than gateways are ignored (this daemon only has gateway events), so the documented
         command that also names an application works; at least one gateway is required.
+
+        The order is the point: bounds that cost nothing (how many identifiers), then the rights for every gateway,
+        and only then the `names`, whose regular expressions are the one costly part; a caller without rights
+        never gets a pattern compiled. The stream's slot (per key and in total) is taken last and given back when
+        the subscription closes.
         """
+        try:
+            return self._open_stream(principal, request)
+        except GsError as exc:
+            reason = _STREAM_REFUSALS.get(exc.full_name)
+            if reason is not None:
+                metrics.stream_refusals.labels(reason).inc()
+                log.warning(
+                    "event stream refused", extra={"reason": reason, "key_id": principal.key_id, "error": str(exc)}
+                )
+            raise
+
+    def _open_stream(
+        self, principal: Principal, request: events_pb2.StreamEventsRequest
+    ) -> tuple[Event, Subscription]:
+        limits = self.settings.stream_limits
+        streams.check_identifier_count(len(request.identifiers), limits)
         gateway_ids: list[str] = []
         for ids in request.identifiers:
             if ids.WhichOneof("ids") == "gateway_ids":
                 gateway_ids.append(check_gateway_id(ids.gateway_ids.gateway_id, "identifiers.gateway_ids.gateway_id"))
         if not gateway_ids:
             raise err_no_identifiers()
-        names = resolve_names(request.names)
-        rights: dict[str, frozenset[str]] = {}
-        for gateway_id in gateway_ids:
-            held = principal.rights_for(gateway_id)
+        rights = principal.rights_for_each(gateway_ids)
+        for gateway_id, held in rights.items():
             if not held:
                 raise err_no_gateway_rights(gateway_id)
-            rights[gateway_id] = held
-        now = self.clock()
-        after_ns = request.after.ToNanoseconds() if request.HasField("after") else None
-        subscription = self.bus.subscribe(
-            gateway_ids,
-            names.__contains__ if names is not None else match_all,
-            self.settings.stream_buffer,
-            rights=rights,
-            tail=request.tail,
-            after_ns=after_ns,
-            now_ns=now,
-        )
+        names = resolve_names(request.names)
+        release = self.stream_slots.acquire(principal.key_id)
+        try:
+            now = self.clock()
+            after_ns = request.after.ToNanoseconds() if request.HasField("after") else None
+            subscription = self.bus.subscribe(
+                rights.keys(),
+                names.__contains__ if names is not None else match_all,
+                self.settings.stream_buffer,
+                rights=rights,
+                tail=request.tail,
+                after_ns=after_ns,
+                now_ns=now,
+            )
+        except BaseException:
+            release()
+            raise
+        subscription.add_close_callback(release)
         data = None
         if names is not None:
             data = struct_pb2.Value()
@@ -270,7 +312,7 @@ class ApiCore:
         start = Event(
             EVENTS_STREAM_START.name,
             now,
-            tuple((g, None) for g in dict.fromkeys(gateway_ids)),
+            tuple((g, None) for g in rights),
             data,
             (f"rpc:/ttn.lorawan.v3.Events/Stream:{new_ulid(now)}",),
             visibility=(),
