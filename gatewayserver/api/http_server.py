@@ -214,8 +214,8 @@ class HttpServer:
         method = "Events/Stream"
         try:
             principal = self.core.authenticate(_authorization(request), "http")
-            body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
-            start, subscription = self.core.open_stream(principal, body)  # type: ignore[arg-type]
+            body = self.core.parse_stream_request(principal, await request.read())
+            start, subscription = self.core.open_stream(principal, body)
         except Exception as exc:  # noqa: BLE001
             return error_response(exc, method)
         metrics.count_request("http", method, "200")

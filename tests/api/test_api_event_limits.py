@@ -17,6 +17,7 @@ from conftest import EUI1, Env, now_ns
 from prometheus_client import REGISTRY
 from test_api_grpc import bearer, error_details
 
+from gatewayserver.api import core
 from gatewayserver.api.streams import StreamLimits
 from gatewayserver.events import definitions
 from gatewayserver.events.definitions import (
@@ -201,9 +202,19 @@ async def test_names_over_the_bounds_are_refused(env: Env, names: list[str], rea
 # --- gateway ids per request ------------------------------------------------------------------------------------
 
 
-async def test_too_many_gateway_ids_are_refused(env: Env) -> None:
+async def test_too_many_gateway_ids_are_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     before = refused("too_many_identifiers")
+    # Over HTTP the count is checked on the decoded JSON, before the costly build of the request message.
+    built: list[object] = []
+    real_parse_dict = core.jsonpb.parse_dict
+
+    def spy(value, message_type):  # type: ignore[no-untyped-def]
+        built.append(message_type)
+        return real_parse_dict(value, message_type)
+
+    monkeypatch.setattr(core.jsonpb, "parse_dict", spy)
     status, body = await http_post(env, gateways_body(MAX_IDS + 1))
+    assert built == []
     assert status == 400
     assert body["message"] == (
         f"error:pkg/events/grpc:too_many_identifiers (too many identifiers: {MAX_IDS + 1} given, "
@@ -215,6 +226,8 @@ async def test_too_many_gateway_ids_are_refused(env: Env) -> None:
     assert error_details(err).name == "too_many_identifiers"
     assert refused("too_many_identifiers") == before + 2
     assert env.bus.subscriber_count() == 0
+    status, _ = await http_post(env, {**GTW1, "names": ["/(/"]})
+    assert status == 400 and len(built) == 1  # the spy sees bodies within the bound
     assert env.api.core.stream_slots.total == 0
 
 
