@@ -214,7 +214,7 @@ def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None
 
 
 async def _start_apis(daemon: Daemon) -> list[Any]:
-    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, TlsFiles
+    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, MqttAddresses, TlsFiles
     from .api.streams import StreamLimits
 
     config = daemon.config
@@ -232,6 +232,8 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
                 max_streams=config.events_max_streams,
             ),
             gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
+            mqtt=MqttAddresses(config.mqtt_public_address, config.mqtt_public_tls_address),
+            mqtt_v2=MqttAddresses(config.mqttv2_public_address, config.mqttv2_public_tls_address),
         ),
         grpc_listen=config.grpc_listen,
         http_listen=config.http_listen,

@@ -243,7 +243,7 @@ def compile_pattern(pattern: str) -> Pattern:
     """
     try:
         return re2.compile(pattern, _RE2_OPTIONS)
-    except Exception as exc:  # noqa: BLE001 - re2.error, UnicodeEncodeError for lone surrogates, ...
+    except Exception as exc:  # re2.error, UnicodeEncodeError for a lone surrogate, whatever the binding raises
         raise err_invalid_regexp(exc) from None
 
 

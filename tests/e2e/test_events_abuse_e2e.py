@@ -84,7 +84,7 @@ class Pusher(threading.Thread):
                 self.sent += 1
                 self.forwarder.push({"rxpk": [rxpk(data_frame(fcnt=self.sent))]})
                 self.acked += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             self.error = exc
         finally:
             self.forwarder.close()
