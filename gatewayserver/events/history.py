@@ -22,6 +22,7 @@ Sans-I/O: no clock is read; age is judged against the times of the events themse
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterator
 
@@ -37,7 +38,17 @@ _COMPACT_MIN = 64
 class EventHistory:
     """Recent events, bounded in total, per gateway and by age. Not thread-safe: used from the loop's thread."""
 
-    __slots__ = ("_by_key", "_entries", "_live", "_seq", "max_age_ns", "per_gateway", "size")
+    __slots__ = (
+        "_by_key",
+        "_compact_at",
+        "_entries",
+        "_live",
+        "_per_gateway_maxlen",
+        "_seq",
+        "max_age_ns",
+        "per_gateway",
+        "size",
+    )
 
     def __init__(self, size: int, max_age_ns: int, per_gateway: int = 0) -> None:
         """`size` 0 keeps nothing; `per_gateway` 0 means no per-gateway bound (only the total applies)."""
@@ -47,7 +58,9 @@ class EventHistory:
         self._entries: deque[tuple[int, str, Event]] = deque()
         self._by_key: dict[str, deque[int]] = {}
         self._live = 0
-        self._seq = 0
+        self._seq = itertools.count(1)
+        self._per_gateway_maxlen = self.per_gateway or None
+        self._compact_at = _COMPACT_FACTOR * self.size + _COMPACT_MIN
 
     def __len__(self) -> int:
         """Live events (what readers can see)."""
@@ -67,35 +80,39 @@ class EventHistory:
         size = self.size
         if not size:
             return
-        seq = self._seq = self._seq + 1
+        seq = next(self._seq)
         ids = event.gateway_ids
         key = ids[0][0] if ids else ""
         by_key = self._by_key
         seqs = by_key.get(key)
         if seqs is None:
-            seqs = by_key[key] = deque(maxlen=self.per_gateway or None)
-            self._live += 1
-        elif len(seqs) != seqs.maxlen:
-            self._live += 1
-        # else: the deque is full and drops this gateway's oldest sequence number itself; that entry turns dead.
+            seqs = by_key[key] = deque(maxlen=self._per_gateway_maxlen)
+            grew = True
+        else:
+            # A full deque drops this gateway's oldest sequence number itself; that entry turns dead.
+            grew = len(seqs) != seqs.maxlen
         seqs.append(seq)
         entries = self._entries
         entries.append((seq, key, event))
-        if self._live > size:
-            # The oldest live entry goes; inlined for the common case where the front entry is live.
-            old_seq, old_key, _ = entries[0]
-            old_seqs = by_key.get(old_key)
-            if old_seqs and old_seqs[0] == old_seq:
-                entries.popleft()
-                old_seqs.popleft()
-                self._live -= 1
-                if not old_seqs:
-                    del by_key[old_key]
+        if grew:
+            if self._live < size:
+                self._live += 1
             else:
-                self._evict_oldest()
-        if entries[0][2].time_ns < event.time_ns - self.max_age_ns:
-            self._expire(event.time_ns - self.max_age_ns)
-        if len(entries) > _COMPACT_FACTOR * size + _COMPACT_MIN:
+                # Full: the oldest live entry goes; inlined for the usual case where the front entry is live.
+                old_seq, old_key, _ = entries[0]
+                old_seqs = by_key[old_key] if old_key in by_key else None
+                if old_seqs and old_seqs[0] == old_seq:
+                    entries.popleft()
+                    old_seqs.popleft()
+                    if not old_seqs:
+                        del by_key[old_key]
+                else:
+                    self._live += 1
+                    self._evict_oldest()
+        oldest_allowed = event.time_ns - self.max_age_ns
+        if entries[0][2].time_ns < oldest_allowed:
+            self._expire(oldest_allowed)
+        if len(entries) > self._compact_at:
             self._compact()
 
     def _evict_oldest(self) -> None:
