@@ -242,10 +242,23 @@ OPTIONS: tuple[Option, ...] = (
          metavar="HOST[:PORT]"),
     _opt("api", "mqttv2_public_tls_address", "", parse_public_address,
          "Legacy MQTT over TLS address for GtwGs.GetMQTTV2ConnectionInfo.", metavar="HOST[:PORT]"),
-    _opt("api", "events_history_size", 10000, parse_int, "Events kept in memory for tail and after."),
+    _opt("api", "events_history_size", 10000, parse_int,
+         "Events kept in memory for tail, after and FindRelated, in total."),
+    _opt("api", "events_history_per_gateway", 1000, parse_int,
+         "Events kept in memory per gateway, so one gateway's flood of events cannot evict every other "
+         "gateway's history. 0: only the total bound applies."),
     _opt("api", "events_history_age", 3600.0, parse_duration, "Oldest event kept for tail and after."),
     _opt("api", "events_subscriber_buffer", 1024, parse_int,
          "Events buffered per stream subscriber before it is dropped as too slow."),
+    _opt("api", "events_max_gateway_ids", 1000, parse_int,
+         "Most gateway identifiers one event stream request may name; beyond it the request is refused "
+         "(INVALID_ARGUMENT, HTTP 400)."),
+    _opt("api", "events_max_streams_per_key", 10, parse_int,
+         "Most event streams one API key may have open at once; beyond it new streams are refused "
+         "(RESOURCE_EXHAUSTED, HTTP 429)."),
+    _opt("api", "events_max_streams", 100, parse_int,
+         "Most event streams open at once in total; beyond it new streams are refused "
+         "(RESOURCE_EXHAUSTED, HTTP 429)."),
     _opt("api", "stats_retention", 172800.0, parse_duration,
          "How long a disconnected gateway's connection stats stay readable."),
     # Logging

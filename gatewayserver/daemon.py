@@ -118,7 +118,9 @@ async def start_daemon(config: Config) -> Daemon:
     plans, registry = checked.plans, checked.registry
 
     bus = EventBus(
-        history_size=config.events_history_size, history_max_age_ns=int(config.events_history_age * _NS)
+        history_size=config.events_history_size,
+        history_max_age_ns=int(config.events_history_age * _NS),
+        history_per_gateway=config.events_history_per_gateway,
     )
     token_key = bytes.fromhex(config.uplink_token_key) if config.uplink_token_key else secrets.token_bytes(32)
     settings = ConnectionSettings(
@@ -232,6 +234,7 @@ def _log_missing_keys(path: str) -> None:
 
 async def _start_apis(daemon: Daemon) -> list[Any]:
     from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, ListenError, MqttAddresses, TlsFiles
+    from .api.streams import StreamLimits
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
@@ -242,6 +245,11 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
             stream_buffer=config.events_subscriber_buffer,
+            stream_limits=StreamLimits(
+                max_gateway_ids=config.events_max_gateway_ids,
+                max_streams_per_key=config.events_max_streams_per_key,
+                max_streams=config.events_max_streams,
+            ),
             gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
             mqtt=MqttAddresses(config.mqtt_public_address, config.mqtt_public_tls_address),
             mqtt_v2=MqttAddresses(config.mqttv2_public_address, config.mqttv2_public_tls_address),

@@ -269,8 +269,8 @@ class HttpServer:
         method = "Events/Stream"
         try:
             principal = self.core.authenticate(_authorization(request), "http")
-            body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
-            start, subscription = self.core.open_stream(principal, body)  # type: ignore[arg-type]
+            body = self.core.parse_stream_request(principal, await request.read())
+            start, subscription = self.core.open_stream(principal, body)
         except web.HTTPRequestEntityTooLarge:
             raise  # answered 413 by the middleware
         except Exception as exc:

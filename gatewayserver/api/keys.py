@@ -179,6 +179,17 @@ class Principal:
             return frozenset()
         return self.rights & GATEWAY_RIGHTS
 
+    def rights_for_each(self, gateway_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """`rights_for` of many gateways at once, for requests naming thousands of them: the key's gateway rights
+        are computed once and the same frozenset is shared by every gateway it covers, so each id costs one set
+        look-up and no allocation."""
+        held = self.rights & GATEWAY_RIGHTS
+        none: frozenset[str] = frozenset()
+        restricted = self.gateway_ids
+        if restricted is None:
+            return dict.fromkeys(gateway_ids, held)
+        return {gateway_id: held if gateway_id in restricted else none for gateway_id in gateway_ids}
+
     def require(self, gateway_id: str, *required: str) -> None:
         held = self.rights_for(gateway_id)
         if not held:
