@@ -230,7 +230,7 @@ def _fields() -> list[tuple[str, Any, Any]]:
     for option in OPTIONS:
         default = option.default
         if isinstance(default, list):
-            out.append((option.name, list[Any], dataclasses.field(default_factory=lambda d=default: list(d))))
+            out.append((option.name, list[Any], dataclasses.field(default_factory=default.copy)))
         else:
             out.append((option.name, type(default), dataclasses.field(default=default)))
     return out

@@ -10,9 +10,10 @@ import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from google.protobuf import struct_pb2
+from google.protobuf.descriptor import Descriptor
 
 from gatewayserver.errors import (
     INVALID_ARGUMENT,
@@ -43,6 +44,9 @@ RIGHT_TRAFFIC_READ = "RIGHT_GATEWAY_TRAFFIC_READ"
 RIGHT_INFO = "RIGHT_GATEWAY_INFO"
 
 MAX_BATCH = 100
+
+# The stubs type DESCRIPTOR as the pure-Python or the upb class; with the upb runtime the two are the same class.
+_STATS_DESCRIPTOR = cast(Descriptor, gateway_pb2.GatewayConnectionStats.DESCRIPTOR)
 
 
 @runtime_checkable
@@ -208,7 +212,7 @@ class ApiCore:
         for gateway_id in ids:
             principal.require(gateway_id, RIGHT_STATUS_READ)
         mask = request.field_mask if request.HasField("field_mask") and request.field_mask.paths else None
-        if mask is not None and not mask.IsValidForDescriptor(gateway_pb2.GatewayConnectionStats.DESCRIPTOR):
+        if mask is not None and not mask.IsValidForDescriptor(_STATS_DESCRIPTOR):
             raise err_validation("field_mask", "unknown field path")
         response = gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse()
         for gateway_id in ids:

@@ -67,7 +67,7 @@ async def _unary(
 ) -> T:
     try:
         result = await call()
-    except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed status
+    except Exception as exc:
         await _abort(context, exc, method)
         raise  # unreachable: abort raises
     metrics.count_request("grpc", method, "OK")
@@ -78,7 +78,7 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def GetGatewayConnectionStats(  # noqa: N802 - gRPC method name
+    async def GetGatewayConnectionStats(
         self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.GatewayConnectionStats:
         async def call() -> gateway_pb2.GatewayConnectionStats:
@@ -87,7 +87,7 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
 
         return await _unary(context, "Gs/GetGatewayConnectionStats", call)
 
-    async def BatchGetGatewayConnectionStats(  # noqa: N802
+    async def BatchGetGatewayConnectionStats(
         self, request: gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest, context: grpc.aio.ServicerContext
     ) -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
         async def call() -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
@@ -101,7 +101,7 @@ class NsGsService(gatewayserver_pb2_grpc.NsGsServicer):
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def ScheduleDownlink(  # noqa: N802
+    async def ScheduleDownlink(
         self, request: messages_pb2.DownlinkMessage, context: grpc.aio.ServicerContext
     ) -> gatewayserver_pb2.ScheduleDownlinkResponse:
         async def call() -> gatewayserver_pb2.ScheduleDownlinkResponse:
@@ -115,13 +115,13 @@ class EventsService(events_pb2_grpc.EventsServicer):
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def Stream(  # noqa: N802
+    async def Stream(
         self, request: events_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.Event]:
         try:
             principal = self.core.authenticate(_authorization(context), "grpc")
             start, subscription = self.core.open_stream(principal, request)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await _abort(context, exc, "Events/Stream")
             return
         metrics.count_request("grpc", "Events/Stream", "OK")
@@ -138,7 +138,7 @@ class EventsService(events_pb2_grpc.EventsServicer):
         finally:
             subscription.close()
 
-    async def FindRelated(  # noqa: N802
+    async def FindRelated(
         self, request: events_pb2.FindRelatedEventsRequest, context: grpc.aio.ServicerContext
     ) -> events_pb2.FindRelatedEventsResponse:
         async def call() -> events_pb2.FindRelatedEventsResponse:
@@ -152,7 +152,7 @@ class GatewayConfigurationService(gateway_configuration_pb2_grpc.GatewayConfigur
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def GetGatewayConfiguration(  # noqa: N802
+    async def GetGatewayConfiguration(
         self, request: gateway_configuration_pb2.GetGatewayConfigurationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
         async def call() -> gateway_configuration_pb2.GetGatewayConfigurationResponse:

@@ -144,7 +144,7 @@ class HttpServer:
         try:
             principal = self.core.authenticate(_authorization(request), "http")
             body = await call(principal)
-        except Exception as exc:  # noqa: BLE001 - rendered as the reference error body
+        except Exception as exc:
             return error_response(exc, method)
         metrics.count_request("http", method, "200")
         return web.Response(body=body, content_type=JSON)
@@ -216,7 +216,7 @@ class HttpServer:
             principal = self.core.authenticate(_authorization(request), "http")
             body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
             start, subscription = self.core.open_stream(principal, body)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return error_response(exc, method)
         metrics.count_request("http", method, "200")
 
@@ -289,7 +289,7 @@ class HttpServer:
         if self.ready is not None:
             try:
                 result = self.ready()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 result = False
         if isinstance(result, dict):
             return _json_response(200 if result.get("ready") else 503, result)

@@ -180,7 +180,7 @@ def _rate(state: GatewayDownlinkState, data_rate: lorawan_pb2.DataRate, window: 
         key = (data_rate.fsk.bit_rate,)
     else:
         key = (kind,)
-    rate = state._rates.get(key)  # noqa: SLF001 - the state's memo belongs to this module
+    rate = state._rates.get(key)
     if rate is not None:
         return rate
     if kind == "lrfhss":
@@ -190,8 +190,8 @@ def _rate(state: GatewayDownlinkState, data_rate: lorawan_pb2.DataRate, window: 
     if index is None:
         raise err.data_rate_rx_window(window)
     rate = _Rate(modulation, kind, index, tuple(plan.max_mac_payload(index) for plan in state.plans))
-    if len(state._rates) < _MEMO_LIMIT:  # noqa: SLF001
-        state._rates[key] = rate  # noqa: SLF001
+    if len(state._rates) < _MEMO_LIMIT:
+        state._rates[key] = rate
     return rate
 
 
@@ -207,11 +207,11 @@ def _modulation(data_rate: lorawan_pb2.DataRate) -> tuple[Any, str]:
 
 def _covering(state: GatewayDownlinkState, frequency: int) -> tuple[int, ...]:
     """Positions of the plans whose sub-bands contain `frequency`: the plans under which it may be used at all."""
-    found = state._covering.get(frequency)  # noqa: SLF001
+    found = state._covering.get(frequency)
     if found is None:
         found = tuple(i for i, plan in enumerate(state.plans) if plan.find_sub_band(frequency) is not None)
-        if len(state._covering) < _MEMO_LIMIT:  # noqa: SLF001
-            state._covering[frequency] = found  # noqa: SLF001
+        if len(state._covering) < _MEMO_LIMIT:
+            state._covering[frequency] = found
     return found
 
 
@@ -307,11 +307,11 @@ def plan_window(
         else:
             timestamp = emission.timestamp
     eirp_key = (position, frequency)
-    tx_power = state._eirp.get(eirp_key)  # noqa: SLF001
+    tx_power = state._eirp.get(eirp_key)
     if tx_power is None:
         tx_power = state.plans[position].eirp_for(frequency) - state.entry.antenna_gain
-        if len(state._eirp) < _MEMO_LIMIT:  # noqa: SLF001
-            state._eirp[eirp_key] = tx_power  # noqa: SLF001
+        if len(state._eirp) < _MEMO_LIMIT:
+            state._eirp[eirp_key] = tx_power
     if kind == "lora":
         body = txpk_from_downlink(
             payload,

@@ -12,10 +12,11 @@ when it disconnects.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf import struct_pb2
 
@@ -144,7 +145,7 @@ class DownlinkService:
                 continue
             self._utilization_labels.add(label)
             SUB_BAND_UTILIZATION.labels(label).set_function(
-                lambda lo=sb.min_frequency, hi=sb.max_frequency: self._utilization(lo, hi)
+                functools.partial(self._utilization, sb.min_frequency, sb.max_frequency)
             )
 
     def _utilization(self, lo: int, hi: int) -> float:
@@ -240,7 +241,9 @@ class DownlinkService:
         """Schedule late: unless the gateway has shown a jit queue and is not configured to be sent late."""
         return not conn.has_jit_queue or conn.entry.schedule_downlink_late
 
-    def _dispatch(self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool) -> None:
+    def _dispatch(
+        self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool
+    ) -> None:
         planned = pending.planned
         send_at = planned.tx_server_time - self.schedule_late_ns
         if hold and not planned.immediate and send_at > now:
@@ -263,7 +266,7 @@ class DownlinkService:
     def _send(self, conn: Connection, pending: PendingTx, now: int) -> None:
         server = self.server
         addr = conn.downlink_path(now, server.udp.settings.downlink_path_expires_ns)
-        transmit = conn.transmit or server.transmit
+        transmit = conn.transmit  # set by the frontend the gateway talks through; None: no way to reach it
         if addr is None or transmit is None:
             DOWNLINKS_FAILED.labels("downlink_path_expired").inc()
             log.info("downlink dropped: no downlink path", extra={"gateway_id": conn.gateway_id})
@@ -346,7 +349,9 @@ class DownlinkService:
             GATEWAY_RTT.observe(rtt / _NS)
         if not ack.ok:  # not transmitted: its slot and airtime are free again (also for the RX2 retry)
             self.state(conn).scheduler.release(pending.planned.emission)
-        ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=ack.result)
+        # The UDP codec keeps Result numbers as plain ints (it imports no protobuf); they are Result values.
+        result = cast(messages_pb2.TxAcknowledgment.Result, ack.result)
+        ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=result)
         if not ack.ok and self._retry_rx2(conn, pending, ack.result, now):
             self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)
             return

@@ -10,11 +10,10 @@ import asyncio
 import base64
 
 import pytest
+from downlink_support import GATEWAY_ID, class_a, class_c, lora, now_ns, token_of
 
 from gatewayserver.errors import ABORTED, DATA_LOSS, GsError
 from gatewayserver.ttnpb import gatewayserver_pb2, lorawan_pb2, messages_pb2
-
-from downlink_support import GATEWAY_ID, class_a, class_c, lora, now_ns, token_of
 
 Result = messages_pb2.TxAcknowledgment.Result
 
@@ -431,3 +430,20 @@ async def test_not_a_tx_request(harness) -> None:
     with pytest.raises(GsError) as info:
         await harness.server.schedule_downlink(msg)
     assert (info.value.name, info.value.code) == ("not_tx_request", 3)
+
+
+async def test_connection_without_a_sender_fails_the_downlink_cleanly(harness) -> None:
+    """A connection no frontend has attached a sender to has no downlink path: counted failure, no crash.
+
+    The send step used to fall back to a `GatewayServer.transmit` that does not exist, so this raised AttributeError
+    out of ScheduleDownlink (or, for a held downlink, out of a timer callback).
+    """
+    gw = await harness.gateway()
+    up, _ = await harness.uplink(gw)
+    conn = harness.server.udp.get(GATEWAY_ID)
+    conn.transmit = None
+    await harness.server.schedule_downlink(class_a(token_of(up)))
+    (fail,) = await harness.events.wait_for("gs.down.tx.fail", timeout=10.0)
+    assert fail.data.string_value == "downlink_path_expired"
+    assert "gs.down.send" not in harness.events.names()
+    assert gw.received_downlinks.empty()

@@ -63,7 +63,7 @@ class DaemonProcess:
         argv = [sys.executable, "-m", "gatewayserver", "run", "--log-format", "json",
                 "--udp-listen", f"127.0.0.1:{self.udp_port}", "--http-listen", f"127.0.0.1:{self.http_port}",
                 "--grpc-listen", f"127.0.0.1:{free_tcp_port()}", "--ns-address", self.ns_address, *flags]
-        self.log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.log_file = open(self.log_path, "wb")  # closed in stop()
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log_file,
                                         stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"})
         wait(lambda: any(r.get("msg") == "gateway server started" for r in self.records()), "daemon start")

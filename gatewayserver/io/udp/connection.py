@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
 from ...events.event import new_ulid
 from ...registry import GatewayEntry, GatewayRegistry
 from .packets import (
@@ -206,7 +205,9 @@ class UdpConnections:
             conn = None
         if conn is None:
             if len(self._by_eui) >= settings.max_connections:
-                return Rejected("connection_limit", f"{len(self._by_eui)} gateways connected; EUI {eui.hex()} refused", eui)
+                return Rejected(
+                    "connection_limit", f"{len(self._by_eui)} gateways connected; EUI {eui.hex()} refused", eui
+                )
             entry = self.registry.lookup(eui)
             if entry is None:
                 return Rejected("unregistered", f"EUI {eui.hex()} is not registered", eui)
