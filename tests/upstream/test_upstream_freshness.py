@@ -214,3 +214,42 @@ def test_health_core_needs_failures_in_a_row_and_ignores_per_message_codes() -> 
     up = health.succeeded(10 + 5_000_000_000)
     assert up is not None and not up.failing and up.down_for_ns == 5_000_000_000 and up.dropped == 2
     assert health.succeeded(20) is None
+
+
+async def test_a_long_stale_backlog_is_dropped_in_batches_that_let_the_loop_run(ns: ControllableNs) -> None:
+    """600 stale uplinks behind a hung call: all counted, and the loop gets turns between batches of 256."""
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticks_at_drop: list[int] = []
+    results = Results()
+
+    def on_result(uplink: Any, context: Any, error: BaseException | None) -> None:
+        if isinstance(error, UplinkDropped):
+            ticks_at_drop.append(ticks)
+        results(uplink, context, error)
+
+    client = NetworkServerClient(
+        f"127.0.0.1:{ns.port}", UpstreamSettings(max_in_flight=1, max_age=0.3, deadline=30, queue_size=1000),  # type: ignore[attr-defined]
+        on_result,
+    )
+    ticking = asyncio.get_running_loop().create_task(ticker())
+    try:
+        ns.set_mode("hang")
+        _submit(client, 0)
+        await _until(lambda: ns.calls == 1)
+        for fcnt in range(1, 601):
+            _submit(client, fcnt)
+        await asyncio.sleep(0.6)
+        ns.set_mode("ok")
+        await results.wait(601)
+    finally:
+        ticking.cancel()
+        await client.close(5)
+    assert list(results.by_fcnt.values()).count("stale") == 600
+    assert len(set(ticks_at_drop)) >= 3  # 600 drops in at least three loop turns (256 + 256 + 88)
