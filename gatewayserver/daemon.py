@@ -108,9 +108,10 @@ class Daemon:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.server.close_all(time.time_ns())
         abandoned = await self.upstream.close(config.shutdown_timeout)
-        if abandoned:
-            # Exact: still queued + in a call + waiting to retry when shutdown_timeout ran out.
-            breakdown = getattr(self.upstream, "abandoned", {})
+        # Exact: still queued + in a call + waiting to retry when shutdown_timeout ran out; beside it, those that
+        # failed (no more retries once stopping) or went stale during the wait. Neither reached the Network Server.
+        breakdown = getattr(self.upstream, "abandoned", {})
+        if abandoned or breakdown.get("dropped_while_stopping"):
             log.warning("uplinks abandoned at shutdown", extra={"count": abandoned, **breakdown})
         for api in reversed(self.apis):
             await api.stop()

@@ -139,6 +139,7 @@ class NetworkServerClient:
         )
         self.health = UpstreamHealth(address, settings.health_threshold)
         self._abandoned = 0  # uplinks held by chains cancelled at the shutdown bound
+        self._drops = 0  # uplinks this client reported dropped (stale, evicted, failed), for the shutdown line
         self._uplinks_in_backoff = 0
         self.abandoned: dict[str, int] = {}  # breakdown after close(): queued, in_flight, retrying
         UPSTREAM_UP.labels(address).set_function(lambda: 0.0 if self.health.failing else 1.0)
@@ -190,6 +191,7 @@ class NetworkServerClient:
         self._dropped(message, context, self._stale if max_age and now - received_ns > max_age else self._evicted)
 
     def _dropped(self, message: Any, context: Any, error: UplinkDropped) -> None:
+        self._drops += 1
         self.health.uplink_dropped()
         try:
             self._on_result(message, context, error)
@@ -235,6 +237,7 @@ class NetworkServerClient:
                 error = await self._deliver(message, call, received_ns)
                 if call == "handle_uplink":
                     if error is not None:
+                        self._drops += 1
                         self.health.uplink_dropped()
                     try:
                         self._on_result(message, context, error)
@@ -330,9 +333,11 @@ class NetworkServerClient:
         """Stop accepting, give queued and in-flight calls `timeout` seconds, then cancel.
 
         Returns the uplinks abandoned: still queued, in a call, or waiting to retry at the bound (each cancelled
-        chain held exactly one message). `abandoned` keeps the breakdown for the shutdown log line.
+        chain held exactly one message). `abandoned` keeps the breakdown for the shutdown log line, with the
+        uplinks that failed (not retried any more) or went stale during the wait: those never arrived either.
         """
         self._closing = True
+        drops_before = self._drops
         self._flush()  # what was submitted this loop turn goes out now, within the same timeout
         await asyncio.sleep(0)  # every chain takes its first step, so a cancelled one counts what it holds
         retrying = 0
@@ -344,7 +349,12 @@ class NetworkServerClient:
             await asyncio.gather(*pending, return_exceptions=True)
         queued = sum(1 for entry in self._queue if entry[2] == "handle_uplink")
         self._queue.clear()
-        self.abandoned = {"queued": queued, "in_flight": self._abandoned - retrying, "retrying": retrying}
+        self.abandoned = {
+            "queued": queued,
+            "in_flight": self._abandoned - retrying,
+            "retrying": retrying,
+            "dropped_while_stopping": self._drops - drops_before,
+        }
         await self._channel.close()
         try:
             UPSTREAM_UP.remove(self.address)
@@ -431,6 +441,6 @@ class NetworkServerRouter:
         results = await asyncio.gather(*(c.close(timeout) for c in self._clients.values()))
         self.abandoned = {
             key: sum(c.abandoned.get(key, 0) for c in self._clients.values())
-            for key in ("queued", "in_flight", "retrying")
+            for key in ("queued", "in_flight", "retrying", "dropped_while_stopping")
         }
         return sum(results)

@@ -278,4 +278,4 @@ def test_shutdown_reports_exactly_the_uplinks_that_never_arrived(tmp_path: Path)
     print(json.dumps(line))
     assert arrived == 5
     assert line["count"] == 30 - arrived == 25
-    assert (line["queued"], line["in_flight"], line["retrying"]) == (21, 4, 0)
+    assert (line["queued"], line["in_flight"], line["retrying"], line["dropped_while_stopping"]) == (21, 4, 0, 0)

@@ -192,9 +192,9 @@ async def test_shutdown_counts_queued_in_flight_and_retrying_uplinks_exactly(ns:
         await failing_ns.stop()
     assert len(ns.received) == 3
     assert abandoned == 20 - len(ns.received) == 17
-    assert client.abandoned == {"queued": 13, "in_flight": 4, "retrying": 0}
+    assert client.abandoned == {"queued": 13, "in_flight": 4, "retrying": 0, "dropped_while_stopping": 0}
     assert abandoned_retrying == 2
-    assert retrying.abandoned == {"queued": 0, "in_flight": 0, "retrying": 2}
+    assert retrying.abandoned == {"queued": 0, "in_flight": 0, "retrying": 2, "dropped_while_stopping": 0}
     assert results.by_fcnt == dict.fromkeys(ns.fcnts(), "delivered")  # which 3 of the first 4 calls won: any
 
 
@@ -253,3 +253,22 @@ async def test_a_long_stale_backlog_is_dropped_in_batches_that_let_the_loop_run(
         await client.close(5)
     assert list(results.by_fcnt.values()).count("stale") == 600
     assert len(set(ticks_at_drop)) >= 3  # 600 drops in at least three loop turns (256 + 256 + 88)
+
+
+async def test_a_call_failing_during_shutdown_is_not_retried_and_is_reported_beside_the_abandoned(
+    ns: ControllableNs,
+) -> None:
+    results = Results()
+    client = NetworkServerClient(
+        f"127.0.0.1:{ns.port}", UpstreamSettings(retries=3, backoff=0.2, max_age=0, deadline=30), results  # type: ignore[attr-defined]
+    )
+    ns.set_mode("hang")
+    _submit(client, 1)
+    await _until(lambda: ns.calls == 1)
+    closing = asyncio.get_running_loop().create_task(client.close(20))
+    await asyncio.sleep(0.1)
+    ns.set_mode(grpc.StatusCode.UNAVAILABLE)  # the hanging call now fails: stopping, so no retry
+    assert await closing == 0
+    assert ns.calls == 1
+    assert results.by_fcnt == {1: "UNAVAILABLE"}
+    assert client.abandoned == {"queued": 0, "in_flight": 0, "retrying": 0, "dropped_while_stopping": 1}
