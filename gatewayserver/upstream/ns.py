@@ -141,7 +141,7 @@ class NetworkServerClient:
         self._abandoned = 0  # uplinks held by chains cancelled at the shutdown bound
         self._drops = 0  # uplinks this client reported dropped (stale, evicted, failed), for the shutdown line
         self._uplinks_in_backoff = 0
-        self.abandoned: dict[str, int] = {}  # breakdown after close(): queued, in_flight, retrying
+        self.abandoned: dict[str, int] = {}  # after close(): queued, in_flight, retrying, dropped_while_stopping
         UPSTREAM_UP.labels(address).set_function(lambda: 0.0 if self.health.failing else 1.0)
 
     def start(self) -> None:
@@ -170,7 +170,7 @@ class NetworkServerClient:
         if len(queue) >= self.settings.queue_size:
             if not queue:
                 raise QueueFull(f"upstream queue for {self.address} has no room (upstream_queue_size 0)")
-            self._evict_oldest(received_ns)
+            self._evict_oldest(received_ns if received_ns != NEVER_STALE else self._newest_ns)
         queue.append((message, context, call, received_ns))
         if received_ns != NEVER_STALE:
             self._newest_ns = received_ns
