@@ -1,8 +1,9 @@
-"""grpc.aio server hosting `Gs`, `NsGs`, `Events`, `GatewayConfigurationService`, health and reflection.
+"""grpc.aio server hosting `Gs`, `GtwGs`, `NsGs`, `Events`, `GatewayConfigurationService`, health and reflection.
 
 Operators call `Gs`/`Events`/`GatewayConfigurationService` with `authorization: Bearer <API key>`; a Network
-Server calls `NsGs` with `authorization: ClusterKey <hex>`. Every failure leaves as a gRPC status carrying the
-reference's `ErrorDetails`.
+Server calls `NsGs` with `authorization: ClusterKey <hex>`; a gateway calls `GtwGs` with its own key and its
+gateway ID in the metadata `id`. Every failure leaves as a gRPC status carrying the reference's `ErrorDetails`.
+`GtwGs.LinkGateway` is not served yet (the base servicer answers UNIMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from gatewayserver.ttnpb import (
     gatewayserver_pb2_grpc,
     identifiers_pb2,
     messages_pb2,
+    mqtt_pb2,
+    regional_pb2,
 )
 
 from . import metrics
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
     "ttn.lorawan.v3.Gs",
+    "ttn.lorawan.v3.GtwGs",
     "ttn.lorawan.v3.NsGs",
     "ttn.lorawan.v3.Events",
     "ttn.lorawan.v3.GatewayConfigurationService",
@@ -45,11 +49,15 @@ SERVICE_NAMES = (
 T = TypeVar("T")
 
 
-def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+def _metadata(context: grpc.aio.ServicerContext, name: str) -> str | None:
     for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
+        if key == name:
             return value if isinstance(value, str) else value.decode()
     return None
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    return _metadata(context, "authorization")
 
 
 _STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
@@ -95,6 +103,40 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
             return self.core.batch_get_connection_stats(principal, request)
 
         return await _unary(context, "Gs/BatchGetGatewayConnectionStats", call)
+
+
+class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
+    """The calls a gateway makes for itself; LinkGateway is inherited (UNIMPLEMENTED) until it is built."""
+
+    def __init__(self, core: ApiCore) -> None:
+        self.core = core
+
+    async def GetConcentratorConfig(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> regional_pb2.ConcentratorConfig:
+        async def call() -> regional_pb2.ConcentratorConfig:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            return self.core.concentrator_config(principal, _metadata(context, "id"))
+
+        return await _unary(context, "GtwGs/GetConcentratorConfig", call)
+
+    async def GetMQTTConnectionInfo(
+        self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
+    ) -> mqtt_pb2.MQTTConnectionInfo:
+        async def call() -> mqtt_pb2.MQTTConnectionInfo:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            return self.core.mqtt_connection_info(principal, request.gateway_id, v2=False)
+
+        return await _unary(context, "GtwGs/GetMQTTConnectionInfo", call)
+
+    async def GetMQTTV2ConnectionInfo(
+        self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
+    ) -> mqtt_pb2.MQTTConnectionInfo:
+        async def call() -> mqtt_pb2.MQTTConnectionInfo:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            return self.core.mqtt_connection_info(principal, request.gateway_id, v2=True)
+
+        return await _unary(context, "GtwGs/GetMQTTV2ConnectionInfo", call)
 
 
 class NsGsService(gatewayserver_pb2_grpc.NsGsServicer):
@@ -190,6 +232,7 @@ class GrpcServer:
         self.port: int | None = None
 
         gatewayserver_pb2_grpc.add_GsServicer_to_server(GsService(core), self.server)
+        gatewayserver_pb2_grpc.add_GtwGsServicer_to_server(GtwGsService(core), self.server)
         gatewayserver_pb2_grpc.add_NsGsServicer_to_server(NsGsService(core), self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsService(core), self.server)
         gateway_configuration_pb2_grpc.add_GatewayConfigurationServiceServicer_to_server(
@@ -211,7 +254,7 @@ class GrpcServer:
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("gRPC API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.tls)})
+        log.debug("gRPC API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.tls)})
         return self.port
 
     async def stop(self, grace: float | None = 2.0) -> None:

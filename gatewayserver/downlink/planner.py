@@ -20,6 +20,7 @@ from frequency_plans.combine import PlansFromDifferentBands, check_same_band, co
 from frequency_plans.loader import FrequencyPlan
 from scheduler import (
     ConcentratorClock,
+    NoClockSync,
     Emission,
     GatewayScheduler,
     SchedulerError,
@@ -49,6 +50,11 @@ _NS = 1_000_000_000
 # How a window's start is given. `timestamp`: concentrator µs (class A); `server`/`gps`: absolute time in Unix ns
 # (class B/C), `gps` meaning "through the gateway's GPS time"; `anytime`: class C as soon as possible.
 TIMESTAMP, SERVER, GPS, ANYTIME = "timestamp", "server", "gps", "anytime"
+
+# How long after receiving an `imme` PULL_RESP the forwarder puts it on air. Semtech's lora_pkt_fwd queues an
+# immediate packet in its just-in-time queue this far ahead of its counter (1,001-1,003 ms measured with 4.0.1), so
+# "as soon as possible" without a known concentrator clock is booked, reported and duty-cycled at that moment.
+IMME_LATENCY_NS = 1_000_000_000
 
 
 class GatewayDownlinkState:
@@ -293,6 +299,10 @@ def plan_window(
         gps_ms = gps_ns // 1_000_000
     elif timing == SERVER:
         assert at is not None
+        if state.synthetic_clock:
+            # The stand-in anchor only orders `imme` bookings; a tmst made from it would be the server's clock
+            # passed off as the concentrator's, which the forwarder refuses or puts on air at a random moment.
+            raise NoClockSync()
         emission = sched.schedule_at_server_time(at, frequency, toa, priority, now)
         timestamp = emission.timestamp
     else:
@@ -301,10 +311,14 @@ def plan_window(
             # let the forwarder send at once (`imme`). The next uplink re-anchors the clock.
             clock.sync((now // 1000) % TIMESTAMP_MODULUS, now)
             state.synthetic_clock = True
-        emission = sched.schedule_anytime(frequency, toa, priority, now)
         if state.synthetic_clock:
+            # `imme` goes on air IMME_LATENCY_NS after the forwarder receives it, never sooner: book that moment
+            # (or later, past other emissions and the duty cycle; the shell then holds the PULL_RESP back).
+            not_before = clock.from_server_time(now + IMME_LATENCY_NS)
+            emission = sched.schedule_anytime(frequency, toa, priority, now, not_before=not_before)
             immediate = True
         else:
+            emission = sched.schedule_anytime(frequency, toa, priority, now)
             timestamp = emission.timestamp
     eirp_key = (position, frequency)
     tx_power = state._eirp.get(eirp_key)
@@ -417,4 +431,5 @@ __all__ = [
     "SERVER",
     "GPS",
     "ANYTIME",
+    "IMME_LATENCY_NS",
 ]
