@@ -215,9 +215,14 @@ OPTIONS: tuple[Option, ...] = (
     _opt("upstream", "upstream_max_in_flight", 256, parse_int,
          "Concurrent calls to each Network Server."),
     _opt("upstream", "upstream_queue_size", 20000, parse_int,
-         "Uplinks waiting for a free call slot; beyond it uplinks are dropped and counted."),
+         "Uplinks waiting for a free call slot; beyond it the oldest is dropped (counted) for the newest."),
     _opt("upstream", "upstream_retries", 3, parse_int,
          "Retries of transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) per uplink."),
+    _opt("upstream", "upstream_max_age", 6.0, parse_duration,
+         "Drop an uplink (counted as stale) instead of sending or retrying it once this long has passed since "
+         "its datagram arrived, and drop the oldest first when the queue is full. 6s is the last class A "
+         "receive window with LoRaWAN's default timings (join-accept RX2; also RX2 with The Things Stack's "
+         "5 s RX1 delay): the Network Server can no longer answer an older uplink. 0: never drop for age."),
     _opt("upstream", "forward_crc_failed", False, parse_bool, "Forward uplinks whose CRC failed."),
     _opt("upstream", "uplink_output", "-", parse_str,
          "Without --ns-address: where uplink JSON lines go ('-' for stdout, or a file path).", metavar="PATH"),

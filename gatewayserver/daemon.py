@@ -79,6 +79,16 @@ class Daemon:
             if reload is not None:
                 reload()
 
+    def readiness(self) -> dict[str, Any]:
+        """`/readyz`: ready unless shutting down or a Network Server is failing; names each failing part."""
+        failing: list[dict[str, Any]] = []
+        if self.stopping.is_set():
+            failing.append({"part": "daemon", "reason": "shutting down"})
+        reports = getattr(self.upstream, "health_reports", None)
+        if reports is not None:
+            failing += [report for report in reports() if report["failing"]]
+        return {"ready": not failing, "failing": failing}
+
     async def stop(self) -> None:
         self.stopping.set()
 
@@ -104,8 +114,11 @@ class Daemon:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.server.close_all(time.time_ns())
         abandoned = await self.upstream.close(config.shutdown_timeout)
-        if abandoned:
-            log.warning("uplinks abandoned at shutdown", extra={"count": abandoned})
+        # Exact: still queued + in a call + waiting to retry when shutdown_timeout ran out; beside it, those that
+        # failed (no more retries once stopping) or went stale during the wait. Neither reached the Network Server.
+        breakdown = getattr(self.upstream, "abandoned", {})
+        if abandoned or breakdown.get("dropped_while_stopping"):
+            log.warning("uplinks abandoned at shutdown", extra={"count": abandoned, **breakdown})
         for api in reversed(self.apis):
             await api.stop()
         self.bus.close()
@@ -146,6 +159,7 @@ async def start_daemon(config: Config) -> Daemon:
                 max_in_flight=config.upstream_max_in_flight,
                 queue_size=config.upstream_queue_size,
                 retries=config.upstream_retries,
+                max_age=config.upstream_max_age,
                 tls=config.ns_tls,
                 ca_file=config.ns_ca_file,
                 cluster_key=config.cluster_key,
@@ -258,7 +272,7 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         http_listen=config.http_listen,
         grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
-        ready=lambda: not daemon.stopping.is_set(),
+        ready=daemon.readiness,
     )
     if config.grpc_listen:
         # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.

@@ -30,7 +30,7 @@ from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINK
 from .registry import GatewayEntry, GatewayRegistry
 from .tokens import UplinkTokens
 from .ttnpb import gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
-from .upstream.ns import QueueFull
+from .upstream.ns import QueueFull, UplinkDropped
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ _RECEIVED_BY_TYPE = {kind: udp_metrics.DATAGRAMS_RECEIVED.labels(name) for kind,
 
 
 class Upstream(Protocol):
-    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None) -> None: ...
+    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None, received_ns: int = ...) -> None:
+        """`received_ns`: when the uplink's datagram was read (Unix ns); it ages from there (upstream_max_age)."""
 
     def submit_tx_ack(self, ack: Any) -> None: ...
 
@@ -185,7 +186,7 @@ class GatewayServer:
             self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
             return
         try:
-            self.upstream.submit_uplink(uplink, conn)
+            self.upstream.submit_uplink(uplink, conn, now)
         except QueueFull as exc:
             UPLINKS_DROPPED.labels("queue_full").inc()
             err = GsError("pkg/gatewayserver/upstream", "queue_full", str(exc), code=RESOURCE_EXHAUSTED)
@@ -210,6 +211,13 @@ class GatewayServer:
             UPLINKS_FORWARDED.inc()
             if isinstance(conn, Connection):
                 self._publish(ev.GS_UP_FORWARD, conn, now, None, correlation_ids)
+            return
+        if isinstance(error, UplinkDropped):  # dropped by the upstream queue itself: stale, or evicted when full
+            UPLINKS_DROPPED.labels(error.reason).inc()
+            if isinstance(conn, Connection):
+                code = RESOURCE_EXHAUSTED if error.reason == "queue_full" else UNAVAILABLE
+                err = GsError("pkg/gatewayserver/upstream", error.reason, str(error), code=code)
+                self._publish_drop(conn, now, err, correlation_ids)
             return
         UPLINKS_DROPPED.labels("upstream_error").inc()
         if isinstance(conn, Connection):
