@@ -62,12 +62,18 @@ class Daemon:
         return [f.address for f in self.frontends]
 
     def reload(self) -> None:
-        """SIGHUP: re-read the registry (and keys); connections stay up."""
+        """SIGHUP: re-read the registry (and keys) and apply it to connected gateways at once.
+
+        Gateways the new registry no longer admits are disconnected; the others keep their connection with their
+        new entry. A registry that fails to load changes nothing.
+        """
         try:
             count = self.registry.reload()
             log.info("gateway registry reloaded", extra={"gateways": count})
         except RegistryError as exc:
             log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
+        else:
+            self.server.registry_reloaded(time.time_ns())
         for api in self.apis:
             reload = getattr(api, "reload", None)
             if reload is not None:
