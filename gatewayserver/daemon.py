@@ -218,7 +218,7 @@ def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None
 
 
 async def _start_apis(daemon: Daemon) -> list[Any]:
-    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, TlsFiles
+    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, MqttAddresses, TlsFiles
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
@@ -230,6 +230,8 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
             stream_buffer=config.events_subscriber_buffer,
             gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
+            mqtt=MqttAddresses(config.mqtt_public_address, config.mqtt_public_tls_address),
+            mqtt_v2=MqttAddresses(config.mqttv2_public_address, config.mqttv2_public_tls_address),
         ),
         grpc_listen=config.grpc_listen,
         http_listen=config.http_listen,

@@ -35,12 +35,8 @@ from typing import Any
 import asyncio_dgram
 import orjson
 
-try:  # MIC computation; cryptography is a dependency of the daemon, but keep the simulator usable without it.
-    from cryptography.hazmat.primitives import cmac as _cmac
-    from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
-except ImportError:  # pragma: no cover - exercised only on stripped-down installs
-    _cmac = None
-    _algorithms = None
+from cryptography.hazmat.primitives import cmac as _cmac  # MIC computation
+from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
 
 PUSH_DATA = 0x00
 PUSH_ACK = 0x01
@@ -121,7 +117,7 @@ class SimulatedDevice:
         self.fcnt = fcnt
         self.nwk_s_key = nwk_s_key
         self.f_port = f_port
-        self._cmac_cipher = _algorithms.AES(nwk_s_key) if _algorithms is not None else None
+        self._cmac_cipher = _algorithms.AES(nwk_s_key)
 
     def next_frame(self, payload_size: int, *, stamp_ns: int | None = None) -> bytes:
         """The next unconfirmed-up PHYPayload with ``payload_size`` bytes of FRMPayload; FCnt advances."""
@@ -143,8 +139,6 @@ class SimulatedDevice:
     def _mic(self, msg: bytes, fcnt: int) -> bytes:
         """LoRaWAN 1.0 uplink MIC: AES-CMAC over B0 | msg with the network session key."""
         b0 = struct.pack("<B4xBIIBB", 0x49, 0, self.dev_addr, fcnt, 0, len(msg))
-        if self._cmac_cipher is None:  # pragma: no cover
-            return b"\x00\x00\x00\x00"
         c = _cmac.CMAC(self._cmac_cipher)
         c.update(b0 + msg)
         return c.finalize()[:4]
@@ -404,7 +398,7 @@ class SimulatedGateway:
         """A stat object with this interval's counters, like the reference forwarder; counters then restart."""
         sent, acked = self._stat_up_sent, self._stat_up_acked
         stat: dict[str, Any] = {
-            "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S GMT"),
+            "time": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S GMT"),
             "rxnb": self._stat_rx,
             "rxok": self._stat_rx,
             "rxfw": self._stat_rx,
@@ -581,7 +575,7 @@ class SimulatedGateway:
         try:
             await asyncio.wait_for(self._pending_empty.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def close(self) -> None:
@@ -610,7 +604,7 @@ class SimulatedGateway:
 
 def _iso_compact(unix_ns: int) -> str:
     seconds, ns = divmod(unix_ns, 1_000_000_000)
-    base = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{ns // 1000:06d}Z"
 
 
@@ -656,7 +650,9 @@ def _summarize_latencies(values_ns: list[int]) -> dict[str, float | None]:
     }
 
 
-async def run_simulation(config: SimulationConfig, *, on_ready: Callable[[list[SimulatedGateway]], None] | None = None) -> dict[str, Any]:
+async def run_simulation(
+    config: SimulationConfig, *, on_ready: Callable[[list[SimulatedGateway]], None] | None = None
+) -> dict[str, Any]:
     """Run the configured gateways to completion and return the summary (plain JSON-able data)."""
     _raise_nofile_limit(config.gateways * (1 if config.single_socket else 2) + 64)
     gateways: list[SimulatedGateway] = []
@@ -765,7 +761,7 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> bool:
     try:
         await asyncio.wait_for(event.wait(), timeout)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .core import ApiCore, ApiSettings, GatewayServerLike
+from .core import ApiCore, ApiSettings, GatewayServerLike, MqttAddresses
 from .gcs import GcsSettings
 from .keys import KeyStore, Principal
 
@@ -90,6 +90,7 @@ __all__ = [
     "ApiSettings",
     "GatewayServerLike",
     "GcsSettings",
+    "MqttAddresses",
     "KeyStore",
     "Principal",
     "TlsFiles",

@@ -99,8 +99,8 @@ def sx1301_conf(plan: FrequencyPlan) -> dict[str, Any]:
     for i in range(count):
         if i < len(plan.uplink_channels):
             channel = plan.uplink_channels[i]
-            radio, freq = centre(channel.radio)
-            conf[f"chan_multiSF_{i}"] = {"enable": True, "radio": radio, "if": channel.frequency - freq}
+            radio_index, freq = centre(channel.radio)
+            conf[f"chan_multiSF_{i}"] = {"enable": True, "radio": radio_index, "if": channel.frequency - freq}
         else:
             conf[f"chan_multiSF_{i}"] = {"enable": False}
 

@@ -95,6 +95,8 @@ class HttpServer:
         r.add_get("/api/v3/gs/gateways/{gateway_id}/connection/stats", self.get_connection_stats)
         r.add_post("/api/v3/gs/gateways/connection/stats", self.batch_get_connection_stats)
         r.add_get("/api/v3/gs/gateways/connections", self.list_connections)
+        r.add_get("/api/v3/gs/gateways/{gateway_id}/mqtt-connection-info", self.mqtt_connection_info)
+        r.add_get("/api/v3/gs/gateways/{gateway_id}/mqttv2-connection-info", self.mqttv2_connection_info)
         r.add_post("/api/v3/events", self.stream_events)
         r.add_get("/api/v3/events/related", self.find_related)
         r.add_get("/api/v3/gcs/gateways/{gateway_id}/semtechudp/global_conf.json", self.global_conf)
@@ -144,7 +146,7 @@ class HttpServer:
         try:
             principal = self.core.authenticate(_authorization(request), "http")
             body = await call(principal)
-        except Exception as exc:  # noqa: BLE001 - rendered as the reference error body
+        except Exception as exc:
             return error_response(exc, method)
         metrics.count_request("http", method, "200")
         return web.Response(body=body, content_type=JSON)
@@ -171,6 +173,22 @@ class HttpServer:
             return orjson.dumps({"gateways": self.core.list_connections(principal)})
 
         return await self._unary(request, "Gs/ListConnections", call)
+
+    # --- GtwGs ------------------------------------------------------------------------------------------------
+
+    async def mqtt_connection_info(self, request: web.Request) -> web.Response:
+        async def call(principal: Principal) -> bytes:
+            gateway_id = request.match_info["gateway_id"]
+            return jsonpb.to_json(self.core.mqtt_connection_info(principal, gateway_id, v2=False))
+
+        return await self._unary(request, "GtwGs/GetMQTTConnectionInfo", call)
+
+    async def mqttv2_connection_info(self, request: web.Request) -> web.Response:
+        async def call(principal: Principal) -> bytes:
+            gateway_id = request.match_info["gateway_id"]
+            return jsonpb.to_json(self.core.mqtt_connection_info(principal, gateway_id, v2=True))
+
+        return await self._unary(request, "GtwGs/GetMQTTV2ConnectionInfo", call)
 
     # --- Events (unary) -----------------------------------------------------------------------------------------
 
@@ -216,7 +234,7 @@ class HttpServer:
             principal = self.core.authenticate(_authorization(request), "http")
             body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
             start, subscription = self.core.open_stream(principal, body)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return error_response(exc, method)
         metrics.count_request("http", method, "200")
 
@@ -287,6 +305,6 @@ class HttpServer:
         if self.ready is not None:
             try:
                 ready = bool(self.ready())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 ready = False
         return web.Response(status=200 if ready else 503, text="ready\n" if ready else "not ready\n")

@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -138,14 +139,14 @@ class ApiKey:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, object]) -> ApiKey:
+    def from_json(cls, obj: dict[str, Any]) -> ApiKey:
         gateways = obj.get("gateway_ids")
         return cls(
             id=str(obj["id"]),
             name=str(obj.get("name", "")),
             secret_hash=str(obj["secret_sha256"]),
-            rights=frozenset(normalize_right(str(r)) for r in obj.get("rights", []) or []),  # type: ignore[union-attr]
-            gateway_ids=frozenset(str(g) for g in gateways) if gateways is not None else None,  # type: ignore[union-attr]
+            rights=frozenset(normalize_right(str(r)) for r in obj.get("rights", []) or []),
+            gateway_ids=frozenset(str(g) for g in gateways) if gateways is not None else None,
             created_at=str(obj.get("created_at", "")),
         )
 

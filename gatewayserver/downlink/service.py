@@ -12,10 +12,11 @@ when it disconnects.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf import struct_pb2
 
@@ -50,7 +51,7 @@ from ..registry import GatewayEntry
 from ..tokens import TokenError
 from ..ttnpb import gateway_pb2, gatewayserver_pb2, lorawan_pb2, messages_pb2
 from . import errors as err
-from .planner import TIMESTAMP, GatewayDownlinkState, Planned, plan_request, plan_window
+from .planner import IMME_LATENCY_NS, TIMESTAMP, GatewayDownlinkState, Planned, plan_request, plan_window
 
 if TYPE_CHECKING:
     from ..server import GatewayServer
@@ -162,7 +163,7 @@ class DownlinkService:
                 continue
             self._utilization_labels.add(label)
             SUB_BAND_UTILIZATION.labels(label).set_function(
-                lambda lo=sb.min_frequency, hi=sb.max_frequency: self._utilization(lo, hi)
+                functools.partial(self._utilization, sb.min_frequency, sb.max_frequency)
             )
 
     def _utilization(self, lo: int, hi: int) -> float:
@@ -236,7 +237,7 @@ class DownlinkService:
             if conn.downlink_path(now, self.server.udp.settings.downlink_path_expires_ns) is None:
                 raise err.downlink_path_expired()
             hold = self._holds(conn)
-            if hold and len(state.held) >= MAX_HELD:
+            if len(state.held) >= MAX_HELD:  # held: schedule-late downlinks, and `imme` booked past other ones
                 raise err.buffer_full()
             planned = plan_request(state, message.raw_payload, request, token_timestamp, now)
         except (GsError, SchedulerError) as exc:
@@ -258,10 +259,18 @@ class DownlinkService:
         """Schedule late: unless the gateway has shown a jit queue and is not configured to be sent late."""
         return not conn.has_jit_queue or conn.entry.schedule_downlink_late
 
-    def _dispatch(self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool) -> None:
+    def _dispatch(
+        self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool
+    ) -> None:
         planned = pending.planned
-        send_at = planned.tx_server_time - self.schedule_late_ns
-        if hold and not planned.immediate and send_at > now:
+        if planned.immediate:
+            # `imme` carries no time: the only way to honour a booking later than the forwarder's own delay (slid
+            # past other emissions or the duty cycle) is to send it that much later, whatever `hold` says.
+            send_at = planned.tx_server_time - IMME_LATENCY_NS
+            hold = True
+        else:
+            send_at = planned.tx_server_time - self.schedule_late_ns
+        if hold and send_at > now:
             self._held_seq += 1
             key = self._held_seq
             loop = asyncio.get_running_loop()
@@ -281,7 +290,7 @@ class DownlinkService:
     def _send(self, conn: Connection, pending: PendingTx, now: int) -> None:
         server = self.server
         addr = conn.downlink_path(now, server.udp.settings.downlink_path_expires_ns)
-        transmit = conn.transmit or server.transmit
+        transmit = conn.transmit  # set by the frontend the gateway talks through; None: no way to reach it
         if addr is None or transmit is None:
             DOWNLINKS_FAILED.labels("downlink_path_expired").inc()
             log.info("downlink dropped: no downlink path", extra={"gateway_id": conn.gateway_id})
@@ -364,7 +373,9 @@ class DownlinkService:
             GATEWAY_RTT.observe(rtt / _NS)
         if not ack.ok:  # not transmitted: its slot and airtime are free again (also for the RX2 retry)
             self.state(conn).scheduler.release(pending.planned.emission)
-        ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=ack.result)
+        # The UDP codec keeps Result numbers as plain ints (it imports no protobuf); they are Result values.
+        result = cast(messages_pb2.TxAcknowledgment.Result, ack.result)
+        ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=result)
         if not ack.ok and self._retry_rx2(conn, pending, ack.result, now):
             self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)
             return

@@ -34,7 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from ...events.event import new_ulid
 from ...registry import GatewayEntry, GatewayRegistry
 from .packets import (
