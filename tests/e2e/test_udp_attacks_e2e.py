@@ -72,7 +72,7 @@ def _acks(sock: socket.socket, expected: int, timeout: float = 5.0) -> int:
     while got < expected:
         try:
             data, _ = sock.recvfrom(64)
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             break
         got += len(data) == 4 and data[3] == 0x01
     return got
@@ -258,7 +258,7 @@ def test_reload_disconnects_unregistered_gateways_and_renames_the_rest(tmp_path:
 
 
 def _scrape(port: int, name: str, reason: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(f'{name}{{reason="{reason}"}}'):
                 return float(line.rsplit(" ", 1)[1])
