@@ -360,12 +360,21 @@ class UdpConnections:
         """
         changes = RegistryChanges()
         ids_changed = False
+        registry = self.registry
+        # One pass over the registry, then a dict look-up per connection: with 100,000 unregistered connections,
+        # generating and comparing an entry for each (registry.lookup) held the loop for most of a second.
+        registered = {entry.eui: entry for entry in registry.entries()}
         for conn in list(self._by_eui.values()):
-            entry = self.registry.lookup(conn.eui)
+            entry = registered.get(conn.eui)
             if entry is None:
-                self._remove(conn)
-                changes.removed.append((conn, "unregistered"))
-                continue
+                if registry.require_registered:
+                    self._remove(conn)
+                    changes.removed.append((conn, "unregistered"))
+                    continue
+                if not conn.registered:  # still unregistered: its generated entry cannot have changed
+                    continue
+                entry = registry.lookup(conn.eui)
+                assert entry is not None  # registration is not required, so unknown EUIs get a generated entry
             if entry == conn.entry:
                 continue
             old = conn.entry
