@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from gatewayserver.hostnames import valid_host
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the option and the source."""
@@ -67,6 +69,16 @@ def parse_optional_address(value: Any) -> str:
     """Empty (not configured) or `HOST:PORT`."""
     text = str(value).strip()
     return parse_address(text) if text else ""
+
+
+def parse_optional_host(value: Any) -> str:
+    """Empty (not configured), or a host name or IP address without a port."""
+    text = str(value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if text and not valid_host(text):
+        raise ValueError(f"not a host name or IP address (no port, no scheme): {value!r}")
+    return text
 
 
 _PUBLIC_ADDRESS = re.compile(
@@ -216,9 +228,11 @@ OPTIONS: tuple[Option, ...] = (
     # APIs
     _opt("api", "keys_file", "", parse_str, "API keys file (hashed secrets only); reloaded on change.",
          metavar="FILE"),
-    _opt("api", "gcs_server_address", "", parse_str,
-         "Host name written into generated global_conf.json (server_address). Empty: the host the file was "
-         "requested from.", metavar="HOST"),
+    _opt("api", "gcs_server_address", "", parse_optional_host,
+         "Public host name or IP address of the UDP listener, written into generated global_conf.json "
+         "(server_address). Set it on any daemon reachable from the internet. Empty: the host name the file was "
+         "requested on (the request's Host header), if it is a valid host name or IP address; otherwise the "
+         "request fails with no_server_address.", metavar="HOST"),
     _opt("api", "mqtt_public_address", "", parse_public_address,
          "MQTT address (host[:port]) GtwGs.GetMQTTConnectionInfo hands to gateways. Empty with the TLS one "
          "empty too: the call answers UNIMPLEMENTED (no_configuration_provider).", metavar="HOST[:PORT]"),

@@ -38,6 +38,7 @@ __all__ = [
     "any_to_dict",
     "format_duration_ns",
     "format_timestamp",
+    "float32_value",
     "format_timestamp_ns",
     "parse",
     "parse_dict",
@@ -192,6 +193,14 @@ def _json_number(value: float) -> Any:
     if value.is_integer() and abs(value) < 1e21:
         return int(value)
     return value
+
+
+def float32_value(value: float) -> float | int | str:
+    """A float32 read from a message, as the shortest number that is the same float32 (0.001, not
+    0.0010000000474974513): for JSON documents built by hand from message fields, as `to_dict` does for messages.
+    """
+    result: float | int | str = _float32(value)
+    return result
 
 
 def _float32(value: float) -> Any:

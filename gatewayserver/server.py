@@ -21,10 +21,11 @@ from .events import definitions as ev
 from .events.bus import EventBackend
 from .events.event import new_ulid
 from .io.udp import metrics as udp_metrics
+from .jsonpb import float32_value, format_timestamp_ns
+from .logs import format_address
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
 from .io.udp.translate import DroppedUplink, TranslateError, UplinkTranslator, status_from_stat
-from .jsonpb import format_timestamp_ns
 from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINKS_RECEIVED
 from .registry import GatewayEntry, GatewayRegistry
 from .tokens import UplinkTokens
@@ -102,7 +103,10 @@ class GatewayServer:
     def rejected(self, result: Rejected, addr: Address) -> None:
         udp_metrics.DATAGRAMS_DROPPED.labels(result.reason).inc()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("datagram refused", extra={"reason": result.reason, "remote": str(addr), "detail": result.detail})
+            log.debug(
+                "datagram refused",
+                extra={"reason": result.reason, "remote": format_address(addr), "detail": result.detail},
+            )
 
     def accepted(self, acc: Accepted, addr: Address, now: int) -> None:
         """Everything after the ack. Never raises: a bad body costs its own datagram, nothing else."""
@@ -257,7 +261,7 @@ class GatewayServer:
         log.info(
             "gateway connected",
             extra={
-                "gateway_id": conn.gateway_id, "eui": conn.eui.hex(), "remote": addr[0],
+                "gateway_id": conn.gateway_id, "eui": conn.eui.hex().upper(), "remote": format_address(addr),
                 "registered": conn.entry.registered,
             },
         )
@@ -313,7 +317,9 @@ class GatewayServer:
                 self.downlinks.entry_changed(conn, old)
             log.info(
                 "gateway registry entry changed",
-                extra={"gateway_id": conn.gateway_id, "previous_gateway_id": old.gateway_id, "eui": conn.eui.hex()},
+                extra={
+                    "gateway_id": conn.gateway_id, "previous_gateway_id": old.gateway_id, "eui": conn.eui.hex().upper(),
+                },
             )
 
     def close_all(self, now: int) -> None:
@@ -411,8 +417,9 @@ class GatewayServer:
                         {
                             "min_frequency": sb.min_frequency,
                             "max_frequency": sb.max_frequency,
-                            "utilization": sb.downlink_utilization,
-                            "limit": sb.downlink_utilization_limit,
+                            # float32 fields: printed as float32 (0.001), not as the double they widen to
+                            "utilization": float32_value(sb.downlink_utilization),
+                            "limit": float32_value(sb.downlink_utilization_limit),
                         }
                         for sb in stats.sub_bands
                     ],

@@ -60,15 +60,32 @@ _GPS_EPOCH_UNIX_MS = 315_964_800_000
 _GPS_LEAP_SECONDS = 18  # GPS - UTC since 2017-01-01
 _DEFAULT_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
 
-# Uplink channels (MHz) of a few common plans; enough to produce realistic freq/chan/rfch triples.
+# Uplink channels (MHz) of EU_863_870, the default; `--frequency-plan ID` takes any plan of the store instead.
 FREQUENCY_PLANS: dict[str, tuple[float, ...]] = {
     "EU_863_870": (868.1, 868.3, 868.5, 867.1, 867.3, 867.5, 867.7, 867.9),
-    "US_902_928_FSB_2": (903.9, 904.1, 904.3, 904.5, 904.7, 904.9, 905.1, 905.3),
-    "AU_915_928_FSB_2": (916.8, 917.0, 917.2, 917.4, 917.6, 917.8, 918.0, 918.2),
-    "AS_923": (923.2, 923.4, 922.2, 922.4, 922.6, 922.8, 923.0, 922.0),
-    "IN_865_867": (865.0625, 865.4025, 865.985),
-    "KR_920_923": (922.1, 922.3, 922.5),
 }
+
+
+def plan_uplink_frequencies(plan_id: str) -> tuple[float, ...]:
+    """The uplink channels (MHz) of a plan in the daemon's own store; `argparse` type for `--frequency-plan`.
+
+    Read from the same plans the daemon uses, so every id `gatewayserver frequency-plans list` shows works here
+    and no id is offered that the daemon does not know.
+    """
+    from frequency_plans.loader import FrequencyPlanError, FrequencyPlanStore
+
+    try:
+        store = FrequencyPlanStore()
+    except FrequencyPlanError as exc:  # pragma: no cover - the built-in plans are checked by their own tests
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if plan_id not in store:
+        raise argparse.ArgumentTypeError(
+            f"unknown frequency plan {plan_id!r}; one of: {', '.join(store.ids())}"
+        )
+    channels = tuple(c.frequency / 1e6 for c in store.get(plan_id).uplink_channels)
+    if not channels:
+        raise argparse.ArgumentTypeError(f"frequency plan {plan_id!r} has no uplink channels; use --frequencies")
+    return channels
 
 
 def parse_address(text: str, default_port: int = 1700) -> tuple[str, int]:
@@ -832,8 +849,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coding-rate", default="4/5")
     parser.add_argument("--payload-size", type=int, default=12,
                         help="FRMPayload bytes (>= 8 carries a send-time stamp; 0 sends no FPort)")
-    parser.add_argument("--frequency-plan", choices=sorted(FREQUENCY_PLANS), default="EU_863_870",
-                        help="uplink channels to rotate through")
+    parser.add_argument("--frequency-plan", type=plan_uplink_frequencies, default=FREQUENCY_PLANS["EU_863_870"],
+                        metavar="PLAN_ID",
+                        help="frequency plan whose uplink channels to rotate through (default EU_863_870; "
+                             "`gatewayserver frequency-plans list` shows the ids)")
     parser.add_argument("--frequencies", type=_float_list, default=None, metavar="MHZ[,MHZ...]",
                         help="explicit uplink channels in MHz (overrides --frequency-plan)")
     parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=2)
@@ -881,7 +900,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         bandwidth_khz=args.bandwidth,
         coding_rate=args.coding_rate,
         payload_size=args.payload_size,
-        frequencies=args.frequencies or FREQUENCY_PLANS[args.frequency_plan],
+        frequencies=args.frequencies or args.frequency_plan,
         protocol_version=args.protocol_version,
         stat_interval=args.stat_interval,
         keepalive_interval=args.keepalive_interval,

@@ -38,7 +38,7 @@ from gatewayserver.ttnpb import (
 
 from . import gcs, metrics
 from .concentrator import concentrator_config
-from .keys import KeyStore, Principal, err_no_gateway_rights
+from .keys import KeyStore, Principal, err_no_gateway_rights, public_auth_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from frequency_plans.loader import FrequencyPlan
@@ -122,6 +122,7 @@ def err_no_cluster_key() -> GsError:
 
 
 def err_cluster_auth_type(auth_type: str) -> GsError:
+    auth_type = public_auth_type(auth_type)
     return GsError(
         "pkg/auth/cluster", "auth_type", "invalid authorization type `{auth_type}`", code=INVALID_ARGUMENT,
         attributes={"auth_type": auth_type},
@@ -378,7 +379,8 @@ class ApiCore:
         if not plans:
             raise err_gateway_not_registered(gateway_id)
         eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)
-        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, request_host=request_host)
+        address = gcs.resolve_server_address(self.settings.gcs, request_host)
+        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, server_address=address)
         return gateway_configuration_pb2.GetGatewayConfigurationResponse(contents=contents)
 
 

@@ -254,7 +254,7 @@ class GrpcServer:
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("gRPC API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.tls)})
+        log.debug("gRPC API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.tls)})
         return self.port
 
     async def stop(self, grace: float | None = 2.0) -> None:

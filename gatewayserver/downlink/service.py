@@ -26,6 +26,7 @@ from ..errors import DATA_LOSS, GsError
 from ..events import definitions as ev
 from ..events.event import new_ulid
 from ..io.udp import metrics as udp_metrics
+from ..jsonpb import format_timestamp_ns
 from ..io.udp.connection import Connection
 from ..io.udp.packets import (
     COLLISION_BEACON,
@@ -65,6 +66,27 @@ _RESULT_NAMES = {v: k for k, v in messages_pb2.TxAcknowledgment.Result.items()}
 # Gateway refusals of RX1 after which RX2 (a second later, maybe elsewhere) can still work.
 _TX_ACK_COUNTERS: dict[str, Any] = {}
 _RETRYABLE = frozenset({UNKNOWN_ERROR, TOO_LATE, TOO_EARLY, COLLISION_PACKET, COLLISION_BEACON, TX_FREQ, TX_POWER})
+
+
+def _outcome(conn: Connection, pending: PendingTx, **more: Any) -> dict[str, Any]:
+    """The fields of the one info line per downlink outcome (scheduled, sent, acknowledged, failed).
+
+    The correlation id is the Gateway Server's own (`gs:downlink:<ulid>`), the one the downlink's events carry, so
+    a log line leads to its events and back. The lines go through the log's per-message rate limit like every
+    other, so a busy gateway cannot flood the log with them.
+    """
+    planned = pending.planned
+    fields: dict[str, Any] = {
+        "gateway_id": conn.gateway_id,
+        "correlation_id": pending.correlation_ids[-1] if pending.correlation_ids else "",
+        "frequency": planned.frequency,
+        "window": planned.window,
+        "time": format_timestamp_ns(planned.tx_server_time),
+    }
+    if planned.timestamp is not None:
+        fields["tmst"] = planned.timestamp
+    fields.update(more)
+    return fields
 
 
 @dataclass(slots=True)
@@ -242,10 +264,20 @@ class DownlinkService:
             planned = plan_request(state, message.raw_payload, request, token_timestamp, now)
         except (GsError, SchedulerError) as exc:
             wrapped = err.schedule_path(gateway_id, exc)
+            log.info(
+                "downlink failed",
+                extra={
+                    "gateway_id": gateway_id,
+                    "correlation_id": request_cids[0] if request_cids else "",
+                    "stage": "schedule",
+                    "reason": err.reason_of(exc),
+                },
+            )
             self._publish(ev.GS_DOWN_SCHEDULE_FAIL, conn, now, err.details_of(wrapped), request_cids)
             raise wrapped from None
         cids = (*request_cids, conn.correlation_id, "gs:downlink:" + new_ulid(now))
         pending = PendingTx(message, planned, cids, 0, message.raw_payload, int(request.priority))
+        log.info("downlink scheduled", extra=_outcome(conn, pending))
         self._dispatch(conn, state, pending, now, hold)
         response = gatewayserver_pb2.ScheduleDownlinkResponse(rx1=planned.window == 1, rx2=planned.window == 2)
         delay = max(0, planned.tx_server_time - now)
@@ -293,7 +325,7 @@ class DownlinkService:
         transmit = conn.transmit  # set by the frontend the gateway talks through; None: no way to reach it
         if addr is None or transmit is None:
             DOWNLINKS_FAILED.labels("downlink_path_expired").inc()
-            log.info("downlink dropped: no downlink path", extra={"gateway_id": conn.gateway_id})
+            log.info("downlink failed", extra=_outcome(conn, pending, stage="send", reason="downlink_path_expired"))
             self._publish(
                 ev.GS_DOWN_TX_FAIL, conn, now, struct_pb2.Value(string_value="downlink_path_expired"),
                 pending.correlation_ids,
@@ -310,6 +342,7 @@ class DownlinkService:
             pend[token] = pending
             while len(pend) > MAX_PENDING:
                 del pend[next(iter(pend))]
+        log.info("downlink sent", extra=_outcome(conn, pending, token=token))
         self._publish(ev.GS_DOWN_SEND, conn, now, self._scheduled_message(conn, pending), pending.correlation_ids)
 
     def _scheduled_message(self, conn: Connection, pending: PendingTx) -> messages_pb2.DownlinkMessage:
@@ -382,12 +415,13 @@ class DownlinkService:
         ack_msg.downlink_message.CopyFrom(self._scheduled_message(conn, pending))  # copy: the event holds the original
         self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)
         if ack.ok:
+            log.info("downlink acknowledged", extra=_outcome(conn, pending))
             self._publish(ev.GS_DOWN_TX_SUCCESS, conn, now, None, pending.correlation_ids)
         else:
             DOWNLINKS_FAILED.labels("tx_" + result_name.lower()).inc()
             log.info(
-                "gateway refused downlink",
-                extra={"gateway_id": conn.gateway_id, "result": result_name, "error": ack.error},
+                "downlink failed",
+                extra=_outcome(conn, pending, stage="tx_ack", reason="tx_" + result_name.lower(), error=ack.error),
             )
             self._publish(
                 ev.GS_DOWN_TX_FAIL, conn, now, struct_pb2.Value(string_value=result_name), pending.correlation_ids

@@ -253,14 +253,14 @@ class UdpConnections:
         block_ns = settings.address_change_block_ns
         if conn is not None and conn.host != addr[0]:
             if block_ns and now - conn.last_seen_ns < block_ns:
-                return Rejected("address_changed", f"EUI {eui.hex()} moved to {addr[0]} while blocked", eui)
+                return Rejected("address_changed", f"EUI {eui.hex().upper()} moved to {addr[0]} while blocked", eui)
             replaced = conn
             self._remove(conn)
             conn = None
         if conn is None:
             entry = self.registry.lookup(eui)
             if entry is None:
-                return Rejected("unregistered", f"EUI {eui.hex()} is not registered", eui)
+                return Rejected("unregistered", f"EUI {eui.hex().upper()} is not registered", eui)
             if len(self._by_eui) >= settings.max_connections:
                 if self._unregistered:
                     evicted = self._unregistered.popitem(last=False)[1]
@@ -268,7 +268,8 @@ class UdpConnections:
                 elif not entry.registered:
                     return Rejected(
                         "connection_limit",
-                        f"{len(self._by_eui)} registered gateways connected; unregistered EUI {eui.hex()} refused",
+                        f"{len(self._by_eui)} registered gateways connected; "
+                        f"unregistered EUI {eui.hex().upper()} refused",
                         eui,
                     )
             existing = self._by_id.get(entry.gateway_id)
@@ -292,12 +293,12 @@ class UdpConnections:
             ):
                 # The downlink path is alive: a PULL_DATA from elsewhere must not take it over (see module doc).
                 return Rejected(
-                    "address_changed", f"EUI {eui.hex()} PULL_DATA from {addr[0]}:{addr[1]} while the downlink "
+                    "address_changed", f"EUI {eui.hex().upper()} PULL_DATA from {addr[0]}:{addr[1]} while the downlink "
                     f"path {conn.down_addr[0]}:{conn.down_addr[1]} is live and changes are blocked", eui,
                 )
             if not conn.flood_check(addr, now, settings.flood_window_ns):
                 return Rejected(
-                    "flood", f"EUI {eui.hex()} from {addr[0]}:{addr[1]} exceeds {settings.flood_datagrams} "
+                    "flood", f"EUI {eui.hex().upper()} from {addr[0]}:{addr[1]} exceeds {settings.flood_datagrams} "
                     "datagrams per window", eui,
                 )
             if not conn.registered:

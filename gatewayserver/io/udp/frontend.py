@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import asyncio_dgram
 from asyncio_dgram.aio import DatagramServer, Protocol
 
+from ...logs import format_address
 from .connection import Rejected
 from .metrics import DATAGRAMS_DROPPED
 
@@ -61,7 +62,7 @@ class _DispatchingProtocol(Protocol):
             handler(data, addr)
         except Exception:  # never let one datagram's bug reach uvloop, which would close the socket
             DATAGRAMS_DROPPED.labels("internal").inc()
-            log.exception("datagram handling failed", extra={"remote": str(addr)})
+            log.exception("datagram handling failed", extra={"remote": format_address(addr)})
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable for a gateway that went away: expected, not worth an exception queue entry.
