@@ -169,8 +169,8 @@ def test_a_flood_with_the_victims_eui_from_another_address_costs_the_victim_noth
         stop.set()
         attacker.join(5)
         refused = metric("gs_udp_datagrams_dropped_total", reason="flood") - flood_before
-        print(f"spoofed flood of {sent[0]} datagrams ({refused:.0f} refused as flood): victim kept {kept} acks of {sent_up} uplinks sent, "
-              f"{forwarded} at the stand-in (of 300 to send)")
+        print(f"spoofed flood of {sent[0]} datagrams ({refused:.0f} refused as flood): victim kept {kept} acks "
+              f"of {sent_up} uplinks sent, {forwarded} at the stand-in (of 300 to send)")
         assert (kept, forwarded) == (300, 300)
         assert refused > 0  # the flooding address was held to its own budget
     finally:
