@@ -253,3 +253,22 @@ def test_reload_moves_gateways_in_and_out_of_the_evictable_set(tmp_path: Path) -
     table.apply_registry()  # registration not required: it stays, as an unregistered (evictable) gateway
     assert not conn.registered and conn.gateway_id == "eui-" + a.hex() and table.get(conn.gateway_id) is conn
     assert table.unregistered_count() == 2
+
+
+def test_reload_swapping_ids_keeps_both_and_a_claimed_generated_id_goes_to_the_registered_gateway(
+    tmp_path: Path,
+) -> None:
+    a, b, stranger = (bytes([0xA0, 0, 0, 0, 0, 0, 0, n]) for n in range(3))
+    path = _registry_file(tmp_path / "gw.yml", [(a, "gw-a", "EU_863_870"), (b, "gw-b", "EU_863_870")])
+    reg = GatewayRegistry.from_file(path)
+    table = UdpConnections(reg)
+    conn_a = accepted(table.accept(pull(a), GATEWAY, T0)).connection
+    conn_b = accepted(table.accept(pull(b), GATEWAY, T0)).connection
+    conn_s = accepted(table.accept(pull(stranger), GATEWAY, T0)).connection
+    # a and b swap ids; b takes the id the unregistered stranger is connected under.
+    _registry_file(path, [(a, "gw-b", "EU_863_870"), (b, "eui-" + stranger.hex(), "EU_863_870")])
+    reg.reload()
+    changes = table.apply_registry()
+    assert changes.removed == [(conn_s, "replaced")] and conn_s.closed
+    assert table.get("gw-b") is conn_a and table.get("eui-" + stranger.hex()) is conn_b
+    assert table.get("gw-a") is None and len(table) == 2 and table.unregistered_count() == 0
