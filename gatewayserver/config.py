@@ -184,15 +184,16 @@ OPTIONS: tuple[Option, ...] = (
     _opt("udp", "downlink_path_expires", 90.0, parse_duration,
          "Without PULL_DATA or TX_ACK for this long a gateway's downlink path is considered gone."),
     _opt("udp", "flood_datagrams", 10, parse_int,
-         "Flood guard: a datagram is dropped when the N-th previous one from the same EUI arrived within "
-         "flood_window. 0 disables the guard."),
+         "Flood guard: a datagram is dropped when the N-th previous one with the same EUI from the same source "
+         "address (IP and port) arrived within flood_window. 0 disables the guard."),
     _opt("udp", "flood_window", 0.010, parse_duration, "Flood guard window."),
     _opt("udp", "address_change_block", 0.0, parse_duration,
-         "Refuse datagrams from a new address for this long after the last one from the old address "
-         "(0: off). Protects against EUI spoofing at the cost of slower NAT changes."),
+         "Refuse datagrams from a new IP for this long after the last one from the old IP, and PULL_DATA from "
+         "a new address or port while the downlink path got PULL_DATA within this long (0: off). Protects "
+         "against EUI spoofing at the cost of slower NAT changes; make it longer than keepalive_interval."),
     _opt("udp", "max_gateways", 100_000, parse_int,
-         "Most gateways connected at once; datagrams from further EUIs are refused and counted until others "
-         "expire. Bounds memory when unregistered gateways are admitted."),
+         "Room for unregistered gateways: past this many connections the least recently active unregistered "
+         "one is evicted for a newcomer. Registered gateways are always admitted."),
     _opt("udp", "schedule_late_time", 0.8, parse_duration,
          "Hold PULL_RESP until this long before transmission for gateways without a jit queue."),
     # Upstream

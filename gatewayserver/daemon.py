@@ -65,7 +65,11 @@ class Daemon:
         return [f.address for f in self.frontends]
 
     def reload(self) -> None:
-        """SIGHUP: re-read the registry (and keys); connections stay up."""
+        """SIGHUP: re-read the registry (and keys) and apply it to connected gateways at once.
+
+        Gateways the new registry no longer admits are disconnected; the others keep their connection with their
+        new entry. A registry that fails to load changes nothing.
+        """
         try:
             count = self.registry.reload()
             if count:
@@ -74,6 +78,8 @@ class Daemon:
                 log.warning("gateway registry reloaded with no gateways", extra={"path": str(self.registry.path)})
         except RegistryError as exc:
             log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
+        else:
+            self.server.registry_reloaded(time.time_ns())
         for api in self.apis:
             reload = getattr(api, "reload", None)
             if reload is not None:

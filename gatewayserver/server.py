@@ -35,7 +35,20 @@ from .upstream.ns import QueueFull, UplinkDropped
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+# Stats of disconnected gateways stay readable (the reference keeps them 48 h). Registered gateways are as many as
+# the operator registered; unregistered ones are whoever sent a datagram, so an EUI-cycling sender would otherwise
+# leave one stats message per EUI behind (100,000 EUIs kept 200 MB for two days). They get a small LRU of their own.
 _MAX_RETAINED_STATS = 100_000
+MAX_RETAINED_UNREGISTERED = 1_000
+
+# Disconnect reason -> (error name, message) of the gs.gateway.disconnect event.
+_DISCONNECT_ERRORS = {
+    "expired": ("connection_expired", "connection expired"),
+    "replaced": ("new_connection", "connection replaced"),
+    "shutdown": ("new_connection", "connection shutdown"),
+    "evicted": ("connection_evicted", "connection evicted to make room for another gateway"),
+    "unregistered": ("gateway_not_registered", "gateway no longer registered"),
+}
 
 Address = tuple[Any, ...]
 
@@ -79,8 +92,10 @@ class GatewayServer:
         self.udp = UdpConnections(registry, connection_settings)
         self.forward_crc_failed = forward_crc_failed
         self.stats_retention_ns = stats_retention_ns
-        # gateway_id -> (stats of the last connection, disconnected at): the reference keeps these 48 h.
+        # gateway_id -> (stats of the last connection, disconnected at), oldest disconnect first; registered and
+        # unregistered gateways apart, so the unregistered cannot push out the registered (see the bounds above).
         self._retained: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
+        self._retained_unregistered: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
         self.downlinks: Any = None  # set by the downlink layer (gatewayserver.downlink) when it is wired
         udp_metrics.GATEWAYS_CONNECTED.labels("udp").set_function(lambda: len(self.udp))
 
@@ -99,6 +114,8 @@ class GatewayServer:
         conn = acc.connection
         if acc.replaced is not None:
             self._disconnected(acc.replaced, now, "replaced")
+        if acc.evicted is not None:
+            self._disconnected(acc.evicted, now, "evicted")
         if acc.new_connection:
             self._connected(conn, addr, now)
         kind = acc.datagram.type
@@ -248,6 +265,7 @@ class GatewayServer:
     def _connected(self, conn: Connection, addr: Address, now: int) -> None:
         udp_metrics.GATEWAY_CONNECTS.labels("udp").inc()
         self._retained.pop(conn.gateway_id, None)
+        self._retained_unregistered.pop(conn.gateway_id, None)
         log.info(
             "gateway connected",
             extra={
@@ -261,26 +279,56 @@ class GatewayServer:
         udp_metrics.GATEWAY_DISCONNECTS.labels(reason).inc()
         stats = self._stats_of(conn, now)
         _set_time(stats.disconnected_at, now)
-        self._retained[conn.gateway_id] = (stats, now)
-        self._retained.move_to_end(conn.gateway_id)
-        while len(self._retained) > _MAX_RETAINED_STATS:
-            self._retained.popitem(last=False)
+        if conn.registered and reason != "unregistered":
+            retained, bound = self._retained, _MAX_RETAINED_STATS
+        else:
+            retained, bound = self._retained_unregistered, MAX_RETAINED_UNREGISTERED
+        retained[conn.gateway_id] = (stats, now)
+        retained.move_to_end(conn.gateway_id)
+        while len(retained) > bound:
+            retained.popitem(last=False)
         if self.downlinks is not None:
             self.downlinks.disconnected(conn)
         log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
-        err = GsError("pkg/gatewayserver/io/udp", "connection_expired" if reason == "expired" else "new_connection",
-                      f"connection {reason}", code=UNAVAILABLE)
+        name, message = _DISCONNECT_ERRORS.get(reason, ("connection_closed", f"connection {reason}"))
+        err = GsError("pkg/gatewayserver/io/udp", name, message, code=UNAVAILABLE)
         self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, to_error_details(err), (conn.correlation_id,))
 
     def expire(self, now: int) -> None:
         for conn in self.udp.expire(now):
             self._disconnected(conn, now, "expired")
         cutoff = now - self.stats_retention_ns
-        while self._retained:
-            gateway_id, (_, at) = next(iter(self._retained.items()))
-            if at >= cutoff:
-                break
-            del self._retained[gateway_id]
+        for retained in (self._retained, self._retained_unregistered):
+            while retained:
+                gateway_id, (_, at) = next(iter(retained.items()))
+                if at >= cutoff:
+                    break
+                del retained[gateway_id]
+
+    def retained_stats_count(self) -> tuple[int, int]:
+        """Retained stats of disconnected (registered, unregistered) gateways; each bounded (see the module top)."""
+        return len(self._retained), len(self._retained_unregistered)
+
+    def registry_reloaded(self, now: int) -> None:
+        """Apply a reloaded registry to live connections at once (SIGHUP).
+
+        Gateways no longer admitted are disconnected (reason `unregistered`); the others take their new entry. A
+        changed entry rebuilds what was derived from the old one: the uplink translator (ids, location) at the
+        next uplink, and the downlink state when the plans or the duty-cycle setting changed.
+        """
+        changes = self.udp.apply_registry()
+        for conn, reason in changes.removed:
+            self._disconnected(conn, now, reason)
+        for conn, old in changes.changed:
+            conn.translator = None
+            if self.downlinks is not None:
+                self.downlinks.entry_changed(conn, old)
+            log.info(
+                "gateway registry entry changed",
+                extra={
+                    "gateway_id": conn.gateway_id, "previous_gateway_id": old.gateway_id, "eui": conn.eui.hex().upper(),
+                },
+            )
 
     def close_all(self, now: int) -> None:
         for conn in self.udp.close_all():
@@ -326,7 +374,7 @@ class GatewayServer:
         conn = self.udp.get(gateway_id)
         if conn is not None:
             return self._stats_of(conn, time.time_ns())
-        retained = self._retained.get(gateway_id)
+        retained = self._retained.get(gateway_id) or self._retained_unregistered.get(gateway_id)
         if retained is not None:
             stats = gateway_pb2.GatewayConnectionStats()
             stats.CopyFrom(retained[0])

@@ -48,6 +48,7 @@ from ..metrics import (
     SUB_BAND_UTILIZATION,
     TX_ACKS_RECEIVED,
 )
+from ..registry import GatewayEntry
 from ..tokens import TokenError
 from ..ttnpb import gateway_pb2, gatewayserver_pb2, lorawan_pb2, messages_pb2
 from . import errors as err
@@ -141,6 +142,23 @@ class DownlinkService:
                 handle.cancel()
             state.held.clear()
         conn.pending_tx.clear()
+
+    def entry_changed(self, conn: Connection, old: GatewayEntry) -> None:
+        """The registry gave a live gateway a new entry (reload).
+
+        Plans and the duty-cycle setting shape the scheduler, so when they changed its state is dropped and rebuilt
+        from the new entry on next use (the concentrator clock syncs again at the next uplink). PULL_RESPs already
+        held keep their timers and leave as planned. Anything else (antenna gain, schedule-late) is read from the
+        entry at each decision, so the state just takes the new one.
+        """
+        state = conn.downlink
+        if state is None:
+            return
+        entry = conn.entry
+        if (entry.frequency_plan_ids, entry.enforce_duty_cycle) != (old.frequency_plan_ids, old.enforce_duty_cycle):
+            conn.downlink = None
+        else:
+            state.entry = entry
 
     def fill_stats(self, conn: Connection, stats: gateway_pb2.GatewayConnectionStats, now: int) -> None:
         state = conn.downlink
