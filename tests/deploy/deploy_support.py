@@ -218,3 +218,74 @@ def exported_metric_names(exposition: str) -> set[str]:
         elif line and not line.startswith("#"):
             names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
     return names
+
+
+# --- The build context a container engine sends, as .dockerignore shapes it.
+
+def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """One pattern as moby/patternmatcher compiles it: `**` spans directories, `*` and `?` stop at `/`."""
+    out = "^"
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if pattern.startswith("**", index):
+            index += 2
+            if pattern.startswith("/", index):
+                index += 1
+            out += ".*" if index >= len(pattern) else "(.*/)?"
+            continue
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif char == "\\" and index + 1 < len(pattern):
+            index += 1
+            out += re.escape(pattern[index])
+        elif char in "[]":
+            out += char
+        else:
+            out += re.escape(char)
+        index += 1
+    return re.compile(out + "$")
+
+
+def read_dockerignore(path: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """(is_exception, regex) per line, as `docker build` reads the file: comments, `!`, cleaned, no leading `/`."""
+    patterns: list[tuple[bool, re.Pattern[str]]] = []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        exception = line.startswith("!")
+        if exception:
+            line = line[1:].strip()
+        line = os.path.normpath(line).lstrip("/")
+        if line and line != ".":
+            patterns.append((exception, _dockerignore_regex(line)))
+    return patterns
+
+
+def dockerignored(relpath: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether the engine leaves `relpath` out: the last pattern matching the path or one of its parents wins."""
+    parts = relpath.split("/")
+    candidates = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+    excluded = False
+    for exception, regex in patterns:
+        if any(regex.match(candidate) for candidate in candidates):
+            excluded = not exception
+    return excluded
+
+
+def build_context(root: Path) -> dict[str, int]:
+    """relative path -> size of every file `docker build root` would send, honouring root/.dockerignore."""
+    ignore = root / ".dockerignore"
+    patterns = read_dockerignore(ignore) if ignore.exists() else []
+    files: dict[str, int] = {}
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            full = Path(directory) / name
+            relpath = full.relative_to(root).as_posix()
+            if not dockerignored(relpath, patterns) and not full.is_symlink():
+                files[relpath] = full.stat().st_size
+    return files

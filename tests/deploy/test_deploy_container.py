@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import DEPLOY, REPO, daemon  # noqa: F401
+from deploy_support import DEPLOY, REPO, build_context, daemon, dockerignored, read_dockerignore  # noqa: F401
 
 CONTAINERFILE = DEPLOY / "container" / "Containerfile"
 COMPOSE = DEPLOY / "container" / "compose.yml"
@@ -107,34 +107,95 @@ def test_healthcheck_command_passes_against_a_live_daemon(daemon) -> None:  # no
     assert result.returncode == 0, result.stderr
 
 
+def _copy_sources() -> list[str]:
+    return [source.rstrip("/") for keyword, args in instructions()
+            if keyword in ("COPY", "ADD") and "--from=" not in args
+            for source in _json_or_shell(args)[:-1]]
+
+
+@pytest.mark.parametrize("path", [
+    ".venv/lib/python3.11/site-packages/grpc/__init__.py",
+    ".git/objects/pack/pack-1.pack",
+    "benchmarks/standin_ns/node_modules/@grpc/grpc-js/package.json",
+    "gatewayserver/__pycache__/cli.cpython-311.pyc",
+    "gatewayserver/api/__pycache__/keys.cpython-311.pyc",
+    "scheduler/core.pyc",
+    "gatewayserver.egg-info/PKG-INFO",
+    ".mypy_cache/3.11/cache.db",
+    ".pytest_cache/v/cache/nodeids",
+    ".hypothesis/examples/abc",
+    ".ruff_cache/content",
+    "keys.json",
+    ".env",
+    "tests/e2e/harness.py",
+    "benchmarks/results/run.json",
+])
+def test_dockerignore_keeps_out(path: str) -> None:
+    assert dockerignored(path, read_dockerignore(REPO / ".dockerignore")), f"{path} would be sent to the builder"
+
+
+def test_dockerignore_matcher_follows_docker_rules() -> None:
+    """The stand-in for the engine's matcher: last match wins, a parent's match counts, `**` spans directories."""
+    patterns = read_dockerignore_text("*\n!src/\n**/__pycache__\n!src/keep/**/*.pyc\n/docs/*.md\n")
+    assert dockerignored("anything", patterns) and dockerignored("deep/down/file", patterns)
+    assert not dockerignored("src/a.py", patterns) and not dockerignored("src/x/y/z.py", patterns)
+    assert dockerignored("src/__pycache__/a.pyc", patterns) and dockerignored("src/x/__pycache__/a.pyc", patterns)
+    assert not dockerignored("src/keep/a/b.pyc", patterns)
+    assert dockerignored("docs/a.md", patterns)
+
+
+def read_dockerignore_text(text: str) -> list:  # type: ignore[type-arg]
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".dockerignore", delete=False) as handle:
+        handle.write(text)
+    try:
+        return read_dockerignore(Path(handle.name))
+    finally:
+        Path(handle.name).unlink()
+
+
+def test_build_context_is_small_and_holds_every_copy_source() -> None:
+    """What `docker build .` sends from this checkout (with its .venv, .git, caches): only what is COPYed."""
+    context = build_context(REPO)
+    total = sum(context.values())
+    print(f"build context: {len(context)} files, {total / 1e6:.2f} MB")
+    for source in _copy_sources():
+        assert source in context or any(path.startswith(source + "/") for path in context), \
+            f"COPY {source}: left out of the build context by .dockerignore"
+    assert total < 5_000_000, f"build context {total / 1e6:.1f} MB: .dockerignore lets too much through"
+    outside = sorted({path.split("/")[0] for path in context} - {source.split("/")[0] for source in _copy_sources()})
+    assert outside in ([], [".dockerignore"]), f"sent but never COPYed: {outside}"
+
+
 def test_build_context_of_the_copies_is_installable(tmp_path: Path) -> None:
-    """Build a wheel from only the COPYed paths, as `pip install .` in the image would, and look inside."""
+    """Build a wheel from the build context as the engine sends it (.dockerignore applied), as the image would."""
     context = tmp_path / "src"
-    context.mkdir()
-    for keyword, args in instructions():
-        if keyword == "COPY" and "--from=" not in args:
-            *sources, _ = _json_or_shell(args)
-            for source in sources:
-                origin = REPO / source
-                if origin.is_dir():
-                    shutil.copytree(origin, context / source.rstrip("/"),
-                                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-                else:
-                    shutil.copy2(origin, context / source)
+    sent = build_context(REPO)
+    for source in _copy_sources():
+        for path in sent:
+            if path == source or path.startswith(source + "/"):
+                (context / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / path, context / path)
     wheels = tmp_path / "wheels"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels),
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels),
          str(context)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # -v shows setuptools' own output: e.g. the `project.license` table deprecation (issue 10, item 19).
+    assert "DeprecationWarning" not in result.stdout + result.stderr, result.stdout[-3000:] + result.stderr[-3000:]
     (wheel,) = wheels.glob("gatewayserver-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "gatewayserver/cli.py" in names
     assert "frequency_plans/plans/EU_863_870.yml" in names, "plan files must be package data"
     assert any(name.startswith("scheduler/") for name in names)
+    assert not any("__pycache__" in name for name in names)
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     assert "gatewayserver = gatewayserver.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    metadata = next(name for name in names if name.endswith(".dist-info/METADATA"))
+    assert "License-Expression: Apache-2.0" in zipfile.ZipFile(wheel).read(metadata).decode()
 
 
 # --- compose
