@@ -21,6 +21,7 @@ _REGISTRARS = (
     "frequency_plans.cli",
     "gatewayserver.api.keys_cli",
     "gatewayserver.admin",
+    "gatewayserver.healthcheck",
 )
 
 

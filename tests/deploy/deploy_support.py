@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,8 +108,25 @@ class Daemon:
         return self.process.returncode
 
 
+def ssl_get(port: int) -> bool:
+    """Whether an HTTPS listener on loopback serves the daemon's /metrics (self-signed: not verified)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", timeout=1.0, context=context) as response:
+        return response.status == 200 and b"gs_gateways_connected" in response.read()
+
+
+def _serves_metrics(daemon: Daemon) -> bool:
+    # The UDP frontend's gauge shows the core is loaded, not only an early HTTP listener.
+    status, body = http_get(daemon.http + "/metrics", timeout=1.0)
+    return status == 200 and b"gs_gateways_connected" in body
+
+
 def start_daemon(workdir: Path, *, prefix: list[str] | None = None, extra: list[str] | None = None,
-                 timeout: float = 30.0) -> Daemon:
+                 timeout: float = 30.0, ready: Callable[[Daemon], bool] = _serves_metrics) -> Daemon:
     """`gatewayserver run` on loopback with free ports, waiting until /metrics answers.
 
     Free ports are found by binding port 0 and closing it, so another process may take one in between: a start
@@ -134,9 +151,7 @@ def start_daemon(workdir: Path, *, prefix: list[str] | None = None, extra: list[
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                # The UDP frontend's gauge shows the core is loaded, not only an early HTTP listener.
-                status, body = http_get(daemon.http + "/metrics", timeout=1.0)
-                if status == 200 and b"gs_gateways_connected" in body:
+                if ready(daemon):
                     return daemon
             except OSError:
                 pass

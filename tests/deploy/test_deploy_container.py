@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -20,7 +21,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import DEPLOY, REPO, build_context, daemon, dockerignored, read_dockerignore  # noqa: F401
+from deploy_support import (  # noqa: F401
+    DEPLOY,
+    REPO,
+    build_context,
+    daemon,
+    dockerignored,
+    free_port,
+    read_dockerignore,
+    ssl_get,
+    start_daemon,
+)
 
 CONTAINERFILE = DEPLOY / "container" / "Containerfile"
 COMPOSE = DEPLOY / "container" / "compose.yml"
@@ -94,17 +105,66 @@ def _healthcheck_argv() -> list[str]:
     return _json_or_shell(command)
 
 
-def test_healthcheck_hits_healthz_on_the_http_port() -> None:
+def test_healthcheck_is_the_healthcheck_subcommand() -> None:
     argv = _healthcheck_argv()
-    assert argv[0] == "python", "curl is not in python:3.11-slim"
-    assert "http://127.0.0.1:1885/healthz" in " ".join(argv)
+    assert argv[0] == "gatewayserver", "curl is not in python:3.11-slim; the CLI is"
+    from gatewayserver.cli import build_parser
+
+    assert build_parser().parse_args(argv[1:]).command == "healthcheck"
 
 
-def test_healthcheck_command_passes_against_a_live_daemon(daemon) -> None:  # noqa: F811
-    argv = [sys.executable if arg == "python" else arg.replace(":1885/", f":{daemon.http_port}/")
-            for arg in _healthcheck_argv()]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+def _run_healthcheck(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    """The Containerfile's HEALTHCHECK command as the engine runs it: in the container's environment."""
+    argv = _healthcheck_argv()
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("GS_")}
+    return subprocess.run([sys.executable, "-m", "gatewayserver", *argv[1:], *extra], env={**clean, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_healthcheck_follows_gs_http_listen(daemon) -> None:  # noqa: F811
+    """The daemon is on a non-default port, as with `-e GS_HTTP_LISTEN=0.0.0.0:PORT`: the check must find it."""
+    assert daemon.http_port != 1885
+    result = _run_healthcheck({"GS_HTTP_LISTEN": f"0.0.0.0:{daemon.http_port}"})
     assert result.returncode == 0, result.stderr
+    assert result.stdout == result.stderr == "", "--quiet: nothing in the container's health log when healthy"
+
+
+def test_healthcheck_follows_the_config_file(daemon, tmp_path: Path) -> None:  # noqa: F811
+    config = tmp_path / "config.yml"
+    config.write_text(f"http_listen: 127.0.0.1:{daemon.http_port}\n")
+    result = _run_healthcheck({"GS_CONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_healthcheck_fails_with_one_line_when_nothing_answers() -> None:
+    port = free_port()
+    result = _run_healthcheck({"GS_HTTP_LISTEN": f"0.0.0.0:{port}"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"http://127.0.0.1:{port}/healthz" in lines[0], result.stderr
+    assert "refused" in lines[0].lower(), lines[0]
+
+
+def test_healthcheck_config_error_exits_2() -> None:
+    result = _run_healthcheck({"GS_HTTP_LISTEN": "no-port-here"})
+    assert result.returncode == 2
+    assert "http_listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_healthcheck_speaks_tls_when_the_listener_has_a_certificate(tmp_path: Path) -> None:
+    from tls_support import write_self_signed
+
+    cert, key = write_self_signed(tmp_path)
+    tls = start_daemon(tmp_path, extra=["--http-tls-cert", cert, "--http-tls-key", key],
+                       ready=lambda d: ssl_get(d.http_port))
+    try:
+        env = {"GS_HTTP_LISTEN": f"127.0.0.1:{tls.http_port}"}
+        result = _run_healthcheck({**env, "GS_HTTP_TLS_CERT": cert, "GS_HTTP_TLS_KEY": key})
+        assert result.returncode == 0, result.stderr
+        plain = _run_healthcheck(env)
+        assert plain.returncode == 1, "plain HTTP to a TLS listener must not look healthy"
+    finally:
+        tls.stop()
 
 
 def _copy_sources() -> list[str]:
