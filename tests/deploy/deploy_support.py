@@ -304,3 +304,23 @@ def build_context(root: Path) -> dict[str, int]:
             if not dockerignored(relpath, patterns) and not full.is_symlink():
                 files[relpath] = full.stat().st_size
     return files
+
+
+# --- systemd unit files.
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """Sections -> key -> values in order (systemd keys may repeat; an empty assignment resets the list)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"directive outside a section: {line}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not KEY=VALUE: {line}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
