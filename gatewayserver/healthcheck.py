@@ -78,7 +78,7 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "healthcheck",
         help="exit 0 if the running daemon's /healthz answers 200 (takes the same options as run)",
         description="Ask the daemon's /healthz at the HTTP address its configuration gives (same flags, GS_* "

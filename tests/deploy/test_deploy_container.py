@@ -24,6 +24,7 @@ import yaml
 from deploy_support import (  # noqa: F401
     DEPLOY,
     REPO,
+    Daemon,
     build_context,
     daemon,
     dockerignored,
@@ -121,7 +122,7 @@ def _run_healthcheck(env: dict[str, str], *extra: str) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=60)
 
 
-def test_healthcheck_follows_gs_http_listen(daemon) -> None:  # noqa: F811
+def test_healthcheck_follows_gs_http_listen(daemon: Daemon) -> None:  # noqa: F811
     """The daemon is on a non-default port, as with `-e GS_HTTP_LISTEN=0.0.0.0:PORT`: the check must find it."""
     assert daemon.http_port != 1885
     result = _run_healthcheck({"GS_HTTP_LISTEN": f"0.0.0.0:{daemon.http_port}"})
@@ -129,7 +130,7 @@ def test_healthcheck_follows_gs_http_listen(daemon) -> None:  # noqa: F811
     assert result.stdout == result.stderr == "", "--quiet: nothing in the container's health log when healthy"
 
 
-def test_healthcheck_follows_the_config_file(daemon, tmp_path: Path) -> None:  # noqa: F811
+def test_healthcheck_follows_the_config_file(daemon: Daemon, tmp_path: Path) -> None:  # noqa: F811
     config = tmp_path / "config.yml"
     config.write_text(f"http_listen: 127.0.0.1:{daemon.http_port}\n")
     result = _run_healthcheck({"GS_CONFIG": str(config)})

@@ -251,9 +251,9 @@ def start_unit(install: Install, extra_environment: dict[str, str]) -> Service:
             key, _, value = item.partition("=")
             env[key] = value
     for entry in unit.get("EnvironmentFile", []):
-        path = install.path(entry.removeprefix("-"))
-        if os.path.exists(path) or not entry.startswith("-"):
-            env.update(_read_environment_file(path))  # read by systemd, as root
+        file = install.path(entry.removeprefix("-"))
+        if os.path.exists(file) or not entry.startswith("-"):
+            env.update(_read_environment_file(file))  # read by systemd, as root
     env.update(extra_environment)
     argv = [install.path(arg) if arg.startswith("/") else arg for arg in shlex.split(unit["ExecStart"][-1])]
     workdir = install.path(unit["WorkingDirectory"][-1])
