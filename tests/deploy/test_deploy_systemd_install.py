@@ -57,9 +57,9 @@ def _blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
 
 
-def _free_id() -> int:
+def _free_id(after: int = 63999) -> int:
     used = {entry.pw_uid for entry in pwd.getpwall()} | {entry.gr_gid for entry in grp.getgrall()}
-    return next(candidate for candidate in range(64000, 65000) if candidate not in used)
+    return next(candidate for candidate in range(after + 1, 65000) if candidate not in used)
 
 
 @dataclass
@@ -223,7 +223,7 @@ def start_unit(install: Install, extra_environment: dict[str, str]) -> Service:
     unit = parse_unit(Path(install.path(f"/etc/systemd/system/{UNIT_NAME}")).read_text())["Service"]
     dynamic = unit.get("DynamicUser", ["no"])[-1] == "yes"
     if dynamic:
-        uid = gid = _free_id() + 1  # a transient identity, in no group of the files
+        uid = gid = _free_id(after=install.uid)  # a transient identity, in no group of the files
     else:
         assert unit["User"][-1] == unit["Group"][-1] == "gatewayserver"
         uid, gid = install.uid, install.gid
