@@ -30,11 +30,11 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -68,6 +68,7 @@ class Install:
     uid: int
     gid: int
     launcher_python: str
+    site: Path
 
     def path(self, absolute: str) -> str:
         """Where an absolute path of the guide or the unit lives under the scratch root."""
@@ -95,23 +96,73 @@ def _unprivileged(uid: int, gid: int) -> list[str]:
             "--bounding-set=-all", "--"]
 
 
-def _site_packages() -> str:
-    return sysconfig.get_paths()["purelib"]
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link where the file system allows (fast, no extra space), a copy otherwise."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
-def _launcher_python(uid: int, gid: int) -> str:
-    """An interpreter of this Python's version that `uid` can run and that imports the test install through it."""
+def _runtime_distributions() -> list[metadata.Distribution]:
+    """The installed distributions `pip install .` brings in: the project's requirements, transitively, no extras."""
+    seen: dict[str, metadata.Distribution] = {}
+    pending = [requirement for requirement in metadata.requires("gatewayserver") or []]
+    while pending:
+        requirement = pending.pop()
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[\s\[<>=!~;(]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        if name in seen:
+            continue
+        try:
+            distribution = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # a marker excluded it on this platform
+        seen[name] = distribution
+        pending.extend(distribution.requires or [])
+    return list(seen.values())
+
+
+def _install_program(site: Path) -> None:
+    """The project and its runtime dependencies, as `pip install .` would put them, copied under `site`.
+
+    Copied rather than referenced: the repository and the test venv may live where the service user cannot read
+    (a clone in /root), and the project is usually installed editable (pointing into the repository).
+    """
+    for distribution in _runtime_distributions():
+        for file in distribution.files or []:
+            if file.parts[0] == ".." or "__pycache__" in file.parts:
+                continue  # console scripts outside site-packages; bytecode
+            destination = site / file
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(str(file.locate()), str(destination))
+    for package in ("gatewayserver", "scheduler", "frequency_plans"):
+        shutil.copytree(REPO / package, site / package, copy_function=_link_or_copy,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for directory, _dirnames, filenames in os.walk(site):
+        os.chmod(directory, 0o755)
+        for name in filenames:
+            path = os.path.join(directory, name)
+            mode = os.stat(path).st_mode
+            if mode & 0o444 != 0o444:  # a hard link shares its mode with the original: copy before chmod
+                shutil.copy2(path, path + ".copy")
+                os.replace(path + ".copy", path)
+                os.chmod(path, mode | 0o444)
+
+
+def _launcher_python(uid: int, gid: int, site: Path) -> str:
+    """An interpreter of this Python's version that `uid` can run and that imports the program from `site`."""
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     candidates = [sys.executable, os.path.realpath(sys.executable), f"/usr/bin/python{version}",
                   shutil.which(f"python{version}") or ""]
-    probe = f"import site; site.addsitedir({_site_packages()!r}); import gatewayserver.cli, grpc, uvloop"
+    probe = f"import site; site.addsitedir({str(site)!r}); import gatewayserver.cli, grpc, uvloop"
     for candidate in dict.fromkeys(c for c in candidates if c):
         result = subprocess.run([*_unprivileged(uid, gid), candidate, "-S", "-c", probe], capture_output=True,
                                 timeout=60, check=False)
         if result.returncode == 0:
             return candidate
-    missing(f"a Python {version} that an unprivileged user can run, with {_site_packages()} and the repository "
-            f"readable by it")
+    missing(f"a Python {version} that an unprivileged user can run (tried {', '.join(candidates)})")
     raise AssertionError("unreachable")
 
 
@@ -126,7 +177,9 @@ def install() -> Iterator[Install]:
             (root / directory).mkdir(parents=True, mode=0o755)
             os.chmod(root / directory, 0o755)
         free = _free_id()
-        yield Install(root, free, free, _launcher_python(free, free))
+        site = root / "site-packages"  # becomes /opt/gatewayserver's when the guide's `pip install .` runs
+        _install_program(site)
+        yield Install(root, free, free, _launcher_python(free, free, site), site)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -137,11 +190,14 @@ def _emulate_venv_and_pip(install: Install) -> None:
     bin_dir.mkdir(parents=True)
     for directory in (bin_dir.parent, bin_dir):
         directory.chmod(0o755)
+    site = bin_dir.parent / "lib" / "site-packages"
+    site.parent.mkdir(mode=0o755)
+    install.site.rename(site)
     script = bin_dir / "gatewayserver"
     script.write_text(
         f"#!{install.launcher_python} -S\n"
         "import site, sys\n"
-        f"site.addsitedir({_site_packages()!r})\n"
+        f"site.addsitedir({str(site)!r})\n"
         "from gatewayserver.cli import main\n"
         "sys.exit(main())\n"
     )
