@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from gatewayserver.hostnames import valid_host
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the option and the source."""
@@ -67,6 +69,30 @@ def parse_optional_address(value: Any) -> str:
     """Empty (not configured) or `HOST:PORT`."""
     text = str(value).strip()
     return parse_address(text) if text else ""
+
+
+def parse_optional_host(value: Any) -> str:
+    """Empty (not configured), or a host name or IP address without a port."""
+    text = str(value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if text and not valid_host(text):
+        raise ValueError(f"not a host name or IP address (no port, no scheme): {value!r}")
+    return text
+
+
+_PUBLIC_ADDRESS = re.compile(
+    r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*"
+    r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])(?::[0-9]{1,5})?"
+)
+
+
+def parse_public_address(value: Any) -> str:
+    """Empty, or `host[:port]` as `ttn.lorawan.v3.MQTTConnectionInfo` allows it (a DNS name or IPv4 address)."""
+    text = str(value).strip()
+    if text and not _PUBLIC_ADDRESS.fullmatch(text):
+        raise ValueError("must be host[:port], for example mqtt.example.com:1883")
+    return text
 
 
 def parse_hex_key(value: Any) -> str:
@@ -201,9 +227,21 @@ OPTIONS: tuple[Option, ...] = (
     # APIs
     _opt("api", "keys_file", "", parse_str, "API keys file (hashed secrets only); reloaded on change.",
          metavar="FILE"),
-    _opt("api", "gcs_server_address", "", parse_str,
-         "Host name written into generated global_conf.json (server_address). Empty: the host the file was "
-         "requested from.", metavar="HOST"),
+    _opt("api", "gcs_server_address", "", parse_optional_host,
+         "Public host name or IP address of the UDP listener, written into generated global_conf.json "
+         "(server_address). Set it on any daemon reachable from the internet. Empty: the host name the file was "
+         "requested on (the request's Host header), if it is a valid host name or IP address; otherwise the "
+         "request fails with no_server_address.", metavar="HOST"),
+    _opt("api", "mqtt_public_address", "", parse_public_address,
+         "MQTT address (host[:port]) GtwGs.GetMQTTConnectionInfo hands to gateways. Empty with the TLS one "
+         "empty too: the call answers UNIMPLEMENTED (no_configuration_provider).", metavar="HOST[:PORT]"),
+    _opt("api", "mqtt_public_tls_address", "", parse_public_address,
+         "MQTT over TLS address (host[:port]) for GtwGs.GetMQTTConnectionInfo.", metavar="HOST[:PORT]"),
+    _opt("api", "mqttv2_public_address", "", parse_public_address,
+         "Legacy (The Things Network Stack V2) MQTT address for GtwGs.GetMQTTV2ConnectionInfo.",
+         metavar="HOST[:PORT]"),
+    _opt("api", "mqttv2_public_tls_address", "", parse_public_address,
+         "Legacy MQTT over TLS address for GtwGs.GetMQTTV2ConnectionInfo.", metavar="HOST[:PORT]"),
     _opt("api", "events_history_size", 10000, parse_int, "Events kept in memory for tail and after."),
     _opt("api", "events_history_age", 3600.0, parse_duration, "Oldest event kept for tail and after."),
     _opt("api", "events_subscriber_buffer", 1024, parse_int,
@@ -225,7 +263,7 @@ def _fields() -> list[tuple[str, Any, Any]]:
     for option in OPTIONS:
         default = option.default
         if isinstance(default, list):
-            out.append((option.name, list[Any], dataclasses.field(default_factory=lambda d=default: list(d))))
+            out.append((option.name, list[Any], dataclasses.field(default_factory=default.copy)))
         else:
             out.append((option.name, type(default), dataclasses.field(default=default)))
     return out

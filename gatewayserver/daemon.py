@@ -12,13 +12,16 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import logs
+from . import logs, preflight
+from .bind_errors import bind_error, probe
 from .config import Config, ConfigError
 from .events.bus import EventBus
+from .logs import format_address
 from .io.udp.connection import ConnectionSettings
 from .io.udp.frontend import UdpFrontend
 from .registry import GatewayRegistry, RegistryError
@@ -65,7 +68,10 @@ class Daemon:
         """SIGHUP: re-read the registry (and keys); connections stay up."""
         try:
             count = self.registry.reload()
-            log.info("gateway registry reloaded", extra={"gateways": count})
+            if count:
+                log.info("gateway registry reloaded", extra={"gateways": count})
+            else:  # only an explicit `gateways: []` gets here; an empty file is refused
+                log.warning("gateway registry reloaded with no gateways", extra={"path": str(self.registry.path)})
         except RegistryError as exc:
             log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
         for api in self.apis:
@@ -106,37 +112,10 @@ class Daemon:
         log.info("stopped")
 
 
-def _load_plans(config: Config) -> Any:
-    from pathlib import Path
-
-    from frequency_plans.loader import FrequencyPlanError, FrequencyPlanStore, UnknownFrequencyPlan
-
-    try:
-        plans = FrequencyPlanStore([Path(d) for d in config.frequency_plans_dir])
-    except FrequencyPlanError as exc:
-        raise ConfigError(f"frequency plans: {exc}") from None
-    try:
-        plans.get(config.frequency_plan)
-    except UnknownFrequencyPlan:
-        raise ConfigError(f"frequency_plan: unknown plan {config.frequency_plan!r}") from None
-    return plans
-
-
 async def start_daemon(config: Config) -> Daemon:
     """Build and start every part; returns once all listeners are bound."""
-    plans = _load_plans(config)
-    try:
-        if config.gateways:
-            registry = GatewayRegistry.from_file(
-                config.gateways,
-                fallback_frequency_plan=config.frequency_plan,
-                require_registered=config.require_registered,
-                frequency_plans=plans,  # unknown ids and plans of different bands are refused here (and on reload)
-            )
-        else:
-            registry = GatewayRegistry(fallback_frequency_plan=config.frequency_plan, frequency_plans=plans)
-    except RegistryError as exc:
-        raise ConfigError(f"gateways: {exc}") from None
+    checked = preflight.check(config)  # the same checks `gatewayserver config` runs
+    plans, registry = checked.plans, checked.registry
 
     bus = EventBus(
         history_size=config.events_history_size, history_max_age_ns=int(config.events_history_age * _NS)
@@ -187,22 +166,46 @@ async def start_daemon(config: Config) -> Daemon:
     holder["server"] = server
     _attach_downlinks(server, config, plans)
     upstream.start()
-    frontends = [await UdpFrontend.listen(server, address) for address in config.udp_listen]
-    daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
-    daemon.apis = await _start_apis(daemon)
+    frontends: list[UdpFrontend] = []
+    try:
+        for address in config.udp_listen:
+            try:
+                frontends.append(await UdpFrontend.listen(server, address))
+            except OSError as exc:
+                raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
+        daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
+        daemon.apis = await _start_apis(daemon)
+    except BaseException:
+        # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
+        for frontend in frontends:
+            frontend.close()
+        await upstream.close(0)
+        raise
     loop = asyncio.get_running_loop()
     daemon.tasks = [loop.create_task(f.run()) for f in frontends]
     daemon.tasks.append(loop.create_task(daemon._expiry_loop()))
     log.info(
         "gateway server started",
         extra={
-            "udp": ",".join(f"{h}:{p}" for h, p in daemon.udp_addresses),
+            "pid": os.getpid(),
+            "udp": ",".join(format_address((h, p)) for h, p in daemon.udp_addresses),
+            "grpc": _api_port(daemon.api, "grpc"),
+            "http": _api_port(daemon.api, "http"),
             "upstream": config.ns_address or f"json-lines:{config.uplink_output}",
             "frequency_plan": config.frequency_plan,
             "registered_gateways": len(registry),
         },
     )
+    _log_missing_keys(config.keys_file)
     return daemon
+
+
+def _api_port(api: Any, name: str) -> str:
+    server = getattr(api, name, None)
+    if server is None:
+        return "off"
+    host = server.listen.rpartition(":")[0]
+    return f"{host}:{server.port}"
 
 
 def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None:
@@ -211,8 +214,24 @@ def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None
     server.downlinks = DownlinkService(server, plans, schedule_late_ns=int(config.schedule_late_time * _NS))
 
 
+def _log_missing_keys(path: str) -> None:
+    """Say once at start when no API key can be valid: every API call that needs one will be refused."""
+    create = "gatewayserver keys create --keys-file {} --name NAME --rights RIGHT_GATEWAY_STATUS_READ ..."
+    if not path:
+        log.warning(
+            "no API keys file (--keys-file / GS_KEYS_FILE): the APIs that need a key refuse every request; "
+            f"create one with `{create.format('FILE')}` and restart with --keys-file FILE"
+        )
+    elif not os.path.exists(path):
+        log.warning(
+            "API keys file does not exist: the APIs that need a key refuse every request until "
+            f"`{create.format(path)}` creates it (picked up without a restart)",
+            extra={"path": path},
+        )
+
+
 async def _start_apis(daemon: Daemon) -> list[Any]:
-    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, TlsFiles
+    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, ListenError, MqttAddresses, TlsFiles
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
@@ -224,6 +243,8 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
             stream_buffer=config.events_subscriber_buffer,
             gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
+            mqtt=MqttAddresses(config.mqtt_public_address, config.mqtt_public_tls_address),
+            mqtt_v2=MqttAddresses(config.mqttv2_public_address, config.mqttv2_public_tls_address),
         ),
         grpc_listen=config.grpc_listen,
         http_listen=config.http_listen,
@@ -231,7 +252,16 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
         ready=lambda: not daemon.stopping.is_set(),
     )
-    await api.start()
+    if config.grpc_listen:
+        # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.
+        code = probe(config.grpc_listen, socket.SOCK_STREAM)
+        if code is not None:
+            raise bind_error("grpc_listen", config.grpc_listen, OSError(code, os.strerror(code)), socket.SOCK_STREAM)
+    try:
+        await api.start()
+    except ListenError as exc:
+        option = "grpc_listen" if exc.api == "grpc" else "http_listen"
+        raise bind_error(option, exc.listen, exc.cause, socket.SOCK_STREAM) from None
     daemon.api = api
     return [api]
 
@@ -258,7 +288,7 @@ async def _main(config: Config) -> int:
 def run_daemon(config: Config) -> int:
     logs.setup(config.log_level, config.log_format)
     loop_name = _install_uvloop()
-    log.info("starting", extra={"pid": os.getpid(), "loop": loop_name})
+    log.debug("starting", extra={"pid": os.getpid(), "loop": loop_name})  # "gateway server started" follows
     try:
         return asyncio.run(_main(config))
     except ConfigError:

@@ -21,15 +21,16 @@ from .events import definitions as ev
 from .events.bus import EventBackend
 from .events.event import new_ulid
 from .io.udp import metrics as udp_metrics
-from .jsonpb import format_timestamp_ns
+from .jsonpb import float32_value, format_timestamp_ns
+from .logs import format_address
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
 from .io.udp.translate import DroppedUplink, TranslateError, UplinkTranslator, status_from_stat
 from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINKS_RECEIVED
 from .registry import GatewayEntry, GatewayRegistry
 from .tokens import UplinkTokens
-from .upstream.ns import QueueFull
 from .ttnpb import gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
+from .upstream.ns import QueueFull
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,10 @@ class GatewayServer:
     def rejected(self, result: Rejected, addr: Address) -> None:
         udp_metrics.DATAGRAMS_DROPPED.labels(result.reason).inc()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("datagram refused", extra={"reason": result.reason, "remote": str(addr), "detail": result.detail})
+            log.debug(
+                "datagram refused",
+                extra={"reason": result.reason, "remote": format_address(addr), "detail": result.detail},
+            )
 
     def accepted(self, acc: Accepted, addr: Address, now: int) -> None:
         """Everything after the ack. Never raises: a bad body costs its own datagram, nothing else."""
@@ -148,7 +152,10 @@ class GatewayServer:
             UPLINKS_RECEIVED.inc()
             UPLINKS_DROPPED.labels(drop.reason).inc()
             if drop.reason != "duplicate":
-                log.info("uplink dropped", extra={"gateway_id": conn.gateway_id, "reason": drop.reason, "detail": drop.detail})
+                log.info(
+                    "uplink dropped",
+                    extra={"gateway_id": conn.gateway_id, "reason": drop.reason, "detail": drop.detail},
+                )
             err = GsError("pkg/gatewayserver/io/udp", drop.reason, drop.detail or drop.reason, code=INVALID_ARGUMENT)
             self._publish_drop(conn, now, err)
         for uplink in uplinks:
@@ -189,7 +196,7 @@ class GatewayServer:
             err = GsError("pkg/gatewayserver/upstream", "internal", str(exc), code=INTERNAL)
             self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
 
-    def _sync_clock(self, conn: Connection, timestamp: int, now: int, gps_ns: int | None) -> int:  # noqa: D401
+    def _sync_clock(self, conn: Connection, timestamp: int, now: int, gps_ns: int | None) -> int:
         """Feed the downlink clock; returns the concentrator time (ns) for the uplink token."""
         if self.downlinks is not None:
             return self.downlinks.sync_clock(conn, timestamp, now, gps_ns)
@@ -235,7 +242,10 @@ class GatewayServer:
         self._retained.pop(conn.gateway_id, None)
         log.info(
             "gateway connected",
-            extra={"gateway_id": conn.gateway_id, "eui": conn.eui.hex(), "remote": addr[0], "registered": conn.entry.registered},
+            extra={
+                "gateway_id": conn.gateway_id, "eui": conn.eui.hex().upper(), "remote": format_address(addr),
+                "registered": conn.entry.registered,
+            },
         )
         self._publish(ev.GS_GATEWAY_CONNECT, conn, now, None, (conn.correlation_id,))
 
@@ -285,7 +295,9 @@ class GatewayServer:
     def _publish_drop(self, conn: Connection, now: int, err: BaseException, cids: tuple[str, ...] = ()) -> None:
         self._publish(ev.GS_UP_DROP, conn, now, to_error_details(err), cids or (conn.correlation_id,))
 
-    def _gateway_uplink(self, uplink: messages_pb2.UplinkMessage, entry: GatewayEntry) -> messages_pb2.GatewayUplinkMessage:
+    def _gateway_uplink(
+        self, uplink: messages_pb2.UplinkMessage, entry: GatewayEntry
+    ) -> messages_pb2.GatewayUplinkMessage:
         message = messages_pb2.GatewayUplinkMessage()
         message.message.CopyFrom(uplink)
         message.band_id = self._band_id(entry)
@@ -347,7 +359,9 @@ class GatewayServer:
                     "eui": conn.eui.hex().upper(),
                     "address": str(conn.host),
                     "connected_at": format_timestamp_ns(conn.connected_at_ns),
-                    "last_uplink_received_at": format_timestamp_ns(conn.last_uplink_ns) if conn.last_uplink_ns else None,
+                    "last_uplink_received_at": (
+                        format_timestamp_ns(conn.last_uplink_ns) if conn.last_uplink_ns else None
+                    ),
                     "uplink_count": conn.uplink_count,
                     "downlink_count": conn.downlink_count,
                     "rtt_median_ms": (rtt.median.seconds * 1000 + rtt.median.nanos / 1e6) if rtt.count else None,
@@ -355,14 +369,15 @@ class GatewayServer:
                         {
                             "min_frequency": sb.min_frequency,
                             "max_frequency": sb.max_frequency,
-                            "utilization": sb.downlink_utilization,
-                            "limit": sb.downlink_utilization_limit,
+                            # float32 fields: printed as float32 (0.001), not as the double they widen to
+                            "utilization": float32_value(sb.downlink_utilization),
+                            "limit": float32_value(sb.downlink_utilization_limit),
                         }
                         for sb in stats.sub_bands
                     ],
                 }
             )
-        out.sort(key=lambda item: item["gateway_id"])
+        out.sort(key=lambda item: str(item["gateway_id"]))
         return out
 
     def gateway_entry(self, gateway_id: str) -> GatewayEntry | None:
@@ -402,8 +417,9 @@ class GatewayServer:
 def _call_error(error: BaseException) -> GsError:
     """A failed GsNs call as a typed cause: its gRPC code and the Network Server's message."""
     code = getattr(error, "code", None)
-    if callable(code):  # grpc.aio.AioRpcError
-        return GsError("pkg/gatewayserver/upstream", "call", str(error.details()), code=code().value[0])
+    details = getattr(error, "details", None)
+    if callable(code) and callable(details):  # grpc.aio.AioRpcError
+        return GsError("pkg/gatewayserver/upstream", "call", str(details()), code=code().value[0])
     return GsError("pkg/gatewayserver/upstream", "call", str(error), code=UNKNOWN)
 
 

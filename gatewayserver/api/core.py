@@ -10,15 +10,17 @@ import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from google.protobuf import struct_pb2
+from google.protobuf.descriptor import Descriptor
 
 from gatewayserver.errors import (
     INVALID_ARGUMENT,
     NOT_FOUND,
     PERMISSION_DENIED,
     UNAUTHENTICATED,
+    UNIMPLEMENTED,
     GsError,
 )
 from gatewayserver.events import EventBackend, Subscription
@@ -30,10 +32,13 @@ from gatewayserver.ttnpb import (
     gateway_pb2,
     gatewayserver_pb2,
     messages_pb2,
+    mqtt_pb2,
+    regional_pb2,
 )
 
 from . import gcs, metrics
-from .keys import KeyStore, Principal, err_no_gateway_rights
+from .concentrator import concentrator_config
+from .keys import KeyStore, Principal, err_no_gateway_rights, public_auth_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from frequency_plans.loader import FrequencyPlan
@@ -41,8 +46,12 @@ if TYPE_CHECKING:  # pragma: no cover
 RIGHT_STATUS_READ = "RIGHT_GATEWAY_STATUS_READ"
 RIGHT_TRAFFIC_READ = "RIGHT_GATEWAY_TRAFFIC_READ"
 RIGHT_INFO = "RIGHT_GATEWAY_INFO"
+RIGHT_LINK = "RIGHT_GATEWAY_LINK"
 
 MAX_BATCH = 100
+
+# The stubs type DESCRIPTOR as the pure-Python or the upb class; with the upb runtime the two are the same class.
+_STATS_DESCRIPTOR = cast(Descriptor, gateway_pb2.GatewayConnectionStats.DESCRIPTOR)
 
 
 @runtime_checkable
@@ -96,11 +105,24 @@ def err_unsupported_format(fmt: str, filename: str) -> GsError:
     )
 
 
+def err_no_configuration_provider() -> GsError:
+    return GsError(
+        "pkg/gatewayserver", "no_configuration_provider", "no configuration provider", code=UNIMPLEMENTED
+    )
+
+
+def err_no_gateway_id() -> GsError:
+    return GsError(
+        "pkg/gatewayserver", "no_gateway_id", "no gateway ID in the call metadata `id`", code=INVALID_ARGUMENT
+    )
+
+
 def err_no_cluster_key() -> GsError:
     return GsError("pkg/auth/cluster", "no_cluster_key", "no cluster key specified", code=UNAUTHENTICATED)
 
 
 def err_cluster_auth_type(auth_type: str) -> GsError:
+    auth_type = public_auth_type(auth_type)
     return GsError(
         "pkg/auth/cluster", "auth_type", "invalid authorization type `{auth_type}`", code=INVALID_ARGUMENT,
         attributes={"auth_type": auth_type},
@@ -127,6 +149,17 @@ def check_gateway_id(gateway_id: str, field_name: str = "gateway_id") -> str:
     return gateway_id
 
 
+@dataclass(frozen=True)
+class MqttAddresses:
+    """What `GetMQTTConnectionInfo` (or its V2 twin) hands out: `host[:port]`, either may be empty."""
+
+    public_address: str = ""
+    public_tls_address: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.public_address or self.public_tls_address)
+
+
 @dataclass
 class ApiSettings:
     """Knobs of the APIs; the daemon fills them from its configuration."""
@@ -136,6 +169,9 @@ class ApiSettings:
     stream_buffer: int = 1024
     #: What goes into generated packet-forwarder configurations.
     gcs: gcs.GcsSettings = field(default_factory=gcs.GcsSettings)
+    #: Public MQTT addresses for `GtwGs.GetMQTTConnectionInfo` and `GetMQTTV2ConnectionInfo`; empty: none.
+    mqtt: MqttAddresses = field(default_factory=MqttAddresses)
+    mqtt_v2: MqttAddresses = field(default_factory=MqttAddresses)
 
 
 class ApiCore:
@@ -208,7 +244,7 @@ class ApiCore:
         for gateway_id in ids:
             principal.require(gateway_id, RIGHT_STATUS_READ)
         mask = request.field_mask if request.HasField("field_mask") and request.field_mask.paths else None
-        if mask is not None and not mask.IsValidForDescriptor(gateway_pb2.GatewayConnectionStats.DESCRIPTOR):
+        if mask is not None and not mask.IsValidForDescriptor(_STATS_DESCRIPTOR):
             raise err_validation("field_mask", "unknown field path")
         response = gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse()
         for gateway_id in ids:
@@ -302,6 +338,32 @@ class ApiCore:
                     break
         return response
 
+    # --- GtwGs ------------------------------------------------------------------------------------------------
+
+    def concentrator_config(self, principal: Principal, gateway_id: str | None) -> regional_pb2.ConcentratorConfig:
+        """`GetConcentratorConfig`: the gateway is the one the caller links as (metadata `id`), with its link key."""
+        if not gateway_id:
+            raise err_no_gateway_id()
+        check_gateway_id(gateway_id, "id")
+        principal.require(gateway_id, RIGHT_LINK)
+        plans = self.gs.gateway_frequency_plans(gateway_id)
+        if not plans:
+            raise err_gateway_not_registered(gateway_id)
+        return concentrator_config(plans)
+
+    def mqtt_connection_info(self, principal: Principal, gateway_id: str, *, v2: bool) -> mqtt_pb2.MQTTConnectionInfo:
+        """Where an MQTT gateway connects and as whom (its gateway ID), as this deployment announces it."""
+        check_gateway_id(gateway_id)
+        principal.require(gateway_id, RIGHT_INFO)
+        addresses = self.settings.mqtt_v2 if v2 else self.settings.mqtt
+        if not addresses:
+            raise err_no_configuration_provider()
+        info = mqtt_pb2.MQTTConnectionInfo()
+        info.public_address = addresses.public_address
+        info.public_tls_address = addresses.public_tls_address
+        info.username = gateway_id
+        return info
+
     # --- GatewayConfigurationService ---------------------------------------------------------------------------
 
     def gateway_configuration(
@@ -317,7 +379,8 @@ class ApiCore:
         if not plans:
             raise err_gateway_not_registered(gateway_id)
         eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)
-        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, request_host=request_host)
+        address = gcs.resolve_server_address(self.settings.gcs, request_host)
+        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, server_address=address)
         return gateway_configuration_pb2.GetGatewayConfigurationResponse(contents=contents)
 
 
@@ -341,7 +404,9 @@ __all__ = [
     "ApiCore",
     "ApiSettings",
     "GatewayServerLike",
+    "MqttAddresses",
     "RIGHT_INFO",
+    "RIGHT_LINK",
     "RIGHT_STATUS_READ",
     "RIGHT_TRAFFIC_READ",
 ]

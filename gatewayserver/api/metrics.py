@@ -16,8 +16,19 @@ auth_failures = Counter(
 # Counted on every API call, from the event loop (grpc.aio and aiohttp handlers both run there).
 api_requests = LoopCounter("gs_api_requests", "API calls handled, by API and method", ["api", "method", "code"])
 
+# Refused by the HTTP server itself, before any handler or key check ran: malformed or oversized requests.
+http_rejected = Counter(
+    "gs_api_http_rejected",
+    "HTTP requests refused before reaching a handler (malformed, oversized header, oversized body), by reason",
+    ["reason"],
+)
+HTTP_REJECT_REASONS = ("body_too_large", "header_too_large", "too_many_headers", "invalid_header", "bad_method",
+                       "malformed", "internal")
+
 for _api in ("grpc", "http"):
     auth_failures.labels(_api)
+for _reason in HTTP_REJECT_REASONS:
+    http_rejected.labels(_reason)
 
 # `labels()` builds and checks a tuple key on every call, so each (api, method, code) child is
 # looked up once; the key space is small and closed (fixed method names, status codes).

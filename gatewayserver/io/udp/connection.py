@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
 from ...events.event import new_ulid
 from ...registry import GatewayEntry, GatewayRegistry
 from .packets import (
@@ -200,16 +199,18 @@ class UdpConnections:
         new_connection = False
         if conn is not None and conn.host != addr[0]:
             if settings.address_change_block_ns and now - conn.last_seen_ns < settings.address_change_block_ns:
-                return Rejected("address_changed", f"EUI {eui.hex()} moved to {addr[0]} while blocked", eui)
+                return Rejected("address_changed", f"EUI {eui.hex().upper()} moved to {addr[0]} while blocked", eui)
             replaced = conn
             self._remove(conn)
             conn = None
         if conn is None:
             if len(self._by_eui) >= settings.max_connections:
-                return Rejected("connection_limit", f"{len(self._by_eui)} gateways connected; EUI {eui.hex()} refused", eui)
+                return Rejected(
+                    "connection_limit", f"{len(self._by_eui)} gateways connected; EUI {eui.hex().upper()} refused", eui
+                )
             entry = self.registry.lookup(eui)
             if entry is None:
-                return Rejected("unregistered", f"EUI {eui.hex()} is not registered", eui)
+                return Rejected("unregistered", f"EUI {eui.hex().upper()} is not registered", eui)
             existing = self._by_id.get(entry.gateway_id)
             if existing is not None:  # same gateway id under another EUI (registry edited): one connection only
                 replaced = replaced or existing
@@ -219,7 +220,9 @@ class UdpConnections:
             self._by_id[entry.gateway_id] = conn
             new_connection = True
         elif not conn.flood_check(now, settings.flood_window_ns):
-            return Rejected("flood", f"EUI {eui.hex()} exceeds {settings.flood_datagrams} datagrams per window", eui)
+            return Rejected(
+                "flood", f"EUI {eui.hex().upper()} exceeds {settings.flood_datagrams} datagrams per window", eui
+            )
         if new_connection:
             conn.flood_check(now, settings.flood_window_ns)
         conn.last_seen_ns = now
