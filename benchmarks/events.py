@@ -102,6 +102,7 @@ async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int
     from gatewayserver.api.core import ApiCore, ApiSettings
     from gatewayserver.api.http_server import HttpServer
     from gatewayserver.api.keys import KeyStore, create_key
+    from gatewayserver.api.streams import StreamLimits
     from gatewayserver.events import EventBus
 
     class NoDaemon:
@@ -121,7 +122,9 @@ async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int
     keys_file = os.path.join(tmp, "keys.json")
     token, _ = create_key(keys_file, "bench", ["RIGHT_GATEWAY_ALL"])
     bus = EventBus(history_size=10_000)
-    core = ApiCore(NoDaemon(), bus, KeyStore(keys_file), ApiSettings(stream_buffer=buffer))
+    # One key holds every subscriber here, so the per-key and total stream bounds are raised to the run's count.
+    limits = StreamLimits(max_streams_per_key=subscribers, max_streams=subscribers)
+    core = ApiCore(NoDaemon(), bus, KeyStore(keys_file), ApiSettings(stream_buffer=buffer, stream_limits=limits))
     http = HttpServer(core, "127.0.0.1:0")
     port = await http.start()
     conn.send((port, token))

@@ -68,7 +68,11 @@ class Daemon:
         return [f.address for f in self.frontends]
 
     def reload(self) -> None:
-        """SIGHUP: re-read the registry (and keys); connections stay up."""
+        """SIGHUP: re-read the registry (and keys) and apply it to connected gateways at once.
+
+        Gateways the new registry no longer admits are disconnected; the others keep their connection with their
+        new entry. A registry that fails to load changes nothing.
+        """
         try:
             count = self.registry.reload()
             if count:
@@ -77,10 +81,22 @@ class Daemon:
                 log.warning("gateway registry reloaded with no gateways", extra={"path": str(self.registry.path)})
         except RegistryError as exc:
             log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
+        else:
+            self.server.registry_reloaded(time.time_ns())
         for api in self.apis:
             reload = getattr(api, "reload", None)
             if reload is not None:
                 reload()
+
+    def readiness(self) -> dict[str, Any]:
+        """`/readyz`: ready unless shutting down or a Network Server is failing; names each failing part."""
+        failing: list[dict[str, Any]] = []
+        if self.stopping.is_set():
+            failing.append({"part": "daemon", "reason": "shutting down"})
+        reports = getattr(self.upstream, "health_reports", None)
+        if reports is not None:
+            failing += [report for report in reports() if report["failing"]]
+        return {"ready": not failing, "failing": failing}
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -100,8 +116,11 @@ class Daemon:
         if self.timer is not None:
             self.timer.close()
         abandoned = await self.upstream.close(config.shutdown_timeout)
-        if abandoned:
-            log.warning("uplinks abandoned at shutdown", extra={"count": abandoned})
+        # Exact: still queued + in a call + waiting to retry when shutdown_timeout ran out; beside it, those that
+        # failed (no more retries once stopping) or went stale during the wait. Neither reached the Network Server.
+        breakdown = getattr(self.upstream, "abandoned", {})
+        if abandoned or breakdown.get("dropped_while_stopping"):
+            log.warning("uplinks abandoned at shutdown", extra={"count": abandoned, **breakdown})
         for api in reversed(self.apis):
             await api.stop()
         self.bus.close()
@@ -114,7 +133,9 @@ async def start_daemon(config: Config) -> Daemon:
     plans, registry = checked.plans, checked.registry
 
     bus = EventBus(
-        history_size=config.events_history_size, history_max_age_ns=int(config.events_history_age * _NS)
+        history_size=config.events_history_size,
+        history_max_age_ns=int(config.events_history_age * _NS),
+        history_per_gateway=config.events_history_per_gateway,
     )
     token_key = bytes.fromhex(config.uplink_token_key) if config.uplink_token_key else secrets.token_bytes(32)
     settings = ConnectionSettings(
@@ -140,6 +161,7 @@ async def start_daemon(config: Config) -> Daemon:
                 max_in_flight=config.upstream_max_in_flight,
                 queue_size=config.upstream_queue_size,
                 retries=config.upstream_retries,
+                max_age=config.upstream_max_age,
                 tls=config.ns_tls,
                 ca_file=config.ns_ca_file,
                 cluster_key=config.cluster_key,
@@ -224,6 +246,7 @@ def _log_missing_keys(path: str) -> None:
 
 async def _start_apis(daemon: Daemon) -> list[Any]:
     from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, ListenError, MqttAddresses, TlsFiles
+    from .api.streams import StreamLimits
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
@@ -234,6 +257,11 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
             stream_buffer=config.events_subscriber_buffer,
+            stream_limits=StreamLimits(
+                max_gateway_ids=config.events_max_gateway_ids,
+                max_streams_per_key=config.events_max_streams_per_key,
+                max_streams=config.events_max_streams,
+            ),
             gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
             mqtt=MqttAddresses(config.mqtt_public_address, config.mqtt_public_tls_address),
             mqtt_v2=MqttAddresses(config.mqttv2_public_address, config.mqttv2_public_tls_address),
@@ -242,7 +270,7 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         http_listen=config.http_listen,
         grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
-        ready=lambda: not daemon.stopping.is_set(),
+        ready=daemon.readiness,
         links=GrpcFrontend(daemon.server.core, daemon.registry),
     )
     if config.grpc_listen:

@@ -364,8 +364,19 @@ class Subscriber:
             return None
         body = self.state.request(gateway_ids, self.names)
         async with session.post(self.address + EVENTS_PATH, json=body) as response:
-            await _check(response)
-            self._note(f"connected to {self.address}, following {', '.join(gateway_ids)}")
+            try:
+                await _check(response)
+            except FatalError as exc:
+                if not self.gateway_ids and "too many" in str(exc):
+                    # Following every connected gateway hit the daemon's bound on ids per stream.
+                    raise FatalError(
+                        f"{len(gateway_ids)} gateways are connected, more than one stream may follow "
+                        "(the daemon's events_max_gateway_ids); name the ones to follow with --gateway-id",
+                        exit_code=2,
+                    ) from None
+                raise
+            shown = ", ".join(gateway_ids[:5]) + (f" and {len(gateway_ids) - 5} more" if len(gateway_ids) > 5 else "")
+            self._note(f"connected to {self.address}, following {shown}")
             printed = 0
             async for raw in response.content:
                 line = raw.strip()

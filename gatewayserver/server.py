@@ -33,7 +33,8 @@ _NS = 1_000_000_000
 
 
 class Upstream(Protocol):
-    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None) -> None: ...
+    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None, received_ns: int = ...) -> None:
+        """`received_ns`: when the uplink was read (Unix ns); it ages from there (upstream_max_age)."""
 
     def submit_tx_ack(self, ack: Any) -> None: ...
 
@@ -152,6 +153,14 @@ class GatewayServer:
         return [self.frequency_plans.get(plan_id) for plan_id in entry.frequency_plan_ids]
 
     # --- lifecycle --------------------------------------------------------------------------------------------------
+
+    def registry_reloaded(self, now: int) -> None:
+        """Apply a reloaded registry to the live UDP connections (the gRPC frontend checks its links itself)."""
+        self.udp_handler.registry_reloaded(now)
+
+    def retained_stats_count(self) -> tuple[int, int]:
+        """Retained stats of disconnected (registered, unregistered) gateways."""
+        return self.core.retained_stats_count()
 
     def close_all(self, now: int) -> None:
         """Shutdown: every gateway disconnected (`shutdown`), whatever its frontend."""

@@ -57,7 +57,7 @@ class ApiServers:
         http_listen: str | None = "0.0.0.0:1885",
         grpc_tls: TlsFiles | None = None,
         http_tls: TlsFiles | None = None,
-        ready: Callable[[], bool] | None = None,
+        ready: Callable[[], object] | None = None,
         links: GatewayLinks | None = None,
     ) -> None:
         from .grpc_server import GrpcServer

@@ -7,14 +7,17 @@ result (or the `GsError`) their own way, so rights checks and validation cannot 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
+import orjson
 from google.protobuf import struct_pb2
 from google.protobuf.descriptor import Descriptor
 
+from gatewayserver import jsonpb
 from gatewayserver.errors import (
     INVALID_ARGUMENT,
     NOT_FOUND,
@@ -36,12 +39,14 @@ from gatewayserver.ttnpb import (
     regional_pb2,
 )
 
-from . import gcs, metrics
+from . import gcs, metrics, streams
 from .concentrator import concentrator_config
 from .keys import KeyStore, Principal, err_no_gateway_rights, public_auth_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from frequency_plans.loader import FrequencyPlan
+
+log = logging.getLogger(__name__)
 
 RIGHT_STATUS_READ = "RIGHT_GATEWAY_STATUS_READ"
 RIGHT_TRAFFIC_READ = "RIGHT_GATEWAY_TRAFFIC_READ"
@@ -52,6 +57,17 @@ MAX_BATCH = 100
 
 # The stubs type DESCRIPTOR as the pure-Python or the upb class; with the upb runtime the two are the same class.
 _STATS_DESCRIPTOR = cast(Descriptor, gateway_pb2.GatewayConnectionStats.DESCRIPTOR)
+
+#: Stream request errors that are refusals by a bound, and their `reason` in `gs_event_streams_refused_total`.
+_STREAM_REFUSALS = {
+    "pkg/events/grpc:too_many_identifiers": "too_many_identifiers",
+    "pkg/events:too_many_names": "too_many_names",
+    "pkg/events:too_many_patterns": "too_many_patterns",
+    "pkg/events:name_too_long": "name_too_long",
+    "pkg/events:invalid_regexp": "invalid_regexp",
+    "pkg/events/grpc:too_many_streams_per_key": "streams_per_key",
+    "pkg/events/grpc:too_many_streams": "streams_total",
+}
 
 
 @runtime_checkable
@@ -172,6 +188,8 @@ class ApiSettings:
     #: Public MQTT addresses for `GtwGs.GetMQTTConnectionInfo` and `GetMQTTV2ConnectionInfo`; empty: none.
     mqtt: MqttAddresses = field(default_factory=MqttAddresses)
     mqtt_v2: MqttAddresses = field(default_factory=MqttAddresses)
+    #: Gateways per stream request, open streams per API key and in total.
+    stream_limits: streams.StreamLimits = field(default_factory=streams.StreamLimits)
 
 
 class ApiCore:
@@ -191,6 +209,7 @@ class ApiCore:
         self.keys = keys
         self.settings = settings or ApiSettings()
         self.clock = clock
+        self.stream_slots = streams.StreamSlots(self.settings.stream_limits)
 
     # --- auth ------------------------------------------------------------------------------------------------
 
@@ -274,31 +293,71 @@ class ApiCore:
 
         Identifiers other than gateways are ignored (this daemon only has gateway events), so the documented
         command that also names an application works; at least one gateway is required.
+
+        The order is the point: bounds that cost nothing (how many identifiers), then the rights for every gateway,
+        and only then the `names`, whose regular expressions are the one costly part; a caller without rights
+        never gets a pattern compiled. The stream's slot (per key and in total) is taken last and given back when
+        the subscription closes.
         """
+        try:
+            return self._open_stream(principal, request)
+        except GsError as exc:
+            _count_refusal(exc, principal)
+            raise
+
+    def parse_stream_request(self, principal: Principal, raw: bytes) -> events_pb2.StreamEventsRequest:
+        """An HTTP stream request body → the message, refusing too many identifiers before the message is built.
+
+        Building a message from JSON is Python work per field: 20 bodies of 24,000 identifiers (1 MB each) held
+        the loop for seconds before any bound could refuse them. Counting the decoded list costs nothing, and
+        the identifier count is the first check `open_stream` makes anyway, so the order of errors is the same.
+        """
+        try:
+            try:
+                doc = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError as exc:
+                raise jsonpb.JsonError(f"invalid JSON: {exc}") from exc
+            identifiers = doc.get("identifiers") if isinstance(doc, dict) else None
+            if isinstance(identifiers, list):
+                streams.check_identifier_count(len(identifiers), self.settings.stream_limits)
+        except GsError as exc:
+            _count_refusal(exc, principal)
+            raise
+        return jsonpb.parse_dict(doc, events_pb2.StreamEventsRequest)  # type: ignore[return-value]
+
+    def _open_stream(
+        self, principal: Principal, request: events_pb2.StreamEventsRequest
+    ) -> tuple[Event, Subscription]:
+        limits = self.settings.stream_limits
+        streams.check_identifier_count(len(request.identifiers), limits)
         gateway_ids: list[str] = []
         for ids in request.identifiers:
             if ids.WhichOneof("ids") == "gateway_ids":
                 gateway_ids.append(check_gateway_id(ids.gateway_ids.gateway_id, "identifiers.gateway_ids.gateway_id"))
         if not gateway_ids:
             raise err_no_identifiers()
-        names = resolve_names(request.names)
-        rights: dict[str, frozenset[str]] = {}
-        for gateway_id in gateway_ids:
-            held = principal.rights_for(gateway_id)
+        rights = principal.rights_for_each(gateway_ids)
+        for gateway_id, held in rights.items():
             if not held:
                 raise err_no_gateway_rights(gateway_id)
-            rights[gateway_id] = held
-        now = self.clock()
-        after_ns = request.after.ToNanoseconds() if request.HasField("after") else None
-        subscription = self.bus.subscribe(
-            gateway_ids,
-            names.__contains__ if names is not None else match_all,
-            self.settings.stream_buffer,
-            rights=rights,
-            tail=request.tail,
-            after_ns=after_ns,
-            now_ns=now,
-        )
+        names = resolve_names(request.names)
+        release = self.stream_slots.acquire(principal.key_id)
+        try:
+            now = self.clock()
+            after_ns = request.after.ToNanoseconds() if request.HasField("after") else None
+            subscription = self.bus.subscribe(
+                rights.keys(),
+                names.__contains__ if names is not None else match_all,
+                self.settings.stream_buffer,
+                rights=rights,
+                tail=request.tail,
+                after_ns=after_ns,
+                now_ns=now,
+            )
+        except BaseException:
+            release()
+            raise
+        subscription.add_close_callback(release)
         data = None
         if names is not None:
             data = struct_pb2.Value()
@@ -306,7 +365,7 @@ class ApiCore:
         start = Event(
             EVENTS_STREAM_START.name,
             now,
-            tuple((g, None) for g in dict.fromkeys(gateway_ids)),
+            tuple((g, None) for g in rights),
             data,
             (f"rpc:/ttn.lorawan.v3.Events/Stream:{new_ulid(now)}",),
             visibility=(),
@@ -393,6 +452,14 @@ class ApiCore:
         address = gcs.resolve_server_address(self.settings.gcs, request_host)
         contents = gcs.global_conf_json(plans, eui, self.settings.gcs, server_address=address)
         return gateway_configuration_pb2.GetGatewayConfigurationResponse(contents=contents)
+
+
+def _count_refusal(exc: GsError, principal: Principal) -> None:
+    """Count and log (rate-limited, by the log filter) a stream request refused by one of the bounds."""
+    reason = _STREAM_REFUSALS.get(exc.full_name)
+    if reason is not None:
+        metrics.stream_refusals.labels(reason).inc()
+        log.warning("event stream refused", extra={"reason": reason, "key_id": principal.key_id, "error": str(exc)})
 
 
 def _gateway_eui(gs: Any, gateway_id: str) -> bytes | None:

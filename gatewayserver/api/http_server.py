@@ -92,7 +92,7 @@ class HttpServer:
         *,
         tls_cert_file: str | None = None,
         tls_key_file: str | None = None,
-        ready: Callable[[], bool] | None = None,
+        ready: Callable[[], Any] | None = None,
         flush_interval: float = 0.02,
     ) -> None:
         self.core = core
@@ -269,8 +269,8 @@ class HttpServer:
         method = "Events/Stream"
         try:
             principal = self.core.authenticate(_authorization(request), "http")
-            body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
-            start, subscription = self.core.open_stream(principal, body)  # type: ignore[arg-type]
+            body = self.core.parse_stream_request(principal, await request.read())
+            start, subscription = self.core.open_stream(principal, body)
         except web.HTTPRequestEntityTooLarge:
             raise  # answered 413 by the middleware
         except Exception as exc:
@@ -340,10 +340,15 @@ class HttpServer:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        ready = True
+        """Readiness, not liveness (that is /healthz). A mapping from `ready()` is answered as JSON, 503 unless
+        its `ready` is true: the daemon names each failing part (a Network Server's address and gRPC code)."""
+        result: Any = True
         if self.ready is not None:
             try:
-                ready = bool(self.ready())
+                result = self.ready()
             except Exception:
-                ready = False
+                result = False
+        if isinstance(result, dict):
+            return _json_response(200 if result.get("ready") else 503, result)
+        ready = bool(result)
         return web.Response(status=200 if ready else 503, text="ready\n" if ready else "not ready\n")

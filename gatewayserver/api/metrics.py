@@ -25,10 +25,28 @@ http_rejected = Counter(
 HTTP_REJECT_REASONS = ("body_too_large", "header_too_large", "too_many_headers", "invalid_header", "bad_method",
                        "malformed", "internal")
 
+stream_refusals = Counter(
+    "gs_event_streams_refused",
+    "Event stream requests refused by a bound, by reason: too_many_identifiers, too_many_names, "
+    "too_many_patterns, name_too_long, invalid_regexp, streams_per_key, streams_total",
+    ["reason"],
+)
+STREAM_REFUSAL_REASONS = (
+    "too_many_identifiers",
+    "too_many_names",
+    "too_many_patterns",
+    "name_too_long",
+    "invalid_regexp",
+    "streams_per_key",
+    "streams_total",
+)
+
 for _api in ("grpc", "http"):
     auth_failures.labels(_api)
 for _reason in HTTP_REJECT_REASONS:
     http_rejected.labels(_reason)
+for _reason in STREAM_REFUSAL_REASONS:
+    stream_refusals.labels(_reason)
 
 # `labels()` builds and checks a tuple key on every call, so each (api, method, code) child is
 # looked up once; the key space is small and closed (fixed method names, status codes).

@@ -263,7 +263,7 @@ class Connection:
             )
             return
         try:
-            core.upstream.submit_uplink(uplink, self)
+            core.upstream.submit_uplink(uplink, self, now)  # it ages from `now` (upstream_max_age)
         except QueueFull as exc:
             UPLINKS_DROPPED.labels("queue_full").inc()
             error = GsError("pkg/gatewayserver/upstream", "queue_full", str(exc), code=RESOURCE_EXHAUSTED)
@@ -561,6 +561,30 @@ class Connection:
                 out.downlink_utilization_limit = sb.downlink_utilization_limit
                 out.downlink_utilization = sb.downlink_utilization
         return stats
+
+    def entry_changed(self, entry: GatewayEntry) -> None:
+        """The registry gave this live gateway a new entry (reload); called by `GatewayCore.entry_changed`.
+
+        Plans and the duty-cycle setting shape the scheduler, so when they changed its state is dropped and rebuilt
+        from the new entry on next use (the concentrator clock syncs again at the next uplink); downlinks already
+        held leave as planned. Anything else (antenna gain, schedule-late, location) is read from the entry at each
+        use, so it just takes effect.
+        """
+        old = self.entry
+        self.entry = entry
+        self.gateway_id = entry.gateway_id
+        self.eui = entry.eui
+        ids = identifiers_pb2.GatewayIdentifiers(gateway_id=entry.gateway_id)
+        if entry.eui:
+            ids.eui = entry.eui
+        self.ids = ids
+        state = self._downlink
+        if state is None:
+            return
+        if (entry.frequency_plan_ids, entry.enforce_duty_cycle) != (old.frequency_plan_ids, old.enforce_duty_cycle):
+            self._downlink = None
+        else:
+            state.entry = entry
 
     def close(self) -> None:
         """Forget everything queued for this gateway; called by `GatewayCore.disconnect`."""

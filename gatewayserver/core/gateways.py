@@ -21,13 +21,14 @@ from scheduler import SchedulerError
 
 from ..downlink import errors as err
 from ..downlink.planner import GatewayDownlinkState
-from ..errors import DATA_LOSS, UNAVAILABLE, UNKNOWN, GsError
+from ..errors import DATA_LOSS, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN, GsError
 from ..events import definitions as ev
 from ..events.bus import EventBackend
 from ..metrics import DOWNLINKS_ATTEMPTED, DOWNLINKS_FAILED, UPLINKS_DROPPED, UPLINKS_FORWARDED
 from ..registry import GatewayEntry, GatewayRegistry
 from ..tokens import TokenError, UplinkTokens
 from ..ttnpb import gateway_pb2, gatewayserver_pb2, messages_pb2
+from ..upstream.ns import UplinkDropped
 from .connection import Connection, Link
 from .metrics import GATEWAY_CONNECTS, GATEWAY_DISCONNECTS, GATEWAYS_CONNECTED
 
@@ -38,15 +39,30 @@ _MAX_RETAINED_STATS = 100_000
 
 
 class Upstream(Protocol):
-    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None) -> None: ...
+    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None, received_ns: int = ...) -> None:
+        """`received_ns`: when the uplink was read (Unix ns); it ages from there (upstream_max_age)."""
 
     def submit_tx_ack(self, ack: Any) -> None: ...
 
 
+# Disconnect reason -> (error name, message) of the gs.gateway.disconnect event.
+_DISCONNECT_ERRORS = {
+    "expired": ("connection_expired", "connection expired"),
+    "replaced": ("new_connection", "connection replaced"),
+    "shutdown": ("new_connection", "connection shutdown"),
+    "evicted": ("connection_evicted", "connection evicted to make room for another gateway"),
+    "unregistered": ("gateway_not_registered", "gateway no longer registered"),
+}
+# Stats of disconnected gateways stay readable (the reference keeps them 48 h). Registered gateways are as many as
+# the operator registered; unregistered ones are whoever connected, so an EUI-cycling sender would otherwise leave
+# one stats message per EUI behind (100,000 EUIs kept 200 MB for two days). They get a small LRU of their own.
+MAX_RETAINED_UNREGISTERED = 1_000
+
+
 def disconnect_error(protocol: str, reason: str) -> GsError:
     """The `gs.gateway.disconnect` payload for a connection ended for `reason`."""
-    name = {"expired": "connection_expired", "replaced": "new_connection", "shutdown": "shutdown"}.get(reason, reason)
-    return GsError(f"pkg/gatewayserver/io/{protocol}", name, f"connection {reason}", code=UNAVAILABLE)
+    name, message = _DISCONNECT_ERRORS.get(reason, ("connection_closed", f"connection {reason}"))
+    return GsError(f"pkg/gatewayserver/io/{protocol}", name, message, code=UNAVAILABLE)
 
 
 class GatewayCore:
@@ -72,8 +88,10 @@ class GatewayCore:
         self.stats_retention_ns = stats_retention_ns
         self._by_id: dict[str, Connection] = {}
         self._by_protocol: dict[str, int] = {}
-        # gateway_id -> (stats of the last connection, disconnected at): the reference keeps these 48 h.
+        # gateway_id -> (stats of the last connection, disconnected at), oldest disconnect first; registered and
+        # unregistered gateways apart, so the unregistered cannot push out the registered (see the bounds above).
         self._retained: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
+        self._retained_unregistered: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
         # (deadline, seq, connection); a connection's live entry is the one equal to its `armed`, others are stale.
         self._timers: list[tuple[int, int, Connection]] = []
         self._timer_seq = 0
@@ -112,6 +130,7 @@ class GatewayCore:
         self._by_protocol[protocol] += 1
         GATEWAY_CONNECTS.labels(protocol).inc()
         self._retained.pop(entry.gateway_id, None)
+        self._retained_unregistered.pop(entry.gateway_id, None)
         log.info(
             "gateway connected",
             extra={
@@ -132,15 +151,41 @@ class GatewayCore:
         GATEWAY_DISCONNECTS.labels(reason).inc()
         stats = conn.stats(now)
         stats.disconnected_at.seconds, stats.disconnected_at.nanos = divmod(now, _NS)
-        self._retained[conn.gateway_id] = (stats, now)
-        self._retained.move_to_end(conn.gateway_id)
-        while len(self._retained) > _MAX_RETAINED_STATS:
-            self._retained.popitem(last=False)
+        if conn.entry.registered and reason != "unregistered":
+            retained, bound = self._retained, _MAX_RETAINED_STATS
+        else:
+            retained, bound = self._retained_unregistered, MAX_RETAINED_UNREGISTERED
+        retained[conn.gateway_id] = (stats, now)
+        retained.move_to_end(conn.gateway_id)
+        while len(retained) > bound:
+            retained.popitem(last=False)
         conn.close()
         conn.link.disconnected(reason)
         log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
         error = error or disconnect_error(conn.protocol, reason)
         self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, err.details_of(error))
+
+    def entry_changed(self, conn: Connection, entry: GatewayEntry, now: int) -> None:
+        """A registry reload gave a live gateway a new entry, its gateway id included."""
+        old = conn.entry
+        if entry.gateway_id != old.gateway_id:
+            other = self._by_id.get(entry.gateway_id)
+            if other is not None and other is not conn:
+                self.disconnect(other, now, "replaced")
+            if self._by_id.get(old.gateway_id) is conn:
+                del self._by_id[old.gateway_id]
+            self._by_id[entry.gateway_id] = conn
+        conn.entry_changed(entry)
+        log.info(
+            "gateway registry entry changed",
+            extra={
+                "gateway_id": entry.gateway_id, "previous_gateway_id": old.gateway_id, "eui": entry.eui.hex().upper(),
+            },
+        )
+
+    def retained_stats_count(self) -> tuple[int, int]:
+        """Retained stats of disconnected (registered, unregistered) gateways; each bounded (see the module top)."""
+        return len(self._retained), len(self._retained_unregistered)
 
     def close_all(self, now: int) -> list[Connection]:
         conns = list(self._by_id.values())
@@ -159,6 +204,13 @@ class GatewayCore:
             UPLINKS_FORWARDED.inc()
             if isinstance(conn, Connection):
                 self._publish(ev.GS_UP_FORWARD, conn, now, None, correlation_ids)
+            return
+        if isinstance(error, UplinkDropped):  # dropped by the upstream queue itself: stale, or evicted when full
+            UPLINKS_DROPPED.labels(error.reason).inc()
+            if isinstance(conn, Connection):
+                code = RESOURCE_EXHAUSTED if error.reason == "queue_full" else UNAVAILABLE
+                conn.drop_uplink(GsError("pkg/gatewayserver/upstream", error.reason, str(error), code=code), now,
+                                 correlation_ids)
             return
         UPLINKS_DROPPED.labels("upstream_error").inc()
         if isinstance(conn, Connection):
@@ -267,9 +319,10 @@ class GatewayCore:
                 break
             heapq.heappop(timers)  # stale: re-armed later, or the connection is gone
         first = timers[0][0] if timers else None
-        if self._retained:
-            forget = next(iter(self._retained.values()))[1] + self.stats_retention_ns
-            first = forget if first is None else min(first, forget)
+        for retained in (self._retained, self._retained_unregistered):
+            if retained:
+                forget = next(iter(retained.values()))[1] + self.stats_retention_ns
+                first = forget if first is None else min(first, forget)
         return first
 
     def handle_timer(self, now: int) -> None:
@@ -286,11 +339,12 @@ class GatewayCore:
                 self._timer_seq += 1
                 heapq.heappush(timers, (following, self._timer_seq, conn))
         cutoff = now - self.stats_retention_ns
-        while self._retained:
-            gateway_id, (_, at) = next(iter(self._retained.items()))
-            if at > cutoff:
-                break
-            del self._retained[gateway_id]
+        for retained in (self._retained, self._retained_unregistered):
+            while retained:
+                gateway_id, (_, at) = next(iter(retained.items()))
+                if at > cutoff:
+                    break
+                del retained[gateway_id]
 
     # --- APIs -------------------------------------------------------------------------------------------------------
 
@@ -298,7 +352,7 @@ class GatewayCore:
         conn = self._by_id.get(gateway_id)
         if conn is not None:
             return conn.stats(now)
-        retained = self._retained.get(gateway_id)
+        retained = self._retained.get(gateway_id) or self._retained_unregistered.get(gateway_id)
         if retained is not None:
             stats = gateway_pb2.GatewayConnectionStats()
             stats.CopyFrom(retained[0])

@@ -12,6 +12,7 @@ from frequency_plans.loader import FrequencyPlanStore
 from gatewayserver.api import ApiServers, ApiSettings, GcsSettings, KeyStore, MqttAddresses
 from gatewayserver.api.core import GatewayServerLike
 from gatewayserver.api.keys import create_key
+from gatewayserver.api.streams import StreamLimits
 from gatewayserver.errors import ABORTED, GsError
 from gatewayserver.events import EventBus
 from gatewayserver.ttnpb import gateway_pb2, gatewayserver_pb2, messages_pb2
@@ -106,7 +107,13 @@ KEY_SPECS: dict[str, tuple[list[str], list[str] | None]] = {
 
 
 @pytest.fixture
-async def env(tmp_path) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
+def stream_limits() -> StreamLimits:
+    """The event stream bounds of `env`; a test module overrides this fixture to test the bounds."""
+    return StreamLimits()
+
+
+@pytest.fixture
+async def env(tmp_path, stream_limits: StreamLimits) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
     keys_file = str(tmp_path / "keys.json")
     keys = {}
     for name, (rights, gateways) in KEY_SPECS.items():
@@ -131,6 +138,7 @@ async def env(tmp_path) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
             stream_buffer=64,
             gcs=GcsSettings(server_address="gs.example.com"),
             mqtt=MqttAddresses("mqtt.example.com:1882", "mqtt.example.com:8882"),
+            stream_limits=stream_limits,
         ),
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",

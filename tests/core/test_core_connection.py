@@ -49,7 +49,7 @@ class Upstream:
         self.uplinks: list[messages_pb2.UplinkMessage] = []
         self.tx_acks: list[messages_pb2.GatewayTxAcknowledgment] = []
 
-    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None) -> None:
+    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None, received_ns: int = 0) -> None:
         self.uplinks.append(uplink)
 
     def submit_tx_ack(self, ack: Any) -> None:

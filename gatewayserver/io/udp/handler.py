@@ -64,6 +64,8 @@ class UdpHandler:
         udp = acc.connection
         if acc.replaced is not None and acc.replaced.core is not None:
             self.core.disconnect(acc.replaced.core, now, "replaced")
+        if acc.evicted is not None and acc.evicted.core is not None:
+            self.core.disconnect(acc.evicted.core, now, "evicted")
         if acc.new_connection or udp.core is None:
             self._connect(udp, addr, now)
         core = udp.core
@@ -184,6 +186,22 @@ class UdpHandler:
         for udp in self.udp.expire(now):
             if udp.core is not None:
                 self.core.disconnect(udp.core, now, "expired")
+
+    def registry_reloaded(self, now: int) -> None:
+        """Apply a reloaded registry to live UDP connections at once (SIGHUP).
+
+        Gateways no longer admitted are disconnected (reason `unregistered`); the others take their new entry. A
+        changed entry rebuilds what was derived from the old one: the uplink translator (ids, location) at the
+        next uplink, and in the core the downlink state when the plans or the duty-cycle setting changed.
+        """
+        changes = self.udp.apply_registry()
+        for udp, reason in changes.removed:
+            if udp.core is not None:
+                self.core.disconnect(udp.core, now, reason)
+        for udp, _old in changes.changed:
+            udp.translator = None
+            if udp.core is not None:
+                self.core.entry_changed(udp.core, udp.entry, now)
 
     def close_all(self, now: int) -> None:
         for udp in self.udp.close_all():
