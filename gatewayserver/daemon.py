@@ -62,6 +62,7 @@ class Daemon:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     api: Any = None
     timer: Any = None
+    links: Any = None  # the gRPC gateway frontend (GtwGs.LinkGateway), built with the APIs
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -82,7 +83,10 @@ class Daemon:
         except RegistryError as exc:
             log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
         else:
-            self.server.registry_reloaded(time.time_ns())
+            now = time.time_ns()
+            self.server.registry_reloaded(now)
+            if self.links is not None:
+                self.links.registry_reloaded(now)
         for api in self.apis:
             reload = getattr(api, "reload", None)
             if reload is not None:
@@ -250,6 +254,7 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
+    daemon.links = GrpcFrontend(daemon.server.core, daemon.registry)
     api = ApiServers(
         daemon.server,
         daemon.bus,
@@ -271,7 +276,7 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
         ready=daemon.readiness,
-        links=GrpcFrontend(daemon.server.core, daemon.registry),
+        links=daemon.links,
     )
     if config.grpc_listen:
         # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.

@@ -229,3 +229,25 @@ async def test_simulate_protocol_grpc_links_every_gateway(env: Env, tmp_path: Pa
     async with asyncio.timeout(15):
         received = [await env.ns.uplinks.get() for _ in range(30)]
     assert len({up.rx_metadata[0].gateway_ids.gateway_id for up in received}) == 3
+
+
+async def test_registry_reload_cuts_off_a_link_no_longer_registered(tmp_path: Path) -> None:
+    e = await start(tmp_path, require_registered=True)
+    try:
+        gw = await e.link()
+        registry = tmp_path / "gateways.yml"
+        registry.write_text(yaml.safe_dump({"gateways": [
+            {"eui": "0016c001ff0000bb", "gateway_id": OTHER, "frequency_plan_id": "EU_863_870"},
+        ]}))
+        e.daemon.reload()
+        async with asyncio.timeout(10):
+            await gw.closed.wait()
+        assert gw.error is not None and gw.error.code() == grpc.StatusCode.PERMISSION_DENIED
+        (disconnect,) = e.events.of("gs.gateway.disconnect")
+        assert disconnect.data.name == "gateway_not_registered"
+        assert e.daemon.server.core.get(GATEWAY) is None
+        await gw.close()
+    finally:
+        await e.events.close()
+        await e.daemon.shutdown()
+        await e.ns.stop()

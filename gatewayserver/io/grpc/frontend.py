@@ -37,6 +37,7 @@ SEND_QUEUE = 256
 _EUI_ID = re.compile(r"eui-([0-9a-f]{16})")
 _STATUS = {
     "replaced": grpc.StatusCode.ABORTED,
+    "unregistered": grpc.StatusCode.PERMISSION_DENIED,
     "send_queue_full": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "shutdown": grpc.StatusCode.UNAVAILABLE,
 }
@@ -167,6 +168,23 @@ class GrpcFrontend:
         elif not registry.require_registered:
             return GatewayEntry(gateway_id, b"", (registry.fallback_frequency_plan,), registered=False)
         raise err_gateway_not_registered(gateway_id)
+
+    def registry_reloaded(self, now: int) -> None:
+        """Apply a reloaded registry to the live links, as the UDP frontend does to its connections.
+
+        A linked gateway the registry no longer admits is disconnected (reason `unregistered`, which ends its
+        stream); one whose entry changed takes the new entry.
+        """
+        for conn in self.core.connections():
+            if conn.protocol != PROTOCOL:
+                continue
+            try:
+                entry = self.entry_for(conn.gateway_id)
+            except GsError:
+                self.core.disconnect(conn, now, "unregistered")
+                continue
+            if entry != conn.entry:
+                self.core.entry_changed(conn, entry, now)
 
     async def serve(
         self,
