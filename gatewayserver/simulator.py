@@ -986,13 +986,19 @@ def format_summary(s: Mapping[str, Any]) -> str:
         f"  uplinks sent      {s['uplinks_sent']} in {s['uplink_seconds']} s "
         f"({s['achieved_rate']}/s, target {s['target_rate']}/s)",
         f"  status sent       {s['status_sent']}",
-        f"  PUSH_DATA         {s['push_data_sent']} sent, {s['push_acks']} PUSH_ACK, {s['push_acks_lost']} lost",
-        f"  PUSH_ACK latency  {lat(s['push_ack_latency_ms'])}",
-        f"  PULL_DATA         {s['pull_data_sent']} sent, {s['pull_acks']} PULL_ACK, {s['pull_acks_lost']} lost",
-        f"  PULL_ACK latency  {lat(s['pull_ack_latency_ms'])}",
-        f"  PULL_RESP         {s['pull_resp_received']} received, {s['tx_acks_sent']} TX_ACK sent "
-        f"({s['tx_ack_errors_sent']} with an error)",
     ]
+    if s.get("protocol", "udp") == "udp":
+        lines += [
+            f"  PUSH_DATA         {s['push_data_sent']} sent, {s['push_acks']} PUSH_ACK, {s['push_acks_lost']} lost",
+            f"  PUSH_ACK latency  {lat(s['push_ack_latency_ms'])}",
+            f"  PULL_DATA         {s['pull_data_sent']} sent, {s['pull_acks']} PULL_ACK, {s['pull_acks_lost']} lost",
+            f"  PULL_ACK latency  {lat(s['pull_ack_latency_ms'])}",
+            f"  PULL_RESP         {s['pull_resp_received']} received, {s['tx_acks_sent']} TX_ACK sent "
+            f"({s['tx_ack_errors_sent']} with an error)",
+        ]
+    else:
+        lines.append(f"  downlinks         {s['pull_resp_received']} received, {s['tx_acks_sent']} TX acknowledgments "
+                     f"sent ({s['tx_ack_errors_sent']} with an error)")
     problems = {k: s[k] for k in ("unexpected_acks", "version_mismatches", "malformed", "send_errors") if s[k]}
     if problems:
         lines.append("  problems          " + ", ".join(f"{k} {v}" for k, v in problems.items()))
