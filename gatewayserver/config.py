@@ -85,6 +85,13 @@ def parse_int(value: Any) -> int:
     return number
 
 
+def parse_positive_int(value: Any) -> int:
+    number = parse_int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1: {value!r}")
+    return number
+
+
 def parse_str(value: Any) -> str:
     return str(value)
 
@@ -167,6 +174,9 @@ OPTIONS: tuple[Option, ...] = (
     _opt("udp", "max_gateways", 100_000, parse_int,
          "Most gateways connected at once; datagrams from further EUIs are refused and counted until others "
          "expire. Bounds memory when unregistered gateways are admitted."),
+    _opt("udp", "max_rxpk_per_datagram", 16, parse_positive_int,
+         "Most rxpk entries one PUSH_DATA may carry (Semtech's forwarders send at most 8 or 16). A PUSH_DATA with "
+         "more is refused whole and counted once as too_many_rxpk: it bounds the work one datagram can cause."),
     _opt("udp", "schedule_late_time", 0.8, parse_duration,
          "Hold PULL_RESP until this long before transmission for gateways without a jit queue."),
     # Upstream

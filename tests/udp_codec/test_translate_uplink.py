@@ -14,8 +14,8 @@ import pytest
 
 from gatewayserver.io.udp.packets import PUSH_DATA, parse_datagram
 from gatewayserver.io.udp.translate import (
-    DroppedUplink,
     MAX_RSIG,
+    DroppedUplink,
     TranslateError,
     UplinkTranslator,
     decode_base64,
