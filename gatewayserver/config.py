@@ -175,8 +175,10 @@ OPTIONS: tuple[Option, ...] = (
          "Most gateways connected at once; datagrams from further EUIs are refused and counted until others "
          "expire. Bounds memory when unregistered gateways are admitted."),
     _opt("udp", "max_rxpk_per_datagram", 16, parse_positive_int,
-         "Most rxpk entries one PUSH_DATA may carry (Semtech's forwarders send at most 8 or 16). A PUSH_DATA with "
-         "more is refused whole and counted once as too_many_rxpk: it bounds the work one datagram can cause."),
+         "Most rxpk entries one PUSH_DATA may carry (reference forwarders send at most 8 to 16); bounds the work "
+         "one datagram can cause. A PUSH_DATA with more is refused whole, counted once as too_many_rxpk; one whose "
+         "body holds more JSON values than that many rxpk can (counted as commas and braces) is refused before "
+         "it is parsed, as too_many_values."),
     _opt("udp", "schedule_late_time", 0.8, parse_duration,
          "Hold PULL_RESP until this long before transmission for gateways without a jit queue."),
     # Upstream
