@@ -288,6 +288,10 @@ def report(result: dict[str, Any]) -> str:
                      f"gs_uplinks_received_total {r['daemon_uplinks_received']:.0f}; CPU daemon "
                      f"{r['cpu'].get('daemon_cores', 0):.2f}, stand-in {r['cpu'].get('standin_cores', 0):.2f}, "
                      f"rest {r['cpu'].get('other_cores', 0):.2f} cores")
+    busy = max((r["cpu"].get("other_cores", 0.0) for r in result["runs"]), default=0.0)
+    if busy > 0.15:
+        lines.append(f"  note: other processes used up to {busy:.2f} cores during the runs; the daemon got less than "
+                     "its core and the figures are worse than on a quiet machine")
     return "\n".join(lines)
 
 
