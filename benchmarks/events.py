@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 GATEWAYS = [f"bench-gw-{i:02d}" for i in range(10)]
 
 
-def build_uplink(i: int):  # type: ignore[no-untyped-def]
-    from gatewayserver.ttnpb import messages_pb2
+def build_uplink(i: int):
+    from gatewayserver.ttnpb import lorawan_pb2, messages_pb2
 
     up = messages_pb2.GatewayUplinkMessage(band_id="EU_863_870")
     m = up.message
     m.raw_payload = bytes(range(23))
-    m.payload.m_hdr.m_type = 2
+    m.payload.m_hdr.m_type = lorawan_pb2.UNCONFIRMED_UP
     m.payload.mac_payload.f_hdr.dev_addr = bytes.fromhex("260B1234")
     m.payload.mac_payload.f_hdr.f_cnt = i & 0xFFFF
     m.payload.mac_payload.f_port = 1
@@ -62,7 +62,7 @@ def build_uplink(i: int):  # type: ignore[no-untyped-def]
 # --- server process --------------------------------------------------------------------------------------------
 
 
-def server_main(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:  # type: ignore[no-untyped-def]
+def server_main(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:
     try:
         import uvloop
 
@@ -72,7 +72,7 @@ def server_main(conn, rate: int, seconds: float, subscribers: int, buffer: int) 
     asyncio.run(_server(conn, rate, seconds, subscribers, buffer))
 
 
-async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[float, float, int]:
     from gatewayserver.events.definitions import GS_UP_RECEIVE
 
     tick = 0.01
@@ -87,7 +87,9 @@ async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[fl
             i = start_index + published
             up = build_uplink(i)
             gateway = up.message.rx_metadata[0].gateway_ids
-            bus.publish(GS_UP_RECEIVE.new(time.time_ns(), ((gateway.gateway_id, gateway.eui),), up, up.message.correlation_ids))
+            bus.publish(
+                GS_UP_RECEIVE.new(time.time_ns(), ((gateway.gateway_id, gateway.eui),), up, up.message.correlation_ids)
+            )
             published += 1
         next_tick += tick
         await asyncio.sleep(max(0.0, next_tick - loop.time()))
@@ -96,30 +98,33 @@ async def _publish(bus, rate: int, seconds: float, start_index: int) -> tuple[fl
     return time.process_time() - cpu0, loop.time() - wall0, published
 
 
-async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:  # type: ignore[no-untyped-def]
+async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int) -> None:
     from gatewayserver.api.core import ApiCore, ApiSettings
     from gatewayserver.api.http_server import HttpServer
     from gatewayserver.api.keys import KeyStore, create_key
+    from gatewayserver.api.streams import StreamLimits
     from gatewayserver.events import EventBus
 
     class NoDaemon:
-        def connection_stats(self, gateway_id):  # type: ignore[no-untyped-def]
+        def connection_stats(self, gateway_id):
             return None
 
-        async def schedule_downlink(self, msg):  # type: ignore[no-untyped-def]
+        async def schedule_downlink(self, msg):
             raise NotImplementedError
 
-        def gateway_frequency_plan(self, gateway_id):  # type: ignore[no-untyped-def]
-            return None
+        def gateway_frequency_plans(self, gateway_id):
+            return []
 
-        def connected_gateways(self):  # type: ignore[no-untyped-def]
+        def connected_gateways(self):
             return []
 
     tmp = tempfile.mkdtemp()
     keys_file = os.path.join(tmp, "keys.json")
     token, _ = create_key(keys_file, "bench", ["RIGHT_GATEWAY_ALL"])
     bus = EventBus(history_size=10_000)
-    core = ApiCore(NoDaemon(), bus, KeyStore(keys_file), ApiSettings(stream_buffer=buffer))
+    # One key holds every subscriber here, so the per-key and total stream bounds are raised to the run's count.
+    limits = StreamLimits(max_streams_per_key=subscribers, max_streams=subscribers)
+    core = ApiCore(NoDaemon(), bus, KeyStore(keys_file), ApiSettings(stream_buffer=buffer, stream_limits=limits))
     http = HttpServer(core, "127.0.0.1:0")
     port = await http.start()
     conn.send((port, token))
@@ -143,7 +148,7 @@ async def _server(conn, rate: int, seconds: float, subscribers: int, buffer: int
 # --- client processes ----------------------------------------------------------------------------------------
 
 
-def client_main(port: int, token: str, streams: int, expected: int, timeout: float, out) -> None:  # type: ignore[no-untyped-def]
+def client_main(port: int, token: str, streams: int, expected: int, timeout: float, out) -> None:
     try:
         import uvloop
 
@@ -172,7 +177,7 @@ async def _client(port: int, token: str, streams: int, expected: int, timeout: f
             while received < expected and time.monotonic() < deadline:
                 try:
                     chunk = await asyncio.wait_for(response.content.readany(), max(0.1, deadline - time.monotonic()))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if not chunk:
                     break
@@ -220,7 +225,8 @@ def main() -> None:
     _, expected = parent.recv()
 
     results = ctx.Queue()
-    per_client = [args.subscribers // args.clients + (1 if i < args.subscribers % args.clients else 0) for i in range(args.clients)]
+    share, extra = divmod(args.subscribers, args.clients)
+    per_client = [share + (1 if i < extra else 0) for i in range(args.clients)]
     clients = [
         ctx.Process(target=client_main, args=(port, token, n, expected, args.seconds + 30, results))
         for n in per_client
@@ -249,13 +255,22 @@ def main() -> None:
     print(f"lost                 {lost} ({100 * lost / max(1, n * len(counts)):.3f} %), stream errors {errors}")
     if latencies:
         p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-        print(f"latency publish→read p50 {1000 * p(0.5):.1f} ms, p99 {1000 * p(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms")
+        print(
+            f"latency publish→read p50 {1000 * p(0.5):.1f} ms, p99 {1000 * p(0.99):.1f} ms, "
+            f"max {1000 * latencies[-1]:.1f} ms"
+        )
     base = base_cpu / base_wall
     loaded = cpu / wall
     per_sub = (loaded - base) / max(1, len(counts))
     per_delivery_us = (cpu - base_cpu) / max(1, delivered) * 1e6
-    print(f"server CPU           {100 * base:.1f} % of a core without subscribers, {100 * loaded:.1f} % with {len(counts)}")
-    print(f"cost per subscriber  {100 * per_sub:.2f} % of a core at {args.rate} events/s ({per_delivery_us:.1f} µs per delivered event)")
+    print(
+        f"server CPU           {100 * base:.1f} % of a core without subscribers, "
+        f"{100 * loaded:.1f} % with {len(counts)}"
+    )
+    print(
+        f"cost per subscriber  {100 * per_sub:.2f} % of a core at {args.rate} events/s "
+        f"({per_delivery_us:.1f} µs per delivered event)"
+    )
     if lost or errors:
         sys.exit(1)
 

@@ -66,7 +66,7 @@ def class_a_request(token: bytes) -> Any:
     req = msg.request
     setattr(req, "class", lorawan_pb2.CLASS_A)
     req.downlink_paths.add().uplink_token = token
-    req.rx1_delay = 1
+    req.rx1_delay = lorawan_pb2.RX_DELAY_1
     req.rx1_frequency = 868_100_000
     req.rx1_data_rate.CopyFrom(_lora(7))
     req.rx2_frequency = 869_525_000
@@ -174,6 +174,7 @@ async def serve(
             grpc_listen="127.0.0.1:0", http_listen=None,
         )
         await api_servers.start()
+        assert api_servers.grpc is not None  # grpc_listen was given
         grpc_port = api_servers.grpc.port
     port_file.write_text(json.dumps({"udp": daemon.udp_addresses[0][1], "grpc": grpc_port}))
     stop = asyncio.Event()
@@ -194,7 +195,7 @@ async def serve_floor(port_file: Path, cpu: int | None) -> None:
     from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc
 
     class Trivial(gatewayserver_pb2_grpc.NsGsServicer):
-        async def ScheduleDownlink(self, request: Any, context: Any) -> Any:  # noqa: N802
+        async def ScheduleDownlink(self, request: Any, context: Any) -> Any:
             return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
 
     server = grpc.aio.server()
@@ -417,7 +418,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     # internal modes
     parser.add_argument("--serve", metavar="PORT_FILE", help=argparse.SUPPRESS)
-    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
+    # the default now; kept for old commands
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing NsGs ceiling")
     parser.add_argument("--api-ceiling", action="store_true",
                         help="also run the daemon with a do-nothing downlink service behind its gRPC API")

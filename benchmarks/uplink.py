@@ -172,6 +172,7 @@ class StandinNs:
              "--port", "0", "--control-port", "0", "--proto-root", str(REPO / "proto")],
             stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu),
         )
+        assert self.proc.stdout is not None  # stdout=PIPE
         line = self.proc.stdout.readline()
         if not line:
             raise SystemExit(f"benchmark: stand-in Network Server did not start (exit {self.proc.wait()})")
@@ -252,12 +253,12 @@ class Daemon:
 
 def realistic_uplink():
     """An UplinkMessage shaped like the daemon's: decoded payload, settings, metadata with token, two ids."""
-    from gatewayserver.ttnpb import messages_pb2
+    from gatewayserver.ttnpb import lorawan_pb2, messages_pb2
 
     frame = SimulatedDevice(0x26011234).next_frame(12)
     m = messages_pb2.UplinkMessage()
     m.raw_payload = frame
-    m.payload.m_hdr.m_type = 2  # UNCONFIRMED_UP
+    m.payload.m_hdr.m_type = lorawan_pb2.UNCONFIRMED_UP
     m.payload.mic = frame[-4:]
     mac = m.payload.mac_payload
     mac.f_hdr.dev_addr = frame[1:5][::-1]
@@ -607,8 +608,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if ceiling is not None:
             before_phase(args)
             c = measure_ceiling(ns, args.daemon_cpu, args.ceiling_seconds, ceiling["concurrency"], "daemon")
-            log(f"same client with the daemon's channel options, concurrency {c['concurrency']}: {c['rate']:.0f} calls/s "
-                f"(client {c['client_cores']} cores, stand-in {c['standin_cores']}, other {c['other_cores']})")
+            log(
+                f"same client with the daemon's channel options, concurrency {c['concurrency']}: "
+                f"{c['rate']:.0f} calls/s "
+                f"(client {c['client_cores']} cores, stand-in {c['standin_cores']}, other {c['other_cores']})"
+            )
             result["ceiling_daemon_path"] = c
 
         steps: list[Step] = []
@@ -637,6 +641,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         half = candidate
                     if not candidate.contended:
                         break
+                assert half is not None  # the loop ran at least once
                 result["half_rate"] = half.__dict__ | {"ok": half.ok}
             result["daemon_dropped"] = daemon.metric("gs_uplinks_dropped_total")
             result["daemon_forwarded"] = daemon.metric("gs_uplinks_forwarded_total")
@@ -682,12 +687,14 @@ def report(r: dict[str, Any]) -> str:
                      f"(ceiling client: {per_call:.0f} µs per call)")
     half = r.get("half_rate")
     if half:
+
         def ms(d: dict[str, Any], k: str) -> str:
             return "-" if d.get(k) is None else f"{d[k] / 1000:.2f} ms"
-        lines.append(f"  latency at {half['rate']:.0f}/s, datagram read → NS receipt: p50 {ms(half['read_us'], 'p50')}, "
-                     f"p99 {ms(half['read_us'], 'p99')}")
-        lines.append(f"  latency at {half['rate']:.0f}/s, datagram send → NS receipt: p50 {ms(half['send_us'], 'p50')}, "
-                     f"p99 {ms(half['send_us'], 'p99')}")
+
+        lines.append(f"  latency at {half['rate']:.0f}/s, datagram read → NS receipt: "
+                     f"p50 {ms(half['read_us'], 'p50')}, p99 {ms(half['read_us'], 'p99')}")
+        lines.append(f"  latency at {half['rate']:.0f}/s, datagram send → NS receipt: "
+                     f"p50 {ms(half['send_us'], 'p50')}, p99 {ms(half['send_us'], 'p99')}")
         lines.append(f"  PUSH_ACK round trip at {half['rate']:.0f}/s: p50 {half['push_ack_ms']['p50']} ms, "
                      f"p99 {half['push_ack_ms']['p99']} ms")
     idle = r.get("idle")

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Union
 
 __all__ = [
     "BANDS",
@@ -116,7 +115,7 @@ class LRFHSSModulation:
     coding_rate: str
 
 
-Modulation = Union[LoRaModulation, FSKModulation, LRFHSSModulation]
+Modulation = LoRaModulation | FSKModulation | LRFHSSModulation
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +191,9 @@ class Band:
     ping_slot_frequencies: tuple[int, ...]
     strict_coding_rate: bool = True
     cflist_frequency_unit: int = 100
-    _by_modulation: Mapping[Modulation, tuple[int, int]] = field(default=None, repr=False)  # type: ignore[assignment]
-    _by_lora: Mapping[tuple[int, int, str], tuple[int, int]] = field(default=None, repr=False)  # type: ignore[assignment]
+    # Filled by _freeze_lookup once the band is built.
+    _by_modulation: Mapping[Modulation, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _by_lora: Mapping[tuple[int, int, str], tuple[int, int]] = field(default_factory=dict, repr=False)
 
     # ---- sub-bands and power
 
@@ -291,6 +291,10 @@ class Band:
 # Builders (keep the tables below readable)
 
 
+# (index, modulation, maximum MAC payload size, maximum size with dwell time limits or None)
+RateEntry = tuple[int, Modulation, int, int | None]
+
+
 def _lora(sf: int, bw_khz: int, cr: str = "4/5") -> LoRaModulation:
     return LoRaModulation(sf, bw_khz * 1000, cr)
 
@@ -337,7 +341,11 @@ def _freeze_lookup(band: Band) -> Band:
         band,
         "_by_lora",
         MappingProxyType(
-            {(m.spreading_factor, m.bandwidth, m.coding_rate): v for m, v in lookup.items() if isinstance(m, LoRaModulation)}
+            {
+                (m.spreading_factor, m.bandwidth, m.coding_rate): v
+                for m, v in lookup.items()
+                if isinstance(m, LoRaModulation)
+            }
         ),
     )
     return band
@@ -346,7 +354,7 @@ def _freeze_lookup(band: Band) -> Band:
 FSK_50K = FSKModulation(50_000)
 
 # EU-like DR0..7 (EU, EU_433, RU): sizes 59/59/59/123/250/250/250/250.
-_EU_DR0_7 = [
+_EU_DR0_7: list[RateEntry] = [
     (0, _lora(12, 125), 59, None),
     (1, _lora(11, 125), 59, None),
     (2, _lora(10, 125), 59, None),
@@ -357,7 +365,7 @@ _EU_DR0_7 = [
     (7, FSK_50K, 250, None),
 ]
 
-_EU_LR_FHSS = [
+_EU_LR_FHSS: list[RateEntry] = [
     (8, LRFHSSModulation(0, 137_000, "1/3"), 58, None),
     (9, LRFHSSModulation(0, 137_000, "2/3"), 123, None),
     (10, LRFHSSModulation(0, 336_000, "1/3"), 58, None),
@@ -365,7 +373,7 @@ _EU_LR_FHSS = [
 ]
 
 # US/AU downlink DR8..13 (SF12..SF7 at 500 kHz).
-_US_AU_DOWNLINK = [
+_US_AU_DOWNLINK: list[RateEntry] = [
     (8, _lora(12, 500), 61, None),
     (9, _lora(11, 500), 137, None),
     (10, _lora(10, 500), 250, None),
@@ -374,7 +382,7 @@ _US_AU_DOWNLINK = [
     (13, _lora(7, 500), 250, None),
 ]
 
-_AS923_RATES = [
+_AS923_RATES: list[RateEntry] = [
     (0, _lora(12, 125), 59, 0),
     (1, _lora(11, 125), 59, 0),
     (2, _lora(10, 125), 123, 19),

@@ -18,7 +18,10 @@ _DIR_HELP = "extra directory of frequency plan files; repeatable, later ones ove
 
 def _dirs(args: argparse.Namespace) -> list[Path]:
     # The option may be given before the leaf command, after it, or both: keep every occurrence in order.
-    return [*(getattr(args, "frequency_plans_dir", None) or []), *(getattr(args, "frequency_plans_dir_leaf", None) or [])]
+    return [
+        *(getattr(args, "frequency_plans_dir", None) or []),
+        *(getattr(args, "frequency_plans_dir_leaf", None) or []),
+    ]
 
 
 def _load(args: argparse.Namespace) -> FrequencyPlanStore | None:

@@ -4,8 +4,8 @@ A gateway may list several plans (say the band's default plan plus one with extr
 allows, but only plans of one band: the band fixes the data-rate table, the RX1 rules and the legal limits, and a
 gateway whose plans disagree on those could be told to transmit what no single regulation allows. Within one band
 a downlink may use the channels, sub-bands and limits of any of the plans, so the plans' sub-bands must also fit
-together into one duty-cycle ledger; that rule is the scheduler's (`scheduler.scheduler.build_sub_bands`), and the registry
-applies it when it loads.
+together into one duty-cycle ledger; that rule is the scheduler's (`scheduler.scheduler.build_sub_bands`), and the
+registry applies it when it loads.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ def fetch_connections(base_url: str, api_key: str, *, insecure: bool = False, ti
     request = urllib.request.Request(base_url.rstrip("/") + CONNECTIONS_PATH)
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
-    context = ssl._create_unverified_context() if insecure else None  # noqa: S323 - explicit operator choice
-    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
+    context = ssl._create_unverified_context() if insecure else None
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         document = json.load(response)
     return list(document.get("gateways", []))
 
@@ -69,7 +69,8 @@ def format_table(gateways: list[dict[str, Any]], now: float | None = None) -> st
     for gw in gateways:
         rtt = gw.get("rtt_median_ms")
         bands = [
-            f"{int(sb['min_frequency']) / 1e6:g}-{int(sb['max_frequency']) / 1e6:g}:{100 * float(sb.get('utilization', 0)):.1f}%"
+            f"{int(sb['min_frequency']) / 1e6:g}-{int(sb['max_frequency']) / 1e6:g}:"
+            f"{100 * float(sb.get('utilization', 0)):.1f}%"
             for sb in gw.get("sub_bands", [])
             if float(sb.get("utilization", 0)) > 0
         ]
@@ -86,7 +87,9 @@ def format_table(gateways: list[dict[str, Any]], now: float | None = None) -> st
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
 
 
 def _gateways(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ _REGISTRARS = (
     "frequency_plans.cli",
     "gatewayserver.api.keys_cli",
     "gatewayserver.admin",
+    "gatewayserver.events_cli",
 )
 
 
@@ -34,7 +35,10 @@ def _run(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     import yaml
 
+    from .preflight import check
+
     config = resolve(_flags(args))
+    check(config)  # what `run` checks before binding: a configuration `config` prints is one `run` accepts
     sys.stdout.write(yaml.safe_dump(config.to_dict(reveal_secrets=args.reveal_secrets), sort_keys=False))
     return 0
 
@@ -55,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(run)
     run.set_defaults(func=_run)
 
-    config = subparsers.add_parser("config", help="print the effective configuration as YAML")
+    config = subparsers.add_parser("config", help="check the configuration as `run` would and print it as YAML")
     add_arguments(config)
     config.add_argument("--reveal-secrets", action="store_true", help="print keys instead of <redacted>")
     config.set_defaults(func=_config)
@@ -76,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a reader that left shows up here, not at interpreter exit
         return code
     except ConfigError as exc:
-        sys.stderr.write(f"gatewayserver: configuration error: {exc}\n")
+        label = getattr(exc, "label", "configuration error")
+        sys.stderr.write(f"gatewayserver: {label}: {exc}\n")
         return 2
     except KeyboardInterrupt:
         return 130

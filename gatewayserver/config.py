@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from gatewayserver.hostnames import valid_host
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the option and the source."""
@@ -67,6 +69,30 @@ def parse_optional_address(value: Any) -> str:
     """Empty (not configured) or `HOST:PORT`."""
     text = str(value).strip()
     return parse_address(text) if text else ""
+
+
+def parse_optional_host(value: Any) -> str:
+    """Empty (not configured), or a host name or IP address without a port."""
+    text = str(value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if text and not valid_host(text):
+        raise ValueError(f"not a host name or IP address (no port, no scheme): {value!r}")
+    return text
+
+
+_PUBLIC_ADDRESS = re.compile(
+    r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*"
+    r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])(?::[0-9]{1,5})?"
+)
+
+
+def parse_public_address(value: Any) -> str:
+    """Empty, or `host[:port]` as `ttn.lorawan.v3.MQTTConnectionInfo` allows it (a DNS name or IPv4 address)."""
+    text = str(value).strip()
+    if text and not _PUBLIC_ADDRESS.fullmatch(text):
+        raise ValueError("must be host[:port], for example mqtt.example.com:1883")
+    return text
 
 
 def parse_hex_key(value: Any) -> str:
@@ -165,15 +191,16 @@ OPTIONS: tuple[Option, ...] = (
     _opt("udp", "downlink_path_expires", 90.0, parse_duration,
          "Without PULL_DATA or TX_ACK for this long a gateway's downlink path is considered gone."),
     _opt("udp", "flood_datagrams", 10, parse_int,
-         "Flood guard: a datagram is dropped when the N-th previous one from the same EUI arrived within "
-         "flood_window. 0 disables the guard."),
+         "Flood guard: a datagram is dropped when the N-th previous one with the same EUI from the same source "
+         "address (IP and port) arrived within flood_window. 0 disables the guard."),
     _opt("udp", "flood_window", 0.010, parse_duration, "Flood guard window."),
     _opt("udp", "address_change_block", 0.0, parse_duration,
-         "Refuse datagrams from a new address for this long after the last one from the old address "
-         "(0: off). Protects against EUI spoofing at the cost of slower NAT changes."),
+         "Refuse datagrams from a new IP for this long after the last one from the old IP, and PULL_DATA from "
+         "a new address or port while the downlink path got PULL_DATA within this long (0: off). Protects "
+         "against EUI spoofing at the cost of slower NAT changes; make it longer than keepalive_interval."),
     _opt("udp", "max_gateways", 100_000, parse_int,
-         "Most gateways connected at once; datagrams from further EUIs are refused and counted until others "
-         "expire. Bounds memory when unregistered gateways are admitted."),
+         "Room for unregistered gateways: past this many connections the least recently active unregistered "
+         "one is evicted for a newcomer. Registered gateways are always admitted."),
     _opt("udp", "max_rxpk_per_datagram", 16, parse_positive_int,
          "Most rxpk entries one PUSH_DATA may carry (reference forwarders send at most 8 to 16); bounds the work "
          "one datagram can cause. A PUSH_DATA with more is refused whole, counted once as too_many_rxpk; one whose "
@@ -201,9 +228,14 @@ OPTIONS: tuple[Option, ...] = (
     _opt("upstream", "upstream_max_in_flight", 256, parse_int,
          "Concurrent calls to each Network Server."),
     _opt("upstream", "upstream_queue_size", 20000, parse_int,
-         "Uplinks waiting for a free call slot; beyond it uplinks are dropped and counted."),
+         "Uplinks waiting for a free call slot; beyond it the oldest is dropped (counted) for the newest."),
     _opt("upstream", "upstream_retries", 3, parse_int,
          "Retries of transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) per uplink."),
+    _opt("upstream", "upstream_max_age", 6.0, parse_duration,
+         "Drop an uplink (counted as stale) instead of sending or retrying it once this long has passed since "
+         "its datagram arrived, and drop the oldest first when the queue is full. 6s is the last class A "
+         "receive window with LoRaWAN's default timings (join-accept RX2; also RX2 with The Things Stack's "
+         "5 s RX1 delay): the Network Server can no longer answer an older uplink. 0: never drop for age."),
     _opt("upstream", "forward_crc_failed", False, parse_bool, "Forward uplinks whose CRC failed."),
     _opt("upstream", "uplink_output", "-", parse_str,
          "Without --ns-address: where uplink JSON lines go ('-' for stdout, or a file path).", metavar="PATH"),
@@ -213,13 +245,38 @@ OPTIONS: tuple[Option, ...] = (
     # APIs
     _opt("api", "keys_file", "", parse_str, "API keys file (hashed secrets only); reloaded on change.",
          metavar="FILE"),
-    _opt("api", "gcs_server_address", "", parse_str,
-         "Host name written into generated global_conf.json (server_address). Empty: the host the file was "
-         "requested from.", metavar="HOST"),
-    _opt("api", "events_history_size", 10000, parse_int, "Events kept in memory for tail and after."),
+    _opt("api", "gcs_server_address", "", parse_optional_host,
+         "Public host name or IP address of the UDP listener, written into generated global_conf.json "
+         "(server_address). Set it on any daemon reachable from the internet. Empty: the host name the file was "
+         "requested on (the request's Host header), if it is a valid host name or IP address; otherwise the "
+         "request fails with no_server_address.", metavar="HOST"),
+    _opt("api", "mqtt_public_address", "", parse_public_address,
+         "MQTT address (host[:port]) GtwGs.GetMQTTConnectionInfo hands to gateways. Empty with the TLS one "
+         "empty too: the call answers UNIMPLEMENTED (no_configuration_provider).", metavar="HOST[:PORT]"),
+    _opt("api", "mqtt_public_tls_address", "", parse_public_address,
+         "MQTT over TLS address (host[:port]) for GtwGs.GetMQTTConnectionInfo.", metavar="HOST[:PORT]"),
+    _opt("api", "mqttv2_public_address", "", parse_public_address,
+         "Legacy (The Things Network Stack V2) MQTT address for GtwGs.GetMQTTV2ConnectionInfo.",
+         metavar="HOST[:PORT]"),
+    _opt("api", "mqttv2_public_tls_address", "", parse_public_address,
+         "Legacy MQTT over TLS address for GtwGs.GetMQTTV2ConnectionInfo.", metavar="HOST[:PORT]"),
+    _opt("api", "events_history_size", 10000, parse_int,
+         "Events kept in memory for tail, after and FindRelated, in total."),
+    _opt("api", "events_history_per_gateway", 1000, parse_int,
+         "Events kept in memory per gateway, so one gateway's flood of events cannot evict every other "
+         "gateway's history. 0: only the total bound applies."),
     _opt("api", "events_history_age", 3600.0, parse_duration, "Oldest event kept for tail and after."),
     _opt("api", "events_subscriber_buffer", 1024, parse_int,
          "Events buffered per stream subscriber before it is dropped as too slow."),
+    _opt("api", "events_max_gateway_ids", 1000, parse_int,
+         "Most gateway identifiers one event stream request may name; beyond it the request is refused "
+         "(INVALID_ARGUMENT, HTTP 400)."),
+    _opt("api", "events_max_streams_per_key", 10, parse_int,
+         "Most event streams one API key may have open at once; beyond it new streams are refused "
+         "(RESOURCE_EXHAUSTED, HTTP 429)."),
+    _opt("api", "events_max_streams", 100, parse_int,
+         "Most event streams open at once in total; beyond it new streams are refused "
+         "(RESOURCE_EXHAUSTED, HTTP 429)."),
     _opt("api", "stats_retention", 172800.0, parse_duration,
          "How long a disconnected gateway's connection stats stay readable."),
     # Logging
@@ -237,7 +294,7 @@ def _fields() -> list[tuple[str, Any, Any]]:
     for option in OPTIONS:
         default = option.default
         if isinstance(default, list):
-            out.append((option.name, list[Any], dataclasses.field(default_factory=lambda d=default: list(d))))
+            out.append((option.name, list[Any], dataclasses.field(default_factory=default.copy)))
         else:
             out.append((option.name, type(default), dataclasses.field(default=default)))
     return out

@@ -27,9 +27,9 @@ def _child(metric: Any, values: tuple[str, ...], make: Callable[[], Any]) -> Any
     key = tuple(str(v) for v in values)
     if len(key) != len(metric.labelnames):
         raise ValueError(f"{metric.name}: expected labels {metric.labelnames}, got {key}")
-    child = metric._children.get(key)  # noqa: SLF001 - the metric classes of this module
+    child = metric._children.get(key)
     if child is None:
-        child = metric._children[key] = make()  # noqa: SLF001
+        child = metric._children[key] = make()
     return child
 
 
@@ -121,7 +121,7 @@ class LoopHistogram:
         for key, child in list(self._children.items()):
             cumulative = 0
             buckets = []
-            for bound, count in zip((*self.bounds, float("inf")), list(child.counts)):
+            for bound, count in zip((*self.bounds, float("inf")), list(child.counts), strict=True):
                 cumulative += count
                 buckets.append((floatToGoString(bound), cumulative))
             family.add_metric(list(key), buckets, child.sum)

@@ -12,13 +12,16 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import logs
+from . import logs, preflight
+from .bind_errors import bind_error, probe
 from .config import Config, ConfigError
 from .events.bus import EventBus
+from .logs import format_address
 from .io.udp.connection import ConnectionSettings
 from .io.udp.frontend import UdpFrontend
 from .registry import GatewayRegistry, RegistryError
@@ -62,16 +65,35 @@ class Daemon:
         return [f.address for f in self.frontends]
 
     def reload(self) -> None:
-        """SIGHUP: re-read the registry (and keys); connections stay up."""
+        """SIGHUP: re-read the registry (and keys) and apply it to connected gateways at once.
+
+        Gateways the new registry no longer admits are disconnected; the others keep their connection with their
+        new entry. A registry that fails to load changes nothing.
+        """
         try:
             count = self.registry.reload()
-            log.info("gateway registry reloaded", extra={"gateways": count})
+            if count:
+                log.info("gateway registry reloaded", extra={"gateways": count})
+            else:  # only an explicit `gateways: []` gets here; an empty file is refused
+                log.warning("gateway registry reloaded with no gateways", extra={"path": str(self.registry.path)})
         except RegistryError as exc:
             log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
+        else:
+            self.server.registry_reloaded(time.time_ns())
         for api in self.apis:
             reload = getattr(api, "reload", None)
             if reload is not None:
                 reload()
+
+    def readiness(self) -> dict[str, Any]:
+        """`/readyz`: ready unless shutting down or a Network Server is failing; names each failing part."""
+        failing: list[dict[str, Any]] = []
+        if self.stopping.is_set():
+            failing.append({"part": "daemon", "reason": "shutting down"})
+        reports = getattr(self.upstream, "health_reports", None)
+        if reports is not None:
+            failing += [report for report in reports() if report["failing"]]
+        return {"ready": not failing, "failing": failing}
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -98,48 +120,26 @@ class Daemon:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.server.close_all(time.time_ns())
         abandoned = await self.upstream.close(config.shutdown_timeout)
-        if abandoned:
-            log.warning("uplinks abandoned at shutdown", extra={"count": abandoned})
+        # Exact: still queued + in a call + waiting to retry when shutdown_timeout ran out; beside it, those that
+        # failed (no more retries once stopping) or went stale during the wait. Neither reached the Network Server.
+        breakdown = getattr(self.upstream, "abandoned", {})
+        if abandoned or breakdown.get("dropped_while_stopping"):
+            log.warning("uplinks abandoned at shutdown", extra={"count": abandoned, **breakdown})
         for api in reversed(self.apis):
             await api.stop()
         self.bus.close()
         log.info("stopped")
 
 
-def _load_plans(config: Config) -> Any:
-    from pathlib import Path
-
-    from frequency_plans.loader import FrequencyPlanError, FrequencyPlanStore, UnknownFrequencyPlan
-
-    try:
-        plans = FrequencyPlanStore([Path(d) for d in config.frequency_plans_dir])
-    except FrequencyPlanError as exc:
-        raise ConfigError(f"frequency plans: {exc}") from None
-    try:
-        plans.get(config.frequency_plan)
-    except UnknownFrequencyPlan:
-        raise ConfigError(f"frequency_plan: unknown plan {config.frequency_plan!r}") from None
-    return plans
-
-
 async def start_daemon(config: Config) -> Daemon:
     """Build and start every part; returns once all listeners are bound."""
-    plans = _load_plans(config)
-    try:
-        if config.gateways:
-            registry = GatewayRegistry.from_file(
-                config.gateways,
-                fallback_frequency_plan=config.frequency_plan,
-                require_registered=config.require_registered,
-                frequency_plans=plans,  # unknown ids and plans of different bands are refused here (and on reload)
-            )
-        else:
-            registry = GatewayRegistry(fallback_frequency_plan=config.frequency_plan, frequency_plans=plans)
-    except RegistryError as exc:
-        raise ConfigError(f"gateways: {exc}") from None
+    checked = preflight.check(config)  # the same checks `gatewayserver config` runs
+    plans, registry = checked.plans, checked.registry
 
     bus = EventBus(
-        history_size=config.events_history_size, history_max_age_ns=int(config.events_history_age * _NS)
+        history_size=config.events_history_size,
+        history_max_age_ns=int(config.events_history_age * _NS),
+        history_per_gateway=config.events_history_per_gateway,
     )
     token_key = bytes.fromhex(config.uplink_token_key) if config.uplink_token_key else secrets.token_bytes(32)
     settings = ConnectionSettings(
@@ -165,6 +165,7 @@ async def start_daemon(config: Config) -> Daemon:
                 max_in_flight=config.upstream_max_in_flight,
                 queue_size=config.upstream_queue_size,
                 retries=config.upstream_retries,
+                max_age=config.upstream_max_age,
                 tls=config.ns_tls,
                 ca_file=config.ns_ca_file,
                 cluster_key=config.cluster_key,
@@ -188,22 +189,46 @@ async def start_daemon(config: Config) -> Daemon:
     holder["server"] = server
     _attach_downlinks(server, config, plans)
     upstream.start()
-    frontends = [await UdpFrontend.listen(server, address) for address in config.udp_listen]
-    daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
-    daemon.apis = await _start_apis(daemon)
+    frontends: list[UdpFrontend] = []
+    try:
+        for address in config.udp_listen:
+            try:
+                frontends.append(await UdpFrontend.listen(server, address))
+            except OSError as exc:
+                raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
+        daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
+        daemon.apis = await _start_apis(daemon)
+    except BaseException:
+        # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
+        for frontend in frontends:
+            frontend.close()
+        await upstream.close(0)
+        raise
     loop = asyncio.get_running_loop()
     daemon.tasks = [loop.create_task(f.run()) for f in frontends]
     daemon.tasks.append(loop.create_task(daemon._expiry_loop()))
     log.info(
         "gateway server started",
         extra={
-            "udp": ",".join(f"{h}:{p}" for h, p in daemon.udp_addresses),
+            "pid": os.getpid(),
+            "udp": ",".join(format_address((h, p)) for h, p in daemon.udp_addresses),
+            "grpc": _api_port(daemon.api, "grpc"),
+            "http": _api_port(daemon.api, "http"),
             "upstream": config.ns_address or f"json-lines:{config.uplink_output}",
             "frequency_plan": config.frequency_plan,
             "registered_gateways": len(registry),
         },
     )
+    _log_missing_keys(config.keys_file)
     return daemon
+
+
+def _api_port(api: Any, name: str) -> str:
+    server = getattr(api, name, None)
+    if server is None:
+        return "off"
+    host = server.listen.rpartition(":")[0]
+    return f"{host}:{server.port}"
 
 
 def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None:
@@ -212,8 +237,25 @@ def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None
     server.downlinks = DownlinkService(server, plans, schedule_late_ns=int(config.schedule_late_time * _NS))
 
 
+def _log_missing_keys(path: str) -> None:
+    """Say once at start when no API key can be valid: every API call that needs one will be refused."""
+    create = "gatewayserver keys create --keys-file {} --name NAME --rights RIGHT_GATEWAY_STATUS_READ ..."
+    if not path:
+        log.warning(
+            "no API keys file (--keys-file / GS_KEYS_FILE): the APIs that need a key refuse every request; "
+            f"create one with `{create.format('FILE')}` and restart with --keys-file FILE"
+        )
+    elif not os.path.exists(path):
+        log.warning(
+            "API keys file does not exist: the APIs that need a key refuse every request until "
+            f"`{create.format(path)}` creates it (picked up without a restart)",
+            extra={"path": path},
+        )
+
+
 async def _start_apis(daemon: Daemon) -> list[Any]:
-    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, TlsFiles
+    from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, ListenError, MqttAddresses, TlsFiles
+    from .api.streams import StreamLimits
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
@@ -224,15 +266,31 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
             stream_buffer=config.events_subscriber_buffer,
+            stream_limits=StreamLimits(
+                max_gateway_ids=config.events_max_gateway_ids,
+                max_streams_per_key=config.events_max_streams_per_key,
+                max_streams=config.events_max_streams,
+            ),
             gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
+            mqtt=MqttAddresses(config.mqtt_public_address, config.mqtt_public_tls_address),
+            mqtt_v2=MqttAddresses(config.mqttv2_public_address, config.mqttv2_public_tls_address),
         ),
         grpc_listen=config.grpc_listen,
         http_listen=config.http_listen,
         grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
-        ready=lambda: not daemon.stopping.is_set(),
+        ready=daemon.readiness,
     )
-    await api.start()
+    if config.grpc_listen:
+        # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.
+        code = probe(config.grpc_listen, socket.SOCK_STREAM)
+        if code is not None:
+            raise bind_error("grpc_listen", config.grpc_listen, OSError(code, os.strerror(code)), socket.SOCK_STREAM)
+    try:
+        await api.start()
+    except ListenError as exc:
+        option = "grpc_listen" if exc.api == "grpc" else "http_listen"
+        raise bind_error(option, exc.listen, exc.cause, socket.SOCK_STREAM) from None
     daemon.api = api
     return [api]
 
@@ -259,7 +317,7 @@ async def _main(config: Config) -> int:
 def run_daemon(config: Config) -> int:
     logs.setup(config.log_level, config.log_format)
     loop_name = _install_uvloop()
-    log.info("starting", extra={"pid": os.getpid(), "loop": loop_name})
+    log.debug("starting", extra={"pid": os.getpid(), "loop": loop_name})  # "gateway server started" follows
     try:
         return asyncio.run(_main(config))
     except ConfigError:

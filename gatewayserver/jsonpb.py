@@ -22,7 +22,7 @@ import math
 import re
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from google.protobuf import descriptor_pool, message_factory
@@ -38,6 +38,7 @@ __all__ = [
     "any_to_dict",
     "format_duration_ns",
     "format_timestamp",
+    "float32_value",
     "format_timestamp_ns",
     "parse",
     "parse_dict",
@@ -194,6 +195,14 @@ def _json_number(value: float) -> Any:
     return value
 
 
+def float32_value(value: float) -> float | int | str:
+    """A float32 read from a message, as the shortest number that is the same float32 (0.001, not
+    0.0010000000474974513): for JSON documents built by hand from message fields, as `to_dict` does for messages.
+    """
+    result: float | int | str = _float32(value)
+    return result
+
+
 def _float32(value: float) -> Any:
     """A float32 field printed shortest as float32 (9.8, not 9.800000190734863), like Go does."""
     cached = _float32_cache.get(value)
@@ -229,9 +238,30 @@ Encoder = Callable[[Any], Any]
 _plans: dict[str, Callable[[Message], Any]] = {}
 
 
+def _descriptor(message: Message) -> Descriptor:
+    # The stubs type DESCRIPTOR as the pure-Python or the upb class; with the upb runtime the two are the same class.
+    return cast(Descriptor, message.DESCRIPTOR)
+
+
+def _message_type(fd: FieldDescriptor) -> Descriptor:
+    """The type of a message field (the stubs allow None, which only non-message fields have)."""
+    desc = fd.message_type
+    if desc is None:
+        raise TypeError(f"{fd.full_name} is not a message field")
+    return desc
+
+
+def _enum_type(fd: FieldDescriptor) -> EnumDescriptor:
+    """The type of an enum field (the stubs allow None, which only non-enum fields have)."""
+    desc = fd.enum_type
+    if desc is None:
+        raise TypeError(f"{fd.full_name} is not an enum field")
+    return desc
+
+
 def to_dict(message: Message) -> Any:
     """The reference JSON value of `message` as Python objects (a dict for ordinary messages)."""
-    return _message_encoder(message.DESCRIPTOR)(message)
+    return _message_encoder(_descriptor(message))(message)
 
 
 def to_json(message: Message) -> bytes:
@@ -243,7 +273,7 @@ def any_to_dict(message: Message) -> dict[str, Any]:
 
     Event data is kept unpacked until read, so this saves a serialise/parse round trip per event.
     """
-    desc = message.DESCRIPTOR
+    desc = _descriptor(message)
     if desc.full_name == "google.protobuf.Any":
         return _encode_any(message)
     out: dict[str, Any] = {"@type": _TYPE_URL_PREFIX + desc.full_name}
@@ -273,7 +303,11 @@ def _compile(desc: Descriptor) -> Callable[[Message], Any]:
         return special
     if desc.full_name in _WRAPPERS:
         inner = _scalar_encoder(desc.fields_by_name["value"])
-        return lambda m: inner(m.value)
+
+        def encode_wrapper(m: Any) -> Any:  # a wrapper message: its one field is `value`
+            return inner(m.value)
+
+        return encode_wrapper
     return _generate(desc)
 
 
@@ -290,12 +324,16 @@ def _generate(desc: Descriptor) -> Callable[[Message], Any]:
         attr = f"getattr(m, {name!r})" if keyword.iskeyword(name) else f"m.{name}"
         key = repr(name)
         is_message = fd.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP)
-        if is_message and fd.message_type.GetOptions().map_entry:
-            key_fd = fd.message_type.fields_by_name["key"]
-            value_fd = fd.message_type.fields_by_name["value"]
+        if is_message and _message_type(fd).GetOptions().map_entry:
+            key_fd = _message_type(fd).fields_by_name["key"]
+            value_fd = _message_type(fd).fields_by_name["value"]
             env[f"K{i}"] = (lambda k: "true" if k else "false") if key_fd.type == FieldDescriptor.TYPE_BOOL else str
             env[f"V{i}"] = _value_encoder(value_fd)
-            lines += [f"    v = {attr}", "    if v:", f"        out[{key}] = {{K{i}(k): V{i}(x) for k, x in v.items()}}"]
+            lines += [
+                f"    v = {attr}",
+                "    if v:",
+                f"        out[{key}] = {{K{i}(k): V{i}(x) for k, x in v.items()}}",
+            ]
         elif fd.is_repeated:
             enc = _value_encoder(fd)
             lines += [f"    v = {attr}", "    if v:"]
@@ -317,14 +355,14 @@ def _generate(desc: Descriptor) -> Callable[[Message], Any]:
             else:
                 lines += [f"    v = {attr}", "    if v:", f"        out[{key}] = {value}"]
     lines.append("    return out")
-    exec("\n".join(lines), env)  # noqa: S102 - source built above from descriptor names only
-    return env["encode"]  # type: ignore[no-any-return]
+    exec("\n".join(lines), env)
+    return env["encode"]
 
 
 def _value_encoder(fd: FieldDescriptor) -> Encoder:
     """Encoder of one element of `fd`; message types are compiled first (recursion resolved via `P`)."""
     if fd.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
-        message_type = fd.message_type
+        message_type = _message_type(fd)
         full_name = message_type.full_name
         if full_name in _compiling:
             return lambda m: _plans[full_name](m)
@@ -350,7 +388,7 @@ def _scalar_encoder(fd: FieldDescriptor) -> Encoder:
     if t == FieldDescriptor.TYPE_BYTES:
         return _hex if fd.full_name in HEX_FIELDS else _b64
     if t == FieldDescriptor.TYPE_ENUM:
-        return _enum_encoder(fd.enum_type)
+        return _enum_encoder(_enum_type(fd))
     return _identity
 
 
@@ -499,7 +537,7 @@ def _camel(name: str) -> str:
 
 
 def _parse_message(value: Any, message: Message, path: str) -> None:
-    desc = message.DESCRIPTOR
+    desc = _descriptor(message)
     special = _WKT_PARSERS.get(desc.full_name)
     if special is not None:
         special(value, message, path)
@@ -508,7 +546,7 @@ def _parse_message(value: Any, message: Message, path: str) -> None:
         if isinstance(value, dict):
             value = value.get("value")
         if value is not None:
-            message.value = _parse_scalar(value, desc.fields_by_name["value"], path)  # type: ignore[attr-defined]
+            message.value = _parse_scalar(value, desc.fields_by_name["value"], path)  # type: ignore[attr-defined]  # wrappers have it
         return
     if not isinstance(value, dict):
         raise JsonError(f"{path}: expected an object")
@@ -523,12 +561,12 @@ def _parse_message(value: Any, message: Message, path: str) -> None:
 
 def _parse_field(value: Any, message: Message, fd: FieldDescriptor, path: str) -> None:
     is_message = fd.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP)
-    if is_message and fd.message_type.GetOptions().map_entry:
+    if is_message and _message_type(fd).GetOptions().map_entry:
         if not isinstance(value, dict):
             raise JsonError(f"{path}: expected an object")
         container = getattr(message, fd.name)
-        key_fd = fd.message_type.fields_by_name["key"]
-        value_fd = fd.message_type.fields_by_name["value"]
+        key_fd = _message_type(fd).fields_by_name["key"]
+        value_fd = _message_type(fd).fields_by_name["value"]
         for k, v in value.items():
             key = _parse_map_key(k, key_fd, path)
             if value_fd.type == FieldDescriptor.TYPE_MESSAGE:
@@ -589,7 +627,7 @@ def _parse_scalar(value: Any, fd: FieldDescriptor, path: str) -> Any:
             return _parse_hex_bytes(value, size, path)
         return _parse_base64(value, path)
     if t == FieldDescriptor.TYPE_ENUM:
-        return _parse_enum(value, fd.enum_type, path)
+        return _parse_enum(value, _enum_type(fd), path)
     raise JsonError(f"{path}: unsupported field type")  # pragma: no cover
 
 

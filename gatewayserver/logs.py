@@ -7,6 +7,7 @@ operators can grep text logs and ship JSON logs to a collector without regexes.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -14,6 +15,23 @@ from typing import Any
 import orjson
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime", "taskName"}
+
+
+# Second line of defence behind "never log a header value": whatever reaches a formatter (a library's exception
+# text, a repr of request bytes) has credentials cut out. The API key's public ID (39 characters after `NNSXS.`)
+# may stay; everything after it, and anything after `Bearer`/`ClusterKey`, goes.
+_CREDENTIAL = re.compile(r"(?i)\b(bearer|clusterkey)(\s+)[^\s'\"\\,;]+")
+_API_KEY = re.compile(r"(NNSXS\.(?:[A-Z2-7]{39}\.)?)[A-Z2-7.]+")
+REDACTED = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """`text` without API key secrets or authorization tokens."""
+    lower = text.lower()
+    if "nnsxs" not in lower and "bearer" not in lower and "clusterkey" not in lower:
+        return text
+    text = _CREDENTIAL.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    return _API_KEY.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -28,7 +46,7 @@ class TextFormatter(logging.Formatter):
         text = " ".join(str(p) for p in parts)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact(text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,7 +60,7 @@ class JsonFormatter(logging.Formatter):
         doc.update(_extras(record))
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+        return redact(orjson.dumps(doc, default=str).decode())
 
 
 class RateLimit(logging.Filter):
@@ -79,6 +97,22 @@ class RateLimit(logging.Filter):
         return False
 
 
+def format_address(address: Any) -> str:
+    """`host:port`, or `[v6-host]:port`: how operators write an address, not Python's tuple repr.
+
+    Socket addresses arrive as `(host, port)` or, for IPv6, `(host, port, flowinfo, scope_id)`.
+    """
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)
+
+
+# Loggers of libraries whose debug output drowns ours: grpc logs `Loaded running loop` on every call it handles.
+# They stay at WARNING whatever --log-level says; GRPC_VERBOSITY/GRPC_TRACE turn grpc's own tracing on when needed.
+QUIET_LOGGERS = ("grpc", "aiohttp.access", "asyncio")
+
+
 def setup(level: str = "info", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -86,5 +120,5 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # grpc and aiohttp access logs are noisy at info; operators who need them use debug.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,13 +8,18 @@ from prometheus_client import Gauge
 
 from .counters import LoopCounter, LoopHistogram
 
-UPLINKS_RECEIVED = LoopCounter("gs_uplinks_received_total", "Uplinks received from gateways.")
+UPLINKS_RECEIVED = LoopCounter(
+    "gs_uplinks_received_total",
+    "Uplink messages translated from gateways' rxpk (entries that never became one count only as dropped).",
+)
 UPLINKS_FORWARDED = LoopCounter("gs_uplinks_forwarded_total", "Uplinks accepted by a Network Server or written out.")
 UPLINKS_DROPPED = LoopCounter("gs_uplinks_dropped_total", "Uplinks not forwarded, by reason.", ["reason"])
 STATUS_RECEIVED = LoopCounter("gs_status_received_total", "Gateway status messages received.")
 DOWNLINKS_ATTEMPTED = LoopCounter("gs_downlinks_attempted_total", "ScheduleDownlink requests handled.")
 DOWNLINKS_SENT = LoopCounter("gs_downlinks_sent_total", "Downlinks handed to a gateway (PULL_RESP sent).")
-DOWNLINKS_FAILED = LoopCounter("gs_downlinks_failed_total", "Downlinks that could not be scheduled or sent.", ["reason"])
+DOWNLINKS_FAILED = LoopCounter(
+    "gs_downlinks_failed_total", "Downlinks that could not be scheduled or sent.", ["reason"]
+)
 TX_ACKS_RECEIVED = LoopCounter("gs_tx_acks_received_total", "TX acknowledgments from gateways, by result.", ["result"])
 GATEWAY_RTT = LoopHistogram(
     "gs_gateway_rtt_seconds",

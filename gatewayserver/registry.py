@@ -153,15 +153,11 @@ def load_registry_file(
     path: str | Path, fallback_frequency_plan: str, frequency_plans: PlanLookup | None = None
 ) -> list[GatewayEntry]:
     """Parse and check the file; with `frequency_plans`, also check each gateway's plans (see the module doc)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: invalid YAML: {exc}") from None
+    data = _read_yaml(path)
     if isinstance(data, Mapping):
-        items = data.get("gateways", [])
+        if "gateways" not in data:
+            raise RegistryError(f"{path}: no 'gateways' key; list the gateways under 'gateways:'")
+        items = data["gateways"]
     else:
         items = data
     if not isinstance(items, list):
@@ -182,6 +178,37 @@ def load_registry_file(
         seen_id[entry.gateway_id] = index
         entries.append(entry)
     return entries
+
+
+def _read_yaml(path: str | Path) -> Any:
+    """The parsed document; every way the file can be unusable is a `RegistryError` naming the file.
+
+    A file with no document at all (empty, or only comments) is refused rather than read as "no gateways": that is
+    what an editor's half-written save or a truncated copy looks like, and taking it at its word would silently
+    turn every registered gateway into an unregistered one (or, with `require_registered`, cut them all off).
+    An operator who really wants no gateways writes `gateways: []`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except IsADirectoryError:
+        raise RegistryError(f"{path}: is a directory, not a gateways file") from None
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(
+            f"{path}: not UTF-8 text (invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    if data is None:
+        raise RegistryError(f"{path}: empty file; list the gateways under 'gateways:' (write 'gateways: []' for none)")
+    return data
 
 
 def _parse_entry(item: Any, where: str, fallback_frequency_plan: str) -> GatewayEntry:

@@ -21,20 +21,25 @@ from .events import definitions as ev
 from .events.bus import EventBackend
 from .events.event import new_ulid
 from .io.udp import metrics as udp_metrics
-from .jsonpb import format_timestamp_ns
+from .jsonpb import float32_value, format_timestamp_ns
+from .logs import format_address
 from .io.udp.connection import Accepted, Connection, ConnectionSettings, Rejected, UdpConnections
 from .io.udp.packets import PULL_DATA, PUSH_DATA, TX_ACK, TYPE_NAMES
 from .io.udp.translate import DroppedUplink, TranslateError, UplinkTranslator, status_from_stat
 from .metrics import STATUS_RECEIVED, UPLINKS_DROPPED, UPLINKS_FORWARDED, UPLINKS_RECEIVED
 from .registry import GatewayEntry, GatewayRegistry
 from .tokens import UplinkTokens
-from .upstream.ns import QueueFull
 from .ttnpb import gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
+from .upstream.ns import QueueFull, UplinkDropped
 
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+# Stats of disconnected gateways stay readable (the reference keeps them 48 h). Registered gateways are as many as
+# the operator registered; unregistered ones are whoever sent a datagram, so an EUI-cycling sender would otherwise
+# leave one stats message per EUI behind (100,000 EUIs kept 200 MB for two days). They get a small LRU of their own.
 _MAX_RETAINED_STATS = 100_000
+MAX_RETAINED_UNREGISTERED = 1_000
 # Reference packet forwarders send at most 8 to 16 rxpk per PUSH_DATA; see `max_rxpk_per_datagram`.
 DEFAULT_MAX_RXPK = 16
 # What that many rxpk can need, checked on the raw body before it is parsed. Every JSON value after the first in an
@@ -46,6 +51,15 @@ DEFAULT_MAX_RXPK = 16
 _VALUES_PER_RXPK = 256 + 20
 _VALUES_BESIDES_RXPK = 256 + 16
 
+# Disconnect reason -> (error name, message) of the gs.gateway.disconnect event.
+_DISCONNECT_ERRORS = {
+    "expired": ("connection_expired", "connection expired"),
+    "replaced": ("new_connection", "connection replaced"),
+    "shutdown": ("new_connection", "connection shutdown"),
+    "evicted": ("connection_evicted", "connection evicted to make room for another gateway"),
+    "unregistered": ("gateway_not_registered", "gateway no longer registered"),
+}
+
 Address = tuple[Any, ...]
 
 # Resolved once: `.labels()` takes a lock and a dict look-up that the per-datagram path should not pay.
@@ -53,7 +67,8 @@ _RECEIVED_BY_TYPE = {kind: udp_metrics.DATAGRAMS_RECEIVED.labels(name) for kind,
 
 
 class Upstream(Protocol):
-    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None) -> None: ...
+    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None, received_ns: int = ...) -> None:
+        """`received_ns`: when the uplink's datagram was read (Unix ns); it ages from there (upstream_max_age)."""
 
     def submit_tx_ack(self, ack: Any) -> None: ...
 
@@ -89,8 +104,10 @@ class GatewayServer:
         self.forward_crc_failed = forward_crc_failed
         self.stats_retention_ns = stats_retention_ns
         self.max_rxpk_per_datagram = max_rxpk_per_datagram
-        # gateway_id -> (stats of the last connection, disconnected at): the reference keeps these 48 h.
+        # gateway_id -> (stats of the last connection, disconnected at), oldest disconnect first; registered and
+        # unregistered gateways apart, so the unregistered cannot push out the registered (see the bounds above).
         self._retained: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
+        self._retained_unregistered: OrderedDict[str, tuple[gateway_pb2.GatewayConnectionStats, int]] = OrderedDict()
         self.downlinks: Any = None  # set by the downlink layer (gatewayserver.downlink) when it is wired
         udp_metrics.GATEWAYS_CONNECTED.labels("udp").set_function(lambda: len(self.udp))
 
@@ -99,13 +116,18 @@ class GatewayServer:
     def rejected(self, result: Rejected, addr: Address) -> None:
         udp_metrics.DATAGRAMS_DROPPED.labels(result.reason).inc()
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("datagram refused", extra={"reason": result.reason, "remote": str(addr), "detail": result.detail})
+            log.debug(
+                "datagram refused",
+                extra={"reason": result.reason, "remote": format_address(addr), "detail": result.detail},
+            )
 
     def accepted(self, acc: Accepted, addr: Address, now: int) -> None:
         """Everything after the ack. Never raises: a bad body costs its own datagram, nothing else."""
         conn = acc.connection
         if acc.replaced is not None:
             self._disconnected(acc.replaced, now, "replaced")
+        if acc.evicted is not None:
+            self._disconnected(acc.evicted, now, "evicted")
         if acc.new_connection:
             self._connected(conn, addr, now)
         kind = acc.datagram.type
@@ -250,7 +272,7 @@ class GatewayServer:
             self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
             return
         try:
-            self.upstream.submit_uplink(uplink, conn)
+            self.upstream.submit_uplink(uplink, conn, now)
         except QueueFull as exc:
             UPLINKS_DROPPED.labels("queue_full").inc()
             err = GsError("pkg/gatewayserver/upstream", "queue_full", str(exc), code=RESOURCE_EXHAUSTED)
@@ -261,7 +283,7 @@ class GatewayServer:
             err = GsError("pkg/gatewayserver/upstream", "internal", str(exc), code=INTERNAL)
             self._publish_drop(conn, now, err, tuple(uplink.correlation_ids))
 
-    def _sync_clock(self, conn: Connection, timestamp: int, now: int, gps_ns: int | None) -> int:  # noqa: D401
+    def _sync_clock(self, conn: Connection, timestamp: int, now: int, gps_ns: int | None) -> int:
         """Feed the downlink clock; returns the concentrator time (ns) for the uplink token."""
         if self.downlinks is not None:
             return self.downlinks.sync_clock(conn, timestamp, now, gps_ns)
@@ -275,6 +297,13 @@ class GatewayServer:
             UPLINKS_FORWARDED.inc()
             if isinstance(conn, Connection):
                 self._publish(ev.GS_UP_FORWARD, conn, now, None, correlation_ids)
+            return
+        if isinstance(error, UplinkDropped):  # dropped by the upstream queue itself: stale, or evicted when full
+            UPLINKS_DROPPED.labels(error.reason).inc()
+            if isinstance(conn, Connection):
+                code = RESOURCE_EXHAUSTED if error.reason == "queue_full" else UNAVAILABLE
+                err = GsError("pkg/gatewayserver/upstream", error.reason, str(error), code=code)
+                self._publish_drop(conn, now, err, correlation_ids)
             return
         UPLINKS_DROPPED.labels("upstream_error").inc()
         if isinstance(conn, Connection):
@@ -305,9 +334,13 @@ class GatewayServer:
     def _connected(self, conn: Connection, addr: Address, now: int) -> None:
         udp_metrics.GATEWAY_CONNECTS.labels("udp").inc()
         self._retained.pop(conn.gateway_id, None)
+        self._retained_unregistered.pop(conn.gateway_id, None)
         log.info(
             "gateway connected",
-            extra={"gateway_id": conn.gateway_id, "eui": conn.eui.hex(), "remote": addr[0], "registered": conn.entry.registered},
+            extra={
+                "gateway_id": conn.gateway_id, "eui": conn.eui.hex().upper(), "remote": format_address(addr),
+                "registered": conn.entry.registered,
+            },
         )
         self._publish(ev.GS_GATEWAY_CONNECT, conn, now, None, (conn.correlation_id,))
 
@@ -315,26 +348,56 @@ class GatewayServer:
         udp_metrics.GATEWAY_DISCONNECTS.labels(reason).inc()
         stats = self._stats_of(conn, now)
         _set_time(stats.disconnected_at, now)
-        self._retained[conn.gateway_id] = (stats, now)
-        self._retained.move_to_end(conn.gateway_id)
-        while len(self._retained) > _MAX_RETAINED_STATS:
-            self._retained.popitem(last=False)
+        if conn.registered and reason != "unregistered":
+            retained, bound = self._retained, _MAX_RETAINED_STATS
+        else:
+            retained, bound = self._retained_unregistered, MAX_RETAINED_UNREGISTERED
+        retained[conn.gateway_id] = (stats, now)
+        retained.move_to_end(conn.gateway_id)
+        while len(retained) > bound:
+            retained.popitem(last=False)
         if self.downlinks is not None:
             self.downlinks.disconnected(conn)
         log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
-        err = GsError("pkg/gatewayserver/io/udp", "connection_expired" if reason == "expired" else "new_connection",
-                      f"connection {reason}", code=UNAVAILABLE)
+        name, message = _DISCONNECT_ERRORS.get(reason, ("connection_closed", f"connection {reason}"))
+        err = GsError("pkg/gatewayserver/io/udp", name, message, code=UNAVAILABLE)
         self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, to_error_details(err), (conn.correlation_id,))
 
     def expire(self, now: int) -> None:
         for conn in self.udp.expire(now):
             self._disconnected(conn, now, "expired")
         cutoff = now - self.stats_retention_ns
-        while self._retained:
-            gateway_id, (_, at) = next(iter(self._retained.items()))
-            if at >= cutoff:
-                break
-            del self._retained[gateway_id]
+        for retained in (self._retained, self._retained_unregistered):
+            while retained:
+                gateway_id, (_, at) = next(iter(retained.items()))
+                if at >= cutoff:
+                    break
+                del retained[gateway_id]
+
+    def retained_stats_count(self) -> tuple[int, int]:
+        """Retained stats of disconnected (registered, unregistered) gateways; each bounded (see the module top)."""
+        return len(self._retained), len(self._retained_unregistered)
+
+    def registry_reloaded(self, now: int) -> None:
+        """Apply a reloaded registry to live connections at once (SIGHUP).
+
+        Gateways no longer admitted are disconnected (reason `unregistered`); the others take their new entry. A
+        changed entry rebuilds what was derived from the old one: the uplink translator (ids, location) at the
+        next uplink, and the downlink state when the plans or the duty-cycle setting changed.
+        """
+        changes = self.udp.apply_registry()
+        for conn, reason in changes.removed:
+            self._disconnected(conn, now, reason)
+        for conn, old in changes.changed:
+            conn.translator = None
+            if self.downlinks is not None:
+                self.downlinks.entry_changed(conn, old)
+            log.info(
+                "gateway registry entry changed",
+                extra={
+                    "gateway_id": conn.gateway_id, "previous_gateway_id": old.gateway_id, "eui": conn.eui.hex().upper(),
+                },
+            )
 
     def close_all(self, now: int) -> None:
         for conn in self.udp.close_all():
@@ -357,7 +420,9 @@ class GatewayServer:
     def _publish_drop(self, conn: Connection, now: int, err: BaseException, cids: tuple[str, ...] = ()) -> None:
         self._publish(ev.GS_UP_DROP, conn, now, to_error_details(err), cids or (conn.correlation_id,))
 
-    def _gateway_uplink(self, uplink: messages_pb2.UplinkMessage, entry: GatewayEntry) -> messages_pb2.GatewayUplinkMessage:
+    def _gateway_uplink(
+        self, uplink: messages_pb2.UplinkMessage, entry: GatewayEntry
+    ) -> messages_pb2.GatewayUplinkMessage:
         message = messages_pb2.GatewayUplinkMessage()
         message.message.CopyFrom(uplink)
         message.band_id = self._band_id(entry)
@@ -378,7 +443,7 @@ class GatewayServer:
         conn = self.udp.get(gateway_id)
         if conn is not None:
             return self._stats_of(conn, time.time_ns())
-        retained = self._retained.get(gateway_id)
+        retained = self._retained.get(gateway_id) or self._retained_unregistered.get(gateway_id)
         if retained is not None:
             stats = gateway_pb2.GatewayConnectionStats()
             stats.CopyFrom(retained[0])
@@ -419,7 +484,9 @@ class GatewayServer:
                     "eui": conn.eui.hex().upper(),
                     "address": str(conn.host),
                     "connected_at": format_timestamp_ns(conn.connected_at_ns),
-                    "last_uplink_received_at": format_timestamp_ns(conn.last_uplink_ns) if conn.last_uplink_ns else None,
+                    "last_uplink_received_at": (
+                        format_timestamp_ns(conn.last_uplink_ns) if conn.last_uplink_ns else None
+                    ),
                     "uplink_count": conn.uplink_count,
                     "downlink_count": conn.downlink_count,
                     "rtt_median_ms": (rtt.median.seconds * 1000 + rtt.median.nanos / 1e6) if rtt.count else None,
@@ -427,14 +494,15 @@ class GatewayServer:
                         {
                             "min_frequency": sb.min_frequency,
                             "max_frequency": sb.max_frequency,
-                            "utilization": sb.downlink_utilization,
-                            "limit": sb.downlink_utilization_limit,
+                            # float32 fields: printed as float32 (0.001), not as the double they widen to
+                            "utilization": float32_value(sb.downlink_utilization),
+                            "limit": float32_value(sb.downlink_utilization_limit),
                         }
                         for sb in stats.sub_bands
                     ],
                 }
             )
-        out.sort(key=lambda item: item["gateway_id"])
+        out.sort(key=lambda item: str(item["gateway_id"]))
         return out
 
     def gateway_entry(self, gateway_id: str) -> GatewayEntry | None:
@@ -474,8 +542,9 @@ class GatewayServer:
 def _call_error(error: BaseException) -> GsError:
     """A failed GsNs call as a typed cause: its gRPC code and the Network Server's message."""
     code = getattr(error, "code", None)
-    if callable(code):  # grpc.aio.AioRpcError
-        return GsError("pkg/gatewayserver/upstream", "call", str(error.details()), code=code().value[0])
+    details = getattr(error, "details", None)
+    if callable(code) and callable(details):  # grpc.aio.AioRpcError
+        return GsError("pkg/gatewayserver/upstream", "call", str(details()), code=code().value[0])
     return GsError("pkg/gatewayserver/upstream", "call", str(error), code=UNKNOWN)
 
 

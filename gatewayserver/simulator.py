@@ -35,12 +35,8 @@ from typing import Any
 import asyncio_dgram
 import orjson
 
-try:  # MIC computation; cryptography is a dependency of the daemon, but keep the simulator usable without it.
-    from cryptography.hazmat.primitives import cmac as _cmac
-    from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
-except ImportError:  # pragma: no cover - exercised only on stripped-down installs
-    _cmac = None
-    _algorithms = None
+from cryptography.hazmat.primitives import cmac as _cmac  # MIC computation
+from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
 
 PUSH_DATA = 0x00
 PUSH_ACK = 0x01
@@ -64,15 +60,32 @@ _GPS_EPOCH_UNIX_MS = 315_964_800_000
 _GPS_LEAP_SECONDS = 18  # GPS - UTC since 2017-01-01
 _DEFAULT_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
 
-# Uplink channels (MHz) of a few common plans; enough to produce realistic freq/chan/rfch triples.
+# Uplink channels (MHz) of EU_863_870, the default; `--frequency-plan ID` takes any plan of the store instead.
 FREQUENCY_PLANS: dict[str, tuple[float, ...]] = {
     "EU_863_870": (868.1, 868.3, 868.5, 867.1, 867.3, 867.5, 867.7, 867.9),
-    "US_902_928_FSB_2": (903.9, 904.1, 904.3, 904.5, 904.7, 904.9, 905.1, 905.3),
-    "AU_915_928_FSB_2": (916.8, 917.0, 917.2, 917.4, 917.6, 917.8, 918.0, 918.2),
-    "AS_923": (923.2, 923.4, 922.2, 922.4, 922.6, 922.8, 923.0, 922.0),
-    "IN_865_867": (865.0625, 865.4025, 865.985),
-    "KR_920_923": (922.1, 922.3, 922.5),
 }
+
+
+def plan_uplink_frequencies(plan_id: str) -> tuple[float, ...]:
+    """The uplink channels (MHz) of a plan in the daemon's own store; `argparse` type for `--frequency-plan`.
+
+    Read from the same plans the daemon uses, so every id `gatewayserver frequency-plans list` shows works here
+    and no id is offered that the daemon does not know.
+    """
+    from frequency_plans.loader import FrequencyPlanError, FrequencyPlanStore
+
+    try:
+        store = FrequencyPlanStore()
+    except FrequencyPlanError as exc:  # pragma: no cover - the built-in plans are checked by their own tests
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if plan_id not in store:
+        raise argparse.ArgumentTypeError(
+            f"unknown frequency plan {plan_id!r}; one of: {', '.join(store.ids())}"
+        )
+    channels = tuple(c.frequency / 1e6 for c in store.get(plan_id).uplink_channels)
+    if not channels:
+        raise argparse.ArgumentTypeError(f"frequency plan {plan_id!r} has no uplink channels; use --frequencies")
+    return channels
 
 
 def parse_address(text: str, default_port: int = 1700) -> tuple[str, int]:
@@ -121,7 +134,7 @@ class SimulatedDevice:
         self.fcnt = fcnt
         self.nwk_s_key = nwk_s_key
         self.f_port = f_port
-        self._cmac_cipher = _algorithms.AES(nwk_s_key) if _algorithms is not None else None
+        self._cmac_cipher = _algorithms.AES(nwk_s_key)
 
     def next_frame(self, payload_size: int, *, stamp_ns: int | None = None) -> bytes:
         """The next unconfirmed-up PHYPayload with ``payload_size`` bytes of FRMPayload; FCnt advances."""
@@ -143,8 +156,6 @@ class SimulatedDevice:
     def _mic(self, msg: bytes, fcnt: int) -> bytes:
         """LoRaWAN 1.0 uplink MIC: AES-CMAC over B0 | msg with the network session key."""
         b0 = struct.pack("<B4xBIIBB", 0x49, 0, self.dev_addr, fcnt, 0, len(msg))
-        if self._cmac_cipher is None:  # pragma: no cover
-            return b"\x00\x00\x00\x00"
         c = _cmac.CMAC(self._cmac_cipher)
         c.update(b0 + msg)
         return c.finalize()[:4]
@@ -404,7 +415,7 @@ class SimulatedGateway:
         """A stat object with this interval's counters, like the reference forwarder; counters then restart."""
         sent, acked = self._stat_up_sent, self._stat_up_acked
         stat: dict[str, Any] = {
-            "time": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S GMT"),
+            "time": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S GMT"),
             "rxnb": self._stat_rx,
             "rxok": self._stat_rx,
             "rxfw": self._stat_rx,
@@ -581,7 +592,7 @@ class SimulatedGateway:
         try:
             await asyncio.wait_for(self._pending_empty.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def close(self) -> None:
@@ -610,7 +621,7 @@ class SimulatedGateway:
 
 def _iso_compact(unix_ns: int) -> str:
     seconds, ns = divmod(unix_ns, 1_000_000_000)
-    base = _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _dt.datetime.fromtimestamp(seconds, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{ns // 1000:06d}Z"
 
 
@@ -656,7 +667,9 @@ def _summarize_latencies(values_ns: list[int]) -> dict[str, float | None]:
     }
 
 
-async def run_simulation(config: SimulationConfig, *, on_ready: Callable[[list[SimulatedGateway]], None] | None = None) -> dict[str, Any]:
+async def run_simulation(
+    config: SimulationConfig, *, on_ready: Callable[[list[SimulatedGateway]], None] | None = None
+) -> dict[str, Any]:
     """Run the configured gateways to completion and return the summary (plain JSON-able data)."""
     _raise_nofile_limit(config.gateways * (1 if config.single_socket else 2) + 64)
     gateways: list[SimulatedGateway] = []
@@ -765,7 +778,7 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> bool:
     try:
         await asyncio.wait_for(event.wait(), timeout)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 
@@ -836,8 +849,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coding-rate", default="4/5")
     parser.add_argument("--payload-size", type=int, default=12,
                         help="FRMPayload bytes (>= 8 carries a send-time stamp; 0 sends no FPort)")
-    parser.add_argument("--frequency-plan", choices=sorted(FREQUENCY_PLANS), default="EU_863_870",
-                        help="uplink channels to rotate through")
+    parser.add_argument("--frequency-plan", type=plan_uplink_frequencies, default=FREQUENCY_PLANS["EU_863_870"],
+                        metavar="PLAN_ID",
+                        help="frequency plan whose uplink channels to rotate through (default EU_863_870; "
+                             "`gatewayserver frequency-plans list` shows the ids)")
     parser.add_argument("--frequencies", type=_float_list, default=None, metavar="MHZ[,MHZ...]",
                         help="explicit uplink channels in MHz (overrides --frequency-plan)")
     parser.add_argument("--protocol-version", type=int, choices=(1, 2), default=2)
@@ -885,7 +900,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         bandwidth_khz=args.bandwidth,
         coding_rate=args.coding_rate,
         payload_size=args.payload_size,
-        frequencies=args.frequencies or FREQUENCY_PLANS[args.frequency_plan],
+        frequencies=args.frequencies or args.frequency_plan,
         protocol_version=args.protocol_version,
         stat_interval=args.stat_interval,
         keepalive_interval=args.keepalive_interval,

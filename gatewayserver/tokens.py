@@ -105,7 +105,7 @@ class UplinkTokens:
         token = UplinkToken()
         try:
             token.ParseFromString(body[1:])
-        except Exception as exc:  # noqa: BLE001 - a signed but unparseable body means a format bug, not a forgery
+        except Exception as exc:
             raise TokenError("decode") from exc
         return token
 

@@ -80,8 +80,8 @@ def generate(out_dir: Path) -> list[str]:
 
     Returns the names of the files written.
     """
-    from grpc_tools import protoc  # imported lazily: only needed at build time
     import grpc_tools
+    from grpc_tools import protoc  # imported lazily: only needed at build time
 
     well_known = Path(grpc_tools.__file__).resolve().parent / "_proto"
     files = proto_files()

@@ -4,7 +4,7 @@ Everything takes explicit times (int nanoseconds, see docs/design.md) and return
 errors of `scheduler.errors`; nothing here reads a clock or touches a socket.
 """
 
-from .clock import ConcentratorClock, rx_window_timestamps, rx_window_times, to_timestamp, unwrap_timestamp
+from .clock import ConcentratorClock, rx_window_times, rx_window_timestamps, to_timestamp, unwrap_timestamp
 from .dutycycle import HOUR, PRIORITY_SHARE, SubBandDutyCycle, TxSchedulePriority
 from .eirp import check_dwell_time, check_payload_size
 from .emissions import EmissionTimeline, TimeOffAir

@@ -102,7 +102,7 @@ class SubBandDutyCycle:
         return len(self._starts)
 
     def emissions(self) -> list[tuple[int, int]]:
-        return list(zip(self._starts, self._ends))
+        return list(zip(self._starts, self._ends, strict=True))
 
     def first_end(self) -> int | None:
         """End of the oldest remembered emission (it is pruned first, a window after it)."""

@@ -38,7 +38,7 @@ class EmissionTimeline:
         return len(self._starts)
 
     def intervals(self) -> list[tuple[int, int]]:
-        return list(zip(self._starts, self._ends))
+        return list(zip(self._starts, self._ends, strict=True))
 
     def conflicts(self, start: int, occupancy_end: int) -> bool:
         i = bisect_right(self._starts, start)

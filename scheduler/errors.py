@@ -120,7 +120,7 @@ class TooLate(SchedulerError):
     grpc_code = FAILED_PRECONDITION
     message_format = "too late to transmit: delay {delay} ns is less than minimum {min} ns"
 
-    def __init__(self, delay: int, min: int) -> None:  # noqa: A002 - attribute name is the reference's
+    def __init__(self, delay: int, min: int) -> None:
         super().__init__(delay=delay, min=min)
 
 

@@ -25,10 +25,16 @@ _MAX_SLIDE_STEPS = 10_000
 
 
 class SubBandLike(Protocol):
-    min_frequency: int
-    max_frequency: int
-    duty_cycle: float | None
-    max_eirp: float | None
+    """What the scheduler reads from a sub-band. Read-only, so frozen dataclasses (the frequency plans') fit."""
+
+    @property
+    def min_frequency(self) -> int: ...
+    @property
+    def max_frequency(self) -> int: ...
+    @property
+    def duty_cycle(self) -> float | None: ...
+    @property
+    def max_eirp(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +292,7 @@ class GatewayScheduler:
     def sub_band_stats(self, now: int) -> list[SubBandStats]:
         now_ct = self.clock.from_server_time(now) if self.clock.is_synced else None
         stats = []
-        for sb, dc in zip(self.sub_bands, self._duty_cycles):
+        for sb, dc in zip(self.sub_bands, self._duty_cycles, strict=True):
             used = dc.utilization(now_ct) if now_ct is not None else 0.0
             stats.append(SubBandStats(sb.min_frequency, sb.max_frequency, float(dc.duty_cycle), used))
         return stats

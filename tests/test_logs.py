@@ -33,3 +33,46 @@ def test_formatters_render_the_extras():
     assert "gateway connected gateway_id=gtw-1 remote=192.0.2.1" in text
     doc = orjson.loads(JsonFormatter().format(record))
     assert doc["msg"] == "gateway connected" and doc["gateway_id"] == "gtw-1" and doc["level"] == "info"
+
+
+def test_addresses_print_as_operators_write_them():
+    from gatewayserver.logs import format_address
+
+    assert format_address(("192.0.2.1", 1700)) == "192.0.2.1:1700"
+    assert format_address(("2001:db8::1", 1700, 0, 0)) == "[2001:db8::1]:1700"
+    assert format_address("already text") == "already text"
+
+
+def test_grpc_debug_chatter_stays_out_at_debug_level():
+    from gatewayserver import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        logs.setup("debug", "text")
+        assert logging.getLogger("gatewayserver").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("grpc._cython.cygrpc").isEnabledFor(logging.DEBUG)  # "Loaded running loop"
+        assert logging.getLogger("grpc._cython.cygrpc").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], root.level = saved
+
+
+def test_formatters_cut_key_secrets_and_tokens_out_of_every_line():
+    key = (
+        "NNSXS.OAIHMHZ43XWF5LQM4BC5ND3FADJ2LBAV3PIWZNY."
+        "SIOY5R3VGGQRSCMKJV4Z7TDJNZ7OE326RZPSURKWTP7OPKBUNNGWOSGYL2QCGJD7"
+    )
+    secret = key.rsplit(".", 1)[1]
+    try:
+        raise ValueError(f"Got more than 8190 bytes when reading: b'Bearer {key[:80]}...'")
+    except ValueError as exc:
+        error = exc
+    exc_info = (ValueError, error, None)
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "bad %s", (key,), exc_info)
+    record.header = f"authorization: ClusterKey 00112233445566778899aabbccddeeff and {key}"
+    for formatter in (TextFormatter(), JsonFormatter()):
+        text = formatter.format(record)
+        assert "OAIHMHZ43XWF5LQM4BC5ND3FADJ2LBAV3PIWZNY" in text  # the public key ID may stay
+        assert not any(secret[i : i + 8] in text for i in range(len(secret) - 7)), text
+        assert "00112233" not in text
+        assert "<redacted>" in text

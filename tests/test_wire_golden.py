@@ -16,9 +16,9 @@ Reminders used in the derivations:
 
 from __future__ import annotations
 
-import pytest
 from typing import TypeVar
 
+import pytest
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
@@ -36,7 +36,6 @@ from gatewayserver.ttnpb import (
     networkserver_pb2_grpc,
     rights_pb2,
 )
-
 
 M = TypeVar("M", bound=Message)
 
@@ -346,7 +345,9 @@ def test_tx_acknowledgment_result() -> None:
     )
     msg = messages_pb2.GatewayTxAcknowledgment(
         gateway_ids=_gateway_ids(),
-        tx_ack=messages_pb2.TxAcknowledgment(correlation_ids=["ns:dl:1"], result=messages_pb2.TxAcknowledgment.TOO_LATE),
+        tx_ack=messages_pb2.TxAcknowledgment(
+            correlation_ids=["ns:dl:1"], result=messages_pb2.TxAcknowledgment.TOO_LATE
+        ),
     )
     assert_golden(msg, gateway_tx_ack)
 

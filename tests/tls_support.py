@@ -16,7 +16,7 @@ def self_signed_pem() -> tuple[bytes, bytes]:
     """(certificate, private key) in PEM for `localhost` and 127.0.0.1, valid from yesterday to tomorrow."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -18,9 +18,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .core import ApiCore, ApiSettings, GatewayServerLike
+from .core import ApiCore, ApiSettings, GatewayServerLike, MqttAddresses
 from .gcs import GcsSettings
 from .keys import KeyStore, Principal
+
+
+class ListenError(Exception):
+    """An API listener could not bind `listen`; `cause` is what the socket layer said."""
+
+    def __init__(self, api: str, listen: str, cause: BaseException) -> None:
+        super().__init__(f"{api} API {listen}: {cause}")
+        self.api = api
+        self.listen = listen
+        self.cause = cause
 
 
 @dataclass
@@ -43,7 +53,7 @@ class ApiServers:
         http_listen: str | None = "0.0.0.0:1885",
         grpc_tls: TlsFiles | None = None,
         http_tls: TlsFiles | None = None,
-        ready: Callable[[], bool] | None = None,
+        ready: Callable[[], object] | None = None,
     ) -> None:
         from .grpc_server import GrpcServer
         from .http_server import HttpServer
@@ -72,10 +82,21 @@ class ApiServers:
         )
 
     async def start(self) -> None:
+        """Bind both; a listener that cannot bind raises `ListenError` and leaves nothing running behind it."""
         if self.grpc is not None:
-            await self.grpc.start()
+            try:
+                await self.grpc.start()
+            except (OSError, RuntimeError) as exc:  # grpc reports a failed bind as RuntimeError, without errno
+                await self.grpc.server.stop(None)
+                raise ListenError("grpc", self.grpc.listen, exc) from exc
         if self.http is not None:
-            await self.http.start()
+            try:
+                await self.http.start()
+            except OSError as exc:
+                await self.http.stop()
+                if self.grpc is not None:  # a started grpc.aio server outliving the loop logs a traceback at exit
+                    await self.grpc.stop(0)
+                raise ListenError("http", self.http.listen, exc) from exc
 
     async def stop(self) -> None:
         if self.http is not None:
@@ -90,7 +111,9 @@ __all__ = [
     "ApiSettings",
     "GatewayServerLike",
     "GcsSettings",
+    "MqttAddresses",
     "KeyStore",
+    "ListenError",
     "Principal",
     "TlsFiles",
 ]

@@ -7,18 +7,23 @@ result (or the `GsError`) their own way, so rights checks and validation cannot 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
+import orjson
 from google.protobuf import struct_pb2
+from google.protobuf.descriptor import Descriptor
 
+from gatewayserver import jsonpb
 from gatewayserver.errors import (
     INVALID_ARGUMENT,
     NOT_FOUND,
     PERMISSION_DENIED,
     UNAUTHENTICATED,
+    UNIMPLEMENTED,
     GsError,
 )
 from gatewayserver.events import EventBackend, Subscription
@@ -30,19 +35,39 @@ from gatewayserver.ttnpb import (
     gateway_pb2,
     gatewayserver_pb2,
     messages_pb2,
+    mqtt_pb2,
+    regional_pb2,
 )
 
-from . import gcs, metrics
-from .keys import KeyStore, Principal, err_no_gateway_rights
+from . import gcs, metrics, streams
+from .concentrator import concentrator_config
+from .keys import KeyStore, Principal, err_no_gateway_rights, public_auth_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from frequency_plans.loader import FrequencyPlan
 
+log = logging.getLogger(__name__)
+
 RIGHT_STATUS_READ = "RIGHT_GATEWAY_STATUS_READ"
 RIGHT_TRAFFIC_READ = "RIGHT_GATEWAY_TRAFFIC_READ"
 RIGHT_INFO = "RIGHT_GATEWAY_INFO"
+RIGHT_LINK = "RIGHT_GATEWAY_LINK"
 
 MAX_BATCH = 100
+
+# The stubs type DESCRIPTOR as the pure-Python or the upb class; with the upb runtime the two are the same class.
+_STATS_DESCRIPTOR = cast(Descriptor, gateway_pb2.GatewayConnectionStats.DESCRIPTOR)
+
+#: Stream request errors that are refusals by a bound, and their `reason` in `gs_event_streams_refused_total`.
+_STREAM_REFUSALS = {
+    "pkg/events/grpc:too_many_identifiers": "too_many_identifiers",
+    "pkg/events:too_many_names": "too_many_names",
+    "pkg/events:too_many_patterns": "too_many_patterns",
+    "pkg/events:name_too_long": "name_too_long",
+    "pkg/events:invalid_regexp": "invalid_regexp",
+    "pkg/events/grpc:too_many_streams_per_key": "streams_per_key",
+    "pkg/events/grpc:too_many_streams": "streams_total",
+}
 
 
 @runtime_checkable
@@ -96,11 +121,24 @@ def err_unsupported_format(fmt: str, filename: str) -> GsError:
     )
 
 
+def err_no_configuration_provider() -> GsError:
+    return GsError(
+        "pkg/gatewayserver", "no_configuration_provider", "no configuration provider", code=UNIMPLEMENTED
+    )
+
+
+def err_no_gateway_id() -> GsError:
+    return GsError(
+        "pkg/gatewayserver", "no_gateway_id", "no gateway ID in the call metadata `id`", code=INVALID_ARGUMENT
+    )
+
+
 def err_no_cluster_key() -> GsError:
     return GsError("pkg/auth/cluster", "no_cluster_key", "no cluster key specified", code=UNAUTHENTICATED)
 
 
 def err_cluster_auth_type(auth_type: str) -> GsError:
+    auth_type = public_auth_type(auth_type)
     return GsError(
         "pkg/auth/cluster", "auth_type", "invalid authorization type `{auth_type}`", code=INVALID_ARGUMENT,
         attributes={"auth_type": auth_type},
@@ -127,6 +165,17 @@ def check_gateway_id(gateway_id: str, field_name: str = "gateway_id") -> str:
     return gateway_id
 
 
+@dataclass(frozen=True)
+class MqttAddresses:
+    """What `GetMQTTConnectionInfo` (or its V2 twin) hands out: `host[:port]`, either may be empty."""
+
+    public_address: str = ""
+    public_tls_address: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.public_address or self.public_tls_address)
+
+
 @dataclass
 class ApiSettings:
     """Knobs of the APIs; the daemon fills them from its configuration."""
@@ -136,6 +185,11 @@ class ApiSettings:
     stream_buffer: int = 1024
     #: What goes into generated packet-forwarder configurations.
     gcs: gcs.GcsSettings = field(default_factory=gcs.GcsSettings)
+    #: Public MQTT addresses for `GtwGs.GetMQTTConnectionInfo` and `GetMQTTV2ConnectionInfo`; empty: none.
+    mqtt: MqttAddresses = field(default_factory=MqttAddresses)
+    mqtt_v2: MqttAddresses = field(default_factory=MqttAddresses)
+    #: Gateways per stream request, open streams per API key and in total.
+    stream_limits: streams.StreamLimits = field(default_factory=streams.StreamLimits)
 
 
 class ApiCore:
@@ -155,6 +209,7 @@ class ApiCore:
         self.keys = keys
         self.settings = settings or ApiSettings()
         self.clock = clock
+        self.stream_slots = streams.StreamSlots(self.settings.stream_limits)
 
     # --- auth ------------------------------------------------------------------------------------------------
 
@@ -208,7 +263,7 @@ class ApiCore:
         for gateway_id in ids:
             principal.require(gateway_id, RIGHT_STATUS_READ)
         mask = request.field_mask if request.HasField("field_mask") and request.field_mask.paths else None
-        if mask is not None and not mask.IsValidForDescriptor(gateway_pb2.GatewayConnectionStats.DESCRIPTOR):
+        if mask is not None and not mask.IsValidForDescriptor(_STATS_DESCRIPTOR):
             raise err_validation("field_mask", "unknown field path")
         response = gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse()
         for gateway_id in ids:
@@ -238,31 +293,71 @@ class ApiCore:
 
         Identifiers other than gateways are ignored (this daemon only has gateway events), so the documented
         command that also names an application works; at least one gateway is required.
+
+        The order is the point: bounds that cost nothing (how many identifiers), then the rights for every gateway,
+        and only then the `names`, whose regular expressions are the one costly part; a caller without rights
+        never gets a pattern compiled. The stream's slot (per key and in total) is taken last and given back when
+        the subscription closes.
         """
+        try:
+            return self._open_stream(principal, request)
+        except GsError as exc:
+            _count_refusal(exc, principal)
+            raise
+
+    def parse_stream_request(self, principal: Principal, raw: bytes) -> events_pb2.StreamEventsRequest:
+        """An HTTP stream request body → the message, refusing too many identifiers before the message is built.
+
+        Building a message from JSON is Python work per field: 20 bodies of 24,000 identifiers (1 MB each) held
+        the loop for seconds before any bound could refuse them. Counting the decoded list costs nothing, and
+        the identifier count is the first check `open_stream` makes anyway, so the order of errors is the same.
+        """
+        try:
+            try:
+                doc = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError as exc:
+                raise jsonpb.JsonError(f"invalid JSON: {exc}") from exc
+            identifiers = doc.get("identifiers") if isinstance(doc, dict) else None
+            if isinstance(identifiers, list):
+                streams.check_identifier_count(len(identifiers), self.settings.stream_limits)
+        except GsError as exc:
+            _count_refusal(exc, principal)
+            raise
+        return jsonpb.parse_dict(doc, events_pb2.StreamEventsRequest)  # type: ignore[return-value]
+
+    def _open_stream(
+        self, principal: Principal, request: events_pb2.StreamEventsRequest
+    ) -> tuple[Event, Subscription]:
+        limits = self.settings.stream_limits
+        streams.check_identifier_count(len(request.identifiers), limits)
         gateway_ids: list[str] = []
         for ids in request.identifiers:
             if ids.WhichOneof("ids") == "gateway_ids":
                 gateway_ids.append(check_gateway_id(ids.gateway_ids.gateway_id, "identifiers.gateway_ids.gateway_id"))
         if not gateway_ids:
             raise err_no_identifiers()
-        names = resolve_names(request.names)
-        rights: dict[str, frozenset[str]] = {}
-        for gateway_id in gateway_ids:
-            held = principal.rights_for(gateway_id)
+        rights = principal.rights_for_each(gateway_ids)
+        for gateway_id, held in rights.items():
             if not held:
                 raise err_no_gateway_rights(gateway_id)
-            rights[gateway_id] = held
-        now = self.clock()
-        after_ns = request.after.ToNanoseconds() if request.HasField("after") else None
-        subscription = self.bus.subscribe(
-            gateway_ids,
-            names.__contains__ if names is not None else match_all,
-            self.settings.stream_buffer,
-            rights=rights,
-            tail=request.tail,
-            after_ns=after_ns,
-            now_ns=now,
-        )
+        names = resolve_names(request.names)
+        release = self.stream_slots.acquire(principal.key_id)
+        try:
+            now = self.clock()
+            after_ns = request.after.ToNanoseconds() if request.HasField("after") else None
+            subscription = self.bus.subscribe(
+                rights.keys(),
+                names.__contains__ if names is not None else match_all,
+                self.settings.stream_buffer,
+                rights=rights,
+                tail=request.tail,
+                after_ns=after_ns,
+                now_ns=now,
+            )
+        except BaseException:
+            release()
+            raise
+        subscription.add_close_callback(release)
         data = None
         if names is not None:
             data = struct_pb2.Value()
@@ -270,7 +365,7 @@ class ApiCore:
         start = Event(
             EVENTS_STREAM_START.name,
             now,
-            tuple((g, None) for g in dict.fromkeys(gateway_ids)),
+            tuple((g, None) for g in rights),
             data,
             (f"rpc:/ttn.lorawan.v3.Events/Stream:{new_ulid(now)}",),
             visibility=(),
@@ -302,6 +397,32 @@ class ApiCore:
                     break
         return response
 
+    # --- GtwGs ------------------------------------------------------------------------------------------------
+
+    def concentrator_config(self, principal: Principal, gateway_id: str | None) -> regional_pb2.ConcentratorConfig:
+        """`GetConcentratorConfig`: the gateway is the one the caller links as (metadata `id`), with its link key."""
+        if not gateway_id:
+            raise err_no_gateway_id()
+        check_gateway_id(gateway_id, "id")
+        principal.require(gateway_id, RIGHT_LINK)
+        plans = self.gs.gateway_frequency_plans(gateway_id)
+        if not plans:
+            raise err_gateway_not_registered(gateway_id)
+        return concentrator_config(plans)
+
+    def mqtt_connection_info(self, principal: Principal, gateway_id: str, *, v2: bool) -> mqtt_pb2.MQTTConnectionInfo:
+        """Where an MQTT gateway connects and as whom (its gateway ID), as this deployment announces it."""
+        check_gateway_id(gateway_id)
+        principal.require(gateway_id, RIGHT_INFO)
+        addresses = self.settings.mqtt_v2 if v2 else self.settings.mqtt
+        if not addresses:
+            raise err_no_configuration_provider()
+        info = mqtt_pb2.MQTTConnectionInfo()
+        info.public_address = addresses.public_address
+        info.public_tls_address = addresses.public_tls_address
+        info.username = gateway_id
+        return info
+
     # --- GatewayConfigurationService ---------------------------------------------------------------------------
 
     def gateway_configuration(
@@ -317,8 +438,17 @@ class ApiCore:
         if not plans:
             raise err_gateway_not_registered(gateway_id)
         eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)
-        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, request_host=request_host)
+        address = gcs.resolve_server_address(self.settings.gcs, request_host)
+        contents = gcs.global_conf_json(plans, eui, self.settings.gcs, server_address=address)
         return gateway_configuration_pb2.GetGatewayConfigurationResponse(contents=contents)
+
+
+def _count_refusal(exc: GsError, principal: Principal) -> None:
+    """Count and log (rate-limited, by the log filter) a stream request refused by one of the bounds."""
+    reason = _STREAM_REFUSALS.get(exc.full_name)
+    if reason is not None:
+        metrics.stream_refusals.labels(reason).inc()
+        log.warning("event stream refused", extra={"reason": reason, "key_id": principal.key_id, "error": str(exc)})
 
 
 def _gateway_eui(gs: Any, gateway_id: str) -> bytes | None:
@@ -341,7 +471,9 @@ __all__ = [
     "ApiCore",
     "ApiSettings",
     "GatewayServerLike",
+    "MqttAddresses",
     "RIGHT_INFO",
+    "RIGHT_LINK",
     "RIGHT_STATUS_READ",
     "RIGHT_TRAFFIC_READ",
 ]

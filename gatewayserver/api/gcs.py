@@ -8,6 +8,8 @@ channels, radios with their TX ranges, LBT where the plan has it, the fixed TX g
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from frequency_plans.bands import FSKModulation, LoRaModulation
+from gatewayserver.errors import FAILED_PRECONDITION, GsError
+from gatewayserver.hostnames import valid_host
 
 if TYPE_CHECKING:  # pragma: no cover
     from frequency_plans.loader import FixedChannel, FrequencyPlan
@@ -44,7 +48,8 @@ TX_LUT: tuple[tuple[int, int, int], ...] = (
 
 @dataclass(frozen=True)
 class GcsSettings:
-    #: Host the forwarder sends to; None = the host name the configuration was requested on.
+    #: Host the forwarder sends to (`gcs_server_address`); None = the request's `Host` header, if it is a valid
+    #: host name or IP address.
     server_address: str | None = None
     #: The UDP listener port (up and down are the same socket on this server).
     udp_port: int = 1700
@@ -99,8 +104,8 @@ def sx1301_conf(plan: FrequencyPlan) -> dict[str, Any]:
     for i in range(count):
         if i < len(plan.uplink_channels):
             channel = plan.uplink_channels[i]
-            radio, freq = centre(channel.radio)
-            conf[f"chan_multiSF_{i}"] = {"enable": True, "radio": radio, "if": channel.frequency - freq}
+            radio_index, freq = centre(channel.radio)
+            conf[f"chan_multiSF_{i}"] = {"enable": True, "radio": radio_index, "if": channel.frequency - freq}
         else:
             conf[f"chan_multiSF_{i}"] = {"enable": False}
 
@@ -149,6 +154,7 @@ def global_conf(
     settings: GcsSettings,
     *,
     request_host: str | None = None,
+    server_address: str | None = None,
 ) -> dict[str, Any]:
     """The whole file: one `SX1301_conf` per plan with radios (a list when there are several)."""
     plan_list = [plans] if not isinstance(plans, Sequence) else list(plans)
@@ -160,7 +166,7 @@ def global_conf(
         out["SX1301_conf"] = confs
     out["gateway_conf"] = {
         "gateway_ID": eui.hex().upper() if eui else "0000000000000000",
-        "server_address": settings.server_address or _host_only(request_host) or "localhost",
+        "server_address": server_address or settings.server_address or host_from_header(request_host) or "localhost",
         "serv_port_up": settings.udp_port,
         "serv_port_down": settings.udp_port,
         "keepalive_interval": settings.keepalive_interval,
@@ -179,17 +185,45 @@ def global_conf_json(
     settings: GcsSettings,
     *,
     request_host: str | None = None,
+    server_address: str | None = None,
 ) -> bytes:
     """Indented like the files shipped with the packet forwarder, so operators can read and diff it."""
-    return orjson.dumps(global_conf(plans, eui, settings, request_host=request_host), option=orjson.OPT_INDENT_2)
+    conf = global_conf(plans, eui, settings, request_host=request_host, server_address=server_address)
+    return orjson.dumps(conf, option=orjson.OPT_INDENT_2)
 
 
-def _host_only(host: str | None) -> str | None:
-    """`gs.example.com:1885` → `gs.example.com`; `[::1]:1885` → `::1`."""
-    if not host:
+def host_from_header(value: str | None) -> str | None:
+    """The host of a `Host` header (`gs.example.com:1885` → `gs.example.com`, `[::1]:1885` → `::1`), or None
+    when it is not a valid host name or IP address: the header is the client's to choose, and what comes out
+    here is written into a file that tells a gateway where to send its traffic."""
+    if not value or len(value) > 300:
         return None
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    if host.count(":") == 1:
-        return host.split(":", 1)[0]
-    return host
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not re.fullmatch(r":\d{1,5}", rest)):
+            return None
+        try:
+            return host if ipaddress.ip_address(host).version == 6 else None
+        except ValueError:
+            return None
+    host, sep, port = value.partition(":")
+    if sep and not re.fullmatch(r"\d{1,5}", port):
+        return None
+    return host if valid_host(host) else None
+
+
+def err_no_server_address() -> GsError:
+    return GsError(
+        "pkg/gatewayconfigurationserver", "no_server_address",
+        "no server address for global_conf.json: the request's host is not a valid host name; "
+        "set gcs_server_address (--gcs-server-address, GS_GCS_SERVER_ADDRESS)",
+        code=FAILED_PRECONDITION,
+    )
+
+
+def resolve_server_address(settings: GcsSettings, request_host: str | None) -> str:
+    """The configured public address; without one, the request's host if valid; otherwise a clear error."""
+    address = settings.server_address or host_from_header(request_host)
+    if not address:
+        raise err_no_server_address()
+    return address

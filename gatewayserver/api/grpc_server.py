@@ -1,8 +1,9 @@
-"""grpc.aio server hosting `Gs`, `NsGs`, `Events`, `GatewayConfigurationService`, health and reflection.
+"""grpc.aio server hosting `Gs`, `GtwGs`, `NsGs`, `Events`, `GatewayConfigurationService`, health and reflection.
 
 Operators call `Gs`/`Events`/`GatewayConfigurationService` with `authorization: Bearer <API key>`; a Network
-Server calls `NsGs` with `authorization: ClusterKey <hex>`. Every failure leaves as a gRPC status carrying the
-reference's `ErrorDetails`.
+Server calls `NsGs` with `authorization: ClusterKey <hex>`; a gateway calls `GtwGs` with its own key and its
+gateway ID in the metadata `id`. Every failure leaves as a gRPC status carrying the reference's `ErrorDetails`.
+`GtwGs.LinkGateway` is not served yet (the base servicer answers UNIMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from gatewayserver.ttnpb import (
     gatewayserver_pb2_grpc,
     identifiers_pb2,
     messages_pb2,
+    mqtt_pb2,
+    regional_pb2,
 )
 
 from . import metrics
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
     "ttn.lorawan.v3.Gs",
+    "ttn.lorawan.v3.GtwGs",
     "ttn.lorawan.v3.NsGs",
     "ttn.lorawan.v3.Events",
     "ttn.lorawan.v3.GatewayConfigurationService",
@@ -45,11 +49,15 @@ SERVICE_NAMES = (
 T = TypeVar("T")
 
 
-def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+def _metadata(context: grpc.aio.ServicerContext, name: str) -> str | None:
     for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
+        if key == name:
             return value if isinstance(value, str) else value.decode()
     return None
+
+
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    return _metadata(context, "authorization")
 
 
 _STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
@@ -67,7 +75,7 @@ async def _unary(
 ) -> T:
     try:
         result = await call()
-    except Exception as exc:  # noqa: BLE001 - every failure leaves as a typed status
+    except Exception as exc:
         await _abort(context, exc, method)
         raise  # unreachable: abort raises
     metrics.count_request("grpc", method, "OK")
@@ -78,7 +86,7 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def GetGatewayConnectionStats(  # noqa: N802 - gRPC method name
+    async def GetGatewayConnectionStats(
         self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
     ) -> gateway_pb2.GatewayConnectionStats:
         async def call() -> gateway_pb2.GatewayConnectionStats:
@@ -87,7 +95,7 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
 
         return await _unary(context, "Gs/GetGatewayConnectionStats", call)
 
-    async def BatchGetGatewayConnectionStats(  # noqa: N802
+    async def BatchGetGatewayConnectionStats(
         self, request: gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest, context: grpc.aio.ServicerContext
     ) -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
         async def call() -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
@@ -97,11 +105,45 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
         return await _unary(context, "Gs/BatchGetGatewayConnectionStats", call)
 
 
+class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
+    """The calls a gateway makes for itself; LinkGateway is inherited (UNIMPLEMENTED) until it is built."""
+
+    def __init__(self, core: ApiCore) -> None:
+        self.core = core
+
+    async def GetConcentratorConfig(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> regional_pb2.ConcentratorConfig:
+        async def call() -> regional_pb2.ConcentratorConfig:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            return self.core.concentrator_config(principal, _metadata(context, "id"))
+
+        return await _unary(context, "GtwGs/GetConcentratorConfig", call)
+
+    async def GetMQTTConnectionInfo(
+        self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
+    ) -> mqtt_pb2.MQTTConnectionInfo:
+        async def call() -> mqtt_pb2.MQTTConnectionInfo:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            return self.core.mqtt_connection_info(principal, request.gateway_id, v2=False)
+
+        return await _unary(context, "GtwGs/GetMQTTConnectionInfo", call)
+
+    async def GetMQTTV2ConnectionInfo(
+        self, request: identifiers_pb2.GatewayIdentifiers, context: grpc.aio.ServicerContext
+    ) -> mqtt_pb2.MQTTConnectionInfo:
+        async def call() -> mqtt_pb2.MQTTConnectionInfo:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            return self.core.mqtt_connection_info(principal, request.gateway_id, v2=True)
+
+        return await _unary(context, "GtwGs/GetMQTTV2ConnectionInfo", call)
+
+
 class NsGsService(gatewayserver_pb2_grpc.NsGsServicer):
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def ScheduleDownlink(  # noqa: N802
+    async def ScheduleDownlink(
         self, request: messages_pb2.DownlinkMessage, context: grpc.aio.ServicerContext
     ) -> gatewayserver_pb2.ScheduleDownlinkResponse:
         async def call() -> gatewayserver_pb2.ScheduleDownlinkResponse:
@@ -115,13 +157,13 @@ class EventsService(events_pb2_grpc.EventsServicer):
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def Stream(  # noqa: N802
+    async def Stream(
         self, request: events_pb2.StreamEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.Event]:
         try:
             principal = self.core.authenticate(_authorization(context), "grpc")
             start, subscription = self.core.open_stream(principal, request)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await _abort(context, exc, "Events/Stream")
             return
         metrics.count_request("grpc", "Events/Stream", "OK")
@@ -138,7 +180,7 @@ class EventsService(events_pb2_grpc.EventsServicer):
         finally:
             subscription.close()
 
-    async def FindRelated(  # noqa: N802
+    async def FindRelated(
         self, request: events_pb2.FindRelatedEventsRequest, context: grpc.aio.ServicerContext
     ) -> events_pb2.FindRelatedEventsResponse:
         async def call() -> events_pb2.FindRelatedEventsResponse:
@@ -152,7 +194,7 @@ class GatewayConfigurationService(gateway_configuration_pb2_grpc.GatewayConfigur
     def __init__(self, core: ApiCore) -> None:
         self.core = core
 
-    async def GetGatewayConfiguration(  # noqa: N802
+    async def GetGatewayConfiguration(
         self, request: gateway_configuration_pb2.GetGatewayConfigurationRequest, context: grpc.aio.ServicerContext
     ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
         async def call() -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
@@ -190,6 +232,7 @@ class GrpcServer:
         self.port: int | None = None
 
         gatewayserver_pb2_grpc.add_GsServicer_to_server(GsService(core), self.server)
+        gatewayserver_pb2_grpc.add_GtwGsServicer_to_server(GtwGsService(core), self.server)
         gatewayserver_pb2_grpc.add_NsGsServicer_to_server(NsGsService(core), self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsService(core), self.server)
         gateway_configuration_pb2_grpc.add_GatewayConfigurationServiceServicer_to_server(
@@ -211,7 +254,7 @@ class GrpcServer:
         await self.server.start()
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("gRPC API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.tls)})
+        log.debug("gRPC API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.tls)})
         return self.port
 
     async def stop(self, grace: float | None = 2.0) -> None:

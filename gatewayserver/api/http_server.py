@@ -23,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from gatewayserver import jsonpb
-from gatewayserver.errors import GsError
+from gatewayserver.errors import RESOURCE_EXHAUSTED, GsError
 from gatewayserver.ttnpb import (
     events_pb2,
     gateway_configuration_pb2,
@@ -33,6 +33,14 @@ from gatewayserver.ttnpb import (
 from . import metrics
 from .core import ApiCore
 from .errors import http_error, stream_error
+from .http_guard import (
+    MAX_FIELD_SIZE,
+    MAX_HEADERS,
+    MAX_LINE_SIZE,
+    GuardedAppRunner,
+    count_and_log,
+    error_body,
+)
 from .keys import Principal
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,8 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 #: How often an idle stream checks that its client is still there.
 IDLE_CHECK_SECONDS = 15.0
+#: Largest request body accepted on any route; larger ones get 413 before a handler or key check runs.
+MAX_BODY_SIZE = 1 << 20
 
 
 def _json_response(status: int, body: Any) -> web.Response:
@@ -50,6 +60,15 @@ def error_response(exc: BaseException, method: str) -> web.Response:
     status, body = http_error(exc)
     metrics.count_request("http", method, str(status))
     return _json_response(status, body)
+
+
+def _too_large() -> web.Response:
+    response = web.Response(
+        status=413, body=error_body(RESOURCE_EXHAUSTED, f"request body larger than {MAX_BODY_SIZE} bytes"),
+        content_type=JSON,
+    )
+    response.force_close()  # the rest of the body is not read
+    return response
 
 
 def _authorization(request: web.Request) -> str | None:
@@ -73,7 +92,7 @@ class HttpServer:
         *,
         tls_cert_file: str | None = None,
         tls_key_file: str | None = None,
-        ready: Callable[[], bool] | None = None,
+        ready: Callable[[], Any] | None = None,
         flush_interval: float = 0.02,
     ) -> None:
         self.core = core
@@ -90,11 +109,13 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._not_found_middleware], client_max_size=1 << 20)
+        app = web.Application(middlewares=[self._guard_middleware], client_max_size=MAX_BODY_SIZE)
         r = app.router
         r.add_get("/api/v3/gs/gateways/{gateway_id}/connection/stats", self.get_connection_stats)
         r.add_post("/api/v3/gs/gateways/connection/stats", self.batch_get_connection_stats)
         r.add_get("/api/v3/gs/gateways/connections", self.list_connections)
+        r.add_get("/api/v3/gs/gateways/{gateway_id}/mqtt-connection-info", self.mqtt_connection_info)
+        r.add_get("/api/v3/gs/gateways/{gateway_id}/mqttv2-connection-info", self.mqttv2_connection_info)
         r.add_post("/api/v3/events", self.stream_events)
         r.add_get("/api/v3/events/related", self.find_related)
         r.add_get("/api/v3/gcs/gateways/{gateway_id}/semtechudp/global_conf.json", self.global_conf)
@@ -108,10 +129,18 @@ class HttpServer:
         return app
 
     @web.middleware
-    async def _not_found_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Unknown API paths answer like grpc-gateway (JSON, code 5 / 12), not with aiohttp's text pages."""
+    async def _guard_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Refuse oversized bodies on every route before any work; answer unknown paths like grpc-gateway (JSON,
+        code 5 / 12), not with aiohttp's text pages."""
+        length = request.content_length
         try:
+            if length is not None and length > MAX_BODY_SIZE:
+                raise web.HTTPRequestEntityTooLarge(MAX_BODY_SIZE, length)
             return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            # Declared too large, or a chunked body that grew past the bound while a handler read it.
+            count_and_log("body_too_large", 413, request.remote, path=request.path)
+            return _too_large()
         except web.HTTPNotFound:
             return _json_response(404, {"code": 5, "message": "Not Found", "details": []})
         except web.HTTPMethodNotAllowed:
@@ -121,13 +150,21 @@ class HttpServer:
 
     async def start(self) -> int:
         host, port = split_listen(self.listen)
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        self._runner = GuardedAppRunner(
+            self.app,
+            access_log=None,  # an access log line would carry the request line, which may hold secrets
+            handler_cancellation=True,
+            shutdown_timeout=1.0,
+            max_line_size=MAX_LINE_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            max_headers=MAX_HEADERS,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=self.ssl_context)
         await site.start()
         addresses = self._runner.addresses
         self.port = int(addresses[0][1]) if addresses else port
-        log.info("HTTP API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.ssl_context)})
+        log.debug("HTTP API listening", extra={"listen": self.listen, "port": self.port, "tls": bool(self.ssl_context)})
         return self.port
 
     async def stop(self) -> None:
@@ -144,7 +181,9 @@ class HttpServer:
         try:
             principal = self.core.authenticate(_authorization(request), "http")
             body = await call(principal)
-        except Exception as exc:  # noqa: BLE001 - rendered as the reference error body
+        except web.HTTPRequestEntityTooLarge:
+            raise  # answered 413 by the middleware
+        except Exception as exc:
             return error_response(exc, method)
         metrics.count_request("http", method, "200")
         return web.Response(body=body, content_type=JSON)
@@ -171,6 +210,22 @@ class HttpServer:
             return orjson.dumps({"gateways": self.core.list_connections(principal)})
 
         return await self._unary(request, "Gs/ListConnections", call)
+
+    # --- GtwGs ------------------------------------------------------------------------------------------------
+
+    async def mqtt_connection_info(self, request: web.Request) -> web.Response:
+        async def call(principal: Principal) -> bytes:
+            gateway_id = request.match_info["gateway_id"]
+            return jsonpb.to_json(self.core.mqtt_connection_info(principal, gateway_id, v2=False))
+
+        return await self._unary(request, "GtwGs/GetMQTTConnectionInfo", call)
+
+    async def mqttv2_connection_info(self, request: web.Request) -> web.Response:
+        async def call(principal: Principal) -> bytes:
+            gateway_id = request.match_info["gateway_id"]
+            return jsonpb.to_json(self.core.mqtt_connection_info(principal, gateway_id, v2=True))
+
+        return await self._unary(request, "GtwGs/GetMQTTV2ConnectionInfo", call)
 
     # --- Events (unary) -----------------------------------------------------------------------------------------
 
@@ -214,9 +269,11 @@ class HttpServer:
         method = "Events/Stream"
         try:
             principal = self.core.authenticate(_authorization(request), "http")
-            body = jsonpb.parse(await request.read(), events_pb2.StreamEventsRequest)
-            start, subscription = self.core.open_stream(principal, body)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001
+            body = self.core.parse_stream_request(principal, await request.read())
+            start, subscription = self.core.open_stream(principal, body)
+        except web.HTTPRequestEntityTooLarge:
+            raise  # answered 413 by the middleware
+        except Exception as exc:
             return error_response(exc, method)
         metrics.count_request("http", method, "200")
 
@@ -283,10 +340,15 @@ class HttpServer:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
-        ready = True
+        """Readiness, not liveness (that is /healthz). A mapping from `ready()` is answered as JSON, 503 unless
+        its `ready` is true: the daemon names each failing part (a Network Server's address and gRPC code)."""
+        result: Any = True
         if self.ready is not None:
             try:
-                ready = bool(self.ready())
-            except Exception:  # noqa: BLE001
-                ready = False
+                result = self.ready()
+            except Exception:
+                result = False
+        if isinstance(result, dict):
+            return _json_response(200 if result.get("ready") else 503, result)
+        ready = bool(result)
         return web.Response(status=200 if ready else 503, text="ready\n" if ready else "not ready\n")

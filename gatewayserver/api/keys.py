@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -69,7 +70,10 @@ def normalize_right(name: str) -> str:
     if not upper.startswith("RIGHT_"):
         upper = "RIGHT_" + upper
     if upper not in ALL_RIGHTS:
-        raise ValueError(f"unknown right {name!r}")
+        # The gateway rights are the ones this server checks (plus RIGHT_ALL, which grants them all); naming the
+        # 50 other rights of the reference's enum here would hide the useful ones.
+        useful = ", ".join(["RIGHT_ALL", *sorted(GATEWAY_RIGHTS)])
+        raise ValueError(f"unknown right {name!r}; the rights this server checks: {useful}")
     return upper
 
 
@@ -84,7 +88,17 @@ def err_invalid_authorization() -> GsError:
     return GsError("pkg/auth", "invalid_authorization", "invalid authorization", code=UNAUTHENTICATED)
 
 
+_AUTH_TYPE = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,19}\Z")
+
+
+def public_auth_type(auth_type: str) -> str:
+    """The authorization type as it may be echoed in an error: a header without `Bearer ` has the key itself
+    where the type should be, and errors end up in clients' logs."""
+    return auth_type if _AUTH_TYPE.match(auth_type) else "<not shown>"
+
+
 def err_unsupported_auth_type(auth_type: str) -> GsError:
+    auth_type = public_auth_type(auth_type)
     return GsError(
         "pkg/auth", "auth_type", "unsupported authorization type `{auth_type}`", code=INVALID_ARGUMENT,
         attributes={"auth_type": auth_type},
@@ -138,14 +152,14 @@ class ApiKey:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, object]) -> ApiKey:
+    def from_json(cls, obj: dict[str, Any]) -> ApiKey:
         gateways = obj.get("gateway_ids")
         return cls(
             id=str(obj["id"]),
             name=str(obj.get("name", "")),
             secret_hash=str(obj["secret_sha256"]),
-            rights=frozenset(normalize_right(str(r)) for r in obj.get("rights", []) or []),  # type: ignore[union-attr]
-            gateway_ids=frozenset(str(g) for g in gateways) if gateways is not None else None,  # type: ignore[union-attr]
+            rights=frozenset(normalize_right(str(r)) for r in obj.get("rights", []) or []),
+            gateway_ids=frozenset(str(g) for g in gateways) if gateways is not None else None,
             created_at=str(obj.get("created_at", "")),
         )
 
@@ -164,6 +178,17 @@ class Principal:
         if self.gateway_ids is not None and gateway_id not in self.gateway_ids:
             return frozenset()
         return self.rights & GATEWAY_RIGHTS
+
+    def rights_for_each(self, gateway_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """`rights_for` of many gateways at once, for requests naming thousands of them: the key's gateway rights
+        are computed once and the same frozenset is shared by every gateway it covers, so each id costs one set
+        look-up and no allocation."""
+        held = self.rights & GATEWAY_RIGHTS
+        none: frozenset[str] = frozenset()
+        restricted = self.gateway_ids
+        if restricted is None:
+            return dict.fromkeys(gateway_ids, held)
+        return {gateway_id: held if gateway_id in restricted else none for gateway_id in gateway_ids}
 
     def require(self, gateway_id: str, *required: str) -> None:
         held = self.rights_for(gateway_id)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-
 from ..error_details import as_gs_error as _as_gs_error
 from ..error_details import to_error_details
 from ..errors import (

@@ -20,6 +20,7 @@ from frequency_plans.combine import PlansFromDifferentBands, check_same_band, co
 from frequency_plans.loader import FrequencyPlan
 from scheduler import (
     ConcentratorClock,
+    NoClockSync,
     Emission,
     GatewayScheduler,
     SchedulerError,
@@ -49,6 +50,11 @@ _NS = 1_000_000_000
 # How a window's start is given. `timestamp`: concentrator µs (class A); `server`/`gps`: absolute time in Unix ns
 # (class B/C), `gps` meaning "through the gateway's GPS time"; `anytime`: class C as soon as possible.
 TIMESTAMP, SERVER, GPS, ANYTIME = "timestamp", "server", "gps", "anytime"
+
+# How long after receiving an `imme` PULL_RESP the forwarder puts it on air. Semtech's lora_pkt_fwd queues an
+# immediate packet in its just-in-time queue this far ahead of its counter (1,001-1,003 ms measured with 4.0.1), so
+# "as soon as possible" without a known concentrator clock is booked, reported and duty-cycled at that moment.
+IMME_LATENCY_NS = 1_000_000_000
 
 
 class GatewayDownlinkState:
@@ -180,7 +186,7 @@ def _rate(state: GatewayDownlinkState, data_rate: lorawan_pb2.DataRate, window: 
         key = (data_rate.fsk.bit_rate,)
     else:
         key = (kind,)
-    rate = state._rates.get(key)  # noqa: SLF001 - the state's memo belongs to this module
+    rate = state._rates.get(key)
     if rate is not None:
         return rate
     if kind == "lrfhss":
@@ -190,8 +196,8 @@ def _rate(state: GatewayDownlinkState, data_rate: lorawan_pb2.DataRate, window: 
     if index is None:
         raise err.data_rate_rx_window(window)
     rate = _Rate(modulation, kind, index, tuple(plan.max_mac_payload(index) for plan in state.plans))
-    if len(state._rates) < _MEMO_LIMIT:  # noqa: SLF001
-        state._rates[key] = rate  # noqa: SLF001
+    if len(state._rates) < _MEMO_LIMIT:
+        state._rates[key] = rate
     return rate
 
 
@@ -207,11 +213,11 @@ def _modulation(data_rate: lorawan_pb2.DataRate) -> tuple[Any, str]:
 
 def _covering(state: GatewayDownlinkState, frequency: int) -> tuple[int, ...]:
     """Positions of the plans whose sub-bands contain `frequency`: the plans under which it may be used at all."""
-    found = state._covering.get(frequency)  # noqa: SLF001
+    found = state._covering.get(frequency)
     if found is None:
         found = tuple(i for i, plan in enumerate(state.plans) if plan.find_sub_band(frequency) is not None)
-        if len(state._covering) < _MEMO_LIMIT:  # noqa: SLF001
-            state._covering[frequency] = found  # noqa: SLF001
+        if len(state._covering) < _MEMO_LIMIT:
+            state._covering[frequency] = found
     return found
 
 
@@ -293,6 +299,10 @@ def plan_window(
         gps_ms = gps_ns // 1_000_000
     elif timing == SERVER:
         assert at is not None
+        if state.synthetic_clock:
+            # The stand-in anchor only orders `imme` bookings; a tmst made from it would be the server's clock
+            # passed off as the concentrator's, which the forwarder refuses or puts on air at a random moment.
+            raise NoClockSync()
         emission = sched.schedule_at_server_time(at, frequency, toa, priority, now)
         timestamp = emission.timestamp
     else:
@@ -301,17 +311,21 @@ def plan_window(
             # let the forwarder send at once (`imme`). The next uplink re-anchors the clock.
             clock.sync((now // 1000) % TIMESTAMP_MODULUS, now)
             state.synthetic_clock = True
-        emission = sched.schedule_anytime(frequency, toa, priority, now)
         if state.synthetic_clock:
+            # `imme` goes on air IMME_LATENCY_NS after the forwarder receives it, never sooner: book that moment
+            # (or later, past other emissions and the duty cycle; the shell then holds the PULL_RESP back).
+            not_before = clock.from_server_time(now + IMME_LATENCY_NS)
+            emission = sched.schedule_anytime(frequency, toa, priority, now, not_before=not_before)
             immediate = True
         else:
+            emission = sched.schedule_anytime(frequency, toa, priority, now)
             timestamp = emission.timestamp
     eirp_key = (position, frequency)
-    tx_power = state._eirp.get(eirp_key)  # noqa: SLF001
+    tx_power = state._eirp.get(eirp_key)
     if tx_power is None:
         tx_power = state.plans[position].eirp_for(frequency) - state.entry.antenna_gain
-        if len(state._eirp) < _MEMO_LIMIT:  # noqa: SLF001
-            state._eirp[eirp_key] = tx_power  # noqa: SLF001
+        if len(state._eirp) < _MEMO_LIMIT:
+            state._eirp[eirp_key] = tx_power
     if kind == "lora":
         body = txpk_from_downlink(
             payload,
@@ -417,4 +431,5 @@ __all__ = [
     "SERVER",
     "GPS",
     "ANYTIME",
+    "IMME_LATENCY_NS",
 ]

@@ -12,10 +12,11 @@ when it disconnects.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from google.protobuf import struct_pb2
 
@@ -25,6 +26,7 @@ from ..errors import DATA_LOSS, GsError
 from ..events import definitions as ev
 from ..events.event import new_ulid
 from ..io.udp import metrics as udp_metrics
+from ..jsonpb import format_timestamp_ns
 from ..io.udp.connection import Connection
 from ..io.udp.packets import (
     COLLISION_BEACON,
@@ -46,10 +48,11 @@ from ..metrics import (
     SUB_BAND_UTILIZATION,
     TX_ACKS_RECEIVED,
 )
+from ..registry import GatewayEntry
 from ..tokens import TokenError
 from ..ttnpb import gateway_pb2, gatewayserver_pb2, lorawan_pb2, messages_pb2
 from . import errors as err
-from .planner import TIMESTAMP, GatewayDownlinkState, Planned, plan_request, plan_window
+from .planner import IMME_LATENCY_NS, TIMESTAMP, GatewayDownlinkState, Planned, plan_request, plan_window
 
 if TYPE_CHECKING:
     from ..server import GatewayServer
@@ -63,6 +66,27 @@ _RESULT_NAMES = {v: k for k, v in messages_pb2.TxAcknowledgment.Result.items()}
 # Gateway refusals of RX1 after which RX2 (a second later, maybe elsewhere) can still work.
 _TX_ACK_COUNTERS: dict[str, Any] = {}
 _RETRYABLE = frozenset({UNKNOWN_ERROR, TOO_LATE, TOO_EARLY, COLLISION_PACKET, COLLISION_BEACON, TX_FREQ, TX_POWER})
+
+
+def _outcome(conn: Connection, pending: PendingTx, **more: Any) -> dict[str, Any]:
+    """The fields of the one info line per downlink outcome (scheduled, sent, acknowledged, failed).
+
+    The correlation id is the Gateway Server's own (`gs:downlink:<ulid>`), the one the downlink's events carry, so
+    a log line leads to its events and back. The lines go through the log's per-message rate limit like every
+    other, so a busy gateway cannot flood the log with them.
+    """
+    planned = pending.planned
+    fields: dict[str, Any] = {
+        "gateway_id": conn.gateway_id,
+        "correlation_id": pending.correlation_ids[-1] if pending.correlation_ids else "",
+        "frequency": planned.frequency,
+        "window": planned.window,
+        "time": format_timestamp_ns(planned.tx_server_time),
+    }
+    if planned.timestamp is not None:
+        fields["tmst"] = planned.timestamp
+    fields.update(more)
+    return fields
 
 
 @dataclass(slots=True)
@@ -119,6 +143,23 @@ class DownlinkService:
             state.held.clear()
         conn.pending_tx.clear()
 
+    def entry_changed(self, conn: Connection, old: GatewayEntry) -> None:
+        """The registry gave a live gateway a new entry (reload).
+
+        Plans and the duty-cycle setting shape the scheduler, so when they changed its state is dropped and rebuilt
+        from the new entry on next use (the concentrator clock syncs again at the next uplink). PULL_RESPs already
+        held keep their timers and leave as planned. Anything else (antenna gain, schedule-late) is read from the
+        entry at each decision, so the state just takes the new one.
+        """
+        state = conn.downlink
+        if state is None:
+            return
+        entry = conn.entry
+        if (entry.frequency_plan_ids, entry.enforce_duty_cycle) != (old.frequency_plan_ids, old.enforce_duty_cycle):
+            conn.downlink = None
+        else:
+            state.entry = entry
+
     def fill_stats(self, conn: Connection, stats: gateway_pb2.GatewayConnectionStats, now: int) -> None:
         state = conn.downlink
         if state is None:
@@ -144,7 +185,7 @@ class DownlinkService:
                 continue
             self._utilization_labels.add(label)
             SUB_BAND_UTILIZATION.labels(label).set_function(
-                lambda lo=sb.min_frequency, hi=sb.max_frequency: self._utilization(lo, hi)
+                functools.partial(self._utilization, sb.min_frequency, sb.max_frequency)
             )
 
     def _utilization(self, lo: int, hi: int) -> float:
@@ -218,15 +259,25 @@ class DownlinkService:
             if conn.downlink_path(now, self.server.udp.settings.downlink_path_expires_ns) is None:
                 raise err.downlink_path_expired()
             hold = self._holds(conn)
-            if hold and len(state.held) >= MAX_HELD:
+            if len(state.held) >= MAX_HELD:  # held: schedule-late downlinks, and `imme` booked past other ones
                 raise err.buffer_full()
             planned = plan_request(state, message.raw_payload, request, token_timestamp, now)
         except (GsError, SchedulerError) as exc:
             wrapped = err.schedule_path(gateway_id, exc)
+            log.info(
+                "downlink failed",
+                extra={
+                    "gateway_id": gateway_id,
+                    "correlation_id": request_cids[0] if request_cids else "",
+                    "stage": "schedule",
+                    "reason": err.reason_of(exc),
+                },
+            )
             self._publish(ev.GS_DOWN_SCHEDULE_FAIL, conn, now, err.details_of(wrapped), request_cids)
             raise wrapped from None
         cids = (*request_cids, conn.correlation_id, "gs:downlink:" + new_ulid(now))
         pending = PendingTx(message, planned, cids, 0, message.raw_payload, int(request.priority))
+        log.info("downlink scheduled", extra=_outcome(conn, pending))
         self._dispatch(conn, state, pending, now, hold)
         response = gatewayserver_pb2.ScheduleDownlinkResponse(rx1=planned.window == 1, rx2=planned.window == 2)
         delay = max(0, planned.tx_server_time - now)
@@ -240,10 +291,18 @@ class DownlinkService:
         """Schedule late: unless the gateway has shown a jit queue and is not configured to be sent late."""
         return not conn.has_jit_queue or conn.entry.schedule_downlink_late
 
-    def _dispatch(self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool) -> None:
+    def _dispatch(
+        self, conn: Connection, state: GatewayDownlinkState, pending: PendingTx, now: int, hold: bool
+    ) -> None:
         planned = pending.planned
-        send_at = planned.tx_server_time - self.schedule_late_ns
-        if hold and not planned.immediate and send_at > now:
+        if planned.immediate:
+            # `imme` carries no time: the only way to honour a booking later than the forwarder's own delay (slid
+            # past other emissions or the duty cycle) is to send it that much later, whatever `hold` says.
+            send_at = planned.tx_server_time - IMME_LATENCY_NS
+            hold = True
+        else:
+            send_at = planned.tx_server_time - self.schedule_late_ns
+        if hold and send_at > now:
             self._held_seq += 1
             key = self._held_seq
             loop = asyncio.get_running_loop()
@@ -263,10 +322,10 @@ class DownlinkService:
     def _send(self, conn: Connection, pending: PendingTx, now: int) -> None:
         server = self.server
         addr = conn.downlink_path(now, server.udp.settings.downlink_path_expires_ns)
-        transmit = conn.transmit or server.transmit
+        transmit = conn.transmit  # set by the frontend the gateway talks through; None: no way to reach it
         if addr is None or transmit is None:
             DOWNLINKS_FAILED.labels("downlink_path_expired").inc()
-            log.info("downlink dropped: no downlink path", extra={"gateway_id": conn.gateway_id})
+            log.info("downlink failed", extra=_outcome(conn, pending, stage="send", reason="downlink_path_expired"))
             self._publish(
                 ev.GS_DOWN_TX_FAIL, conn, now, struct_pb2.Value(string_value="downlink_path_expired"),
                 pending.correlation_ids,
@@ -283,6 +342,7 @@ class DownlinkService:
             pend[token] = pending
             while len(pend) > MAX_PENDING:
                 del pend[next(iter(pend))]
+        log.info("downlink sent", extra=_outcome(conn, pending, token=token))
         self._publish(ev.GS_DOWN_SEND, conn, now, self._scheduled_message(conn, pending), pending.correlation_ids)
 
     def _scheduled_message(self, conn: Connection, pending: PendingTx) -> messages_pb2.DownlinkMessage:
@@ -346,19 +406,22 @@ class DownlinkService:
             GATEWAY_RTT.observe(rtt / _NS)
         if not ack.ok:  # not transmitted: its slot and airtime are free again (also for the RX2 retry)
             self.state(conn).scheduler.release(pending.planned.emission)
-        ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=ack.result)
+        # The UDP codec keeps Result numbers as plain ints (it imports no protobuf); they are Result values.
+        result = cast(messages_pb2.TxAcknowledgment.Result, ack.result)
+        ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=result)
         if not ack.ok and self._retry_rx2(conn, pending, ack.result, now):
             self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)
             return
         ack_msg.downlink_message.CopyFrom(self._scheduled_message(conn, pending))  # copy: the event holds the original
         self._publish(ev.GS_TXACK_RECEIVE, conn, now, ack_msg, pending.correlation_ids)
         if ack.ok:
+            log.info("downlink acknowledged", extra=_outcome(conn, pending))
             self._publish(ev.GS_DOWN_TX_SUCCESS, conn, now, None, pending.correlation_ids)
         else:
             DOWNLINKS_FAILED.labels("tx_" + result_name.lower()).inc()
             log.info(
-                "gateway refused downlink",
-                extra={"gateway_id": conn.gateway_id, "result": result_name, "error": ack.error},
+                "downlink failed",
+                extra=_outcome(conn, pending, stage="tx_ack", reason="tx_" + result_name.lower(), error=ack.error),
             )
             self._publish(
                 ev.GS_DOWN_TX_FAIL, conn, now, struct_pb2.Value(string_value=result_name), pending.correlation_ids

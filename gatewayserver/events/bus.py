@@ -23,12 +23,14 @@ from gatewayserver.errors import RESOURCE_EXHAUSTED, GsError
 from . import metrics
 from .definitions import NameMatcher, match_all
 from .event import Event
+from .history import EventHistory
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUFFER = 1024
 DEFAULT_HISTORY_SIZE = 10_000
 DEFAULT_HISTORY_MAX_AGE_NS = 3600 * 1_000_000_000
+DEFAULT_HISTORY_PER_GATEWAY = 1000
 
 #: Rights that make every gateway event visible (expanded by the auth layer; repeated here so the bus does not
 #: depend on it).
@@ -64,6 +66,7 @@ class Subscription:
         "_closed",
         "_error",
         "_unregister",
+        "_on_close",
         "buffer",
     )
 
@@ -87,6 +90,7 @@ class Subscription:
         self._closed = False
         self._error: GsError | None = None
         self._unregister = unregister
+        self._on_close: list[Callable[[], None]] = []
 
     # --- filtering --------------------------------------------------------------------------------------------
 
@@ -150,6 +154,14 @@ class Subscription:
     def error(self) -> GsError | None:
         return self._error
 
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once when the subscription closes, however it closes (client gone, overflow, shutdown):
+        the API frees the stream's slot this way. Runs at once if already closed."""
+        if self._closed:
+            callback()
+        else:
+            self._on_close.append(callback)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -157,6 +169,12 @@ class Subscription:
         if self._unregister is not None:
             self._unregister(self)
             self._unregister = None
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # close() runs inside publish (overflow); it must not raise there
+                log.exception("event subscription close callback failed")
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -258,17 +276,19 @@ class EventBackend(abc.ABC):
 
 
 class EventBus(EventBackend):
-    """The in-process implementation: per-gateway subscriber index plus a size- and age-bounded history."""
+    """The in-process implementation: per-gateway subscriber index plus a history bounded in total, per gateway
+    and by age (`history.EventHistory`)."""
 
     def __init__(
         self,
         *,
         history_size: int = DEFAULT_HISTORY_SIZE,
         history_max_age_ns: int = DEFAULT_HISTORY_MAX_AGE_NS,
+        history_per_gateway: int = DEFAULT_HISTORY_PER_GATEWAY,
     ) -> None:
         self._by_gateway: dict[str, list[Subscription]] = {}
         self._wildcard: list[Subscription] = []
-        self._history: deque[Event] = deque(maxlen=max(0, history_size))
+        self._history = EventHistory(history_size, history_max_age_ns, history_per_gateway)
         self._history_max_age_ns = history_max_age_ns
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -277,12 +297,7 @@ class EventBus(EventBackend):
     def publish(self, event: Event) -> None:
         try:
             metrics.published.inc()
-            history = self._history
-            if history.maxlen:
-                history.append(event)
-                oldest_allowed = event.time_ns - self._history_max_age_ns
-                while history[0].time_ns < oldest_allowed:
-                    history.popleft()
+            self._history.append(event)
             gateway_ids = event.gateway_ids
             if len(gateway_ids) == 1:
                 gateway_id = gateway_ids[0][0]
@@ -375,7 +390,7 @@ class EventBus(EventBackend):
         """Matching past events in publish order: those after `after_ns`, at most the last `tail`."""
         oldest = now_ns - self._history_max_age_ns if now_ns is not None else None
         out: list[Event] = []
-        for event in reversed(self._history):
+        for event in self._history.newest_first():
             if after_ns is not None and event.time_ns <= after_ns:
                 continue
             if oldest is not None and event.time_ns < oldest:
@@ -390,6 +405,11 @@ class EventBus(EventBackend):
     def related(self, correlation_id: str) -> list[Event]:
         """Events in the history that carry `correlation_id`, oldest first (Events.FindRelated)."""
         return [event for event in self._history if correlation_id in event.correlation_ids]
+
+    @property
+    def event_history(self) -> EventHistory:
+        """The history itself (read-only use: sizes for tests and diagnostics)."""
+        return self._history
 
     def close(self) -> None:
         for sub in list(self._wildcard):

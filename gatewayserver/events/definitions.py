@@ -8,10 +8,11 @@ rights for the gateway.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
 from gatewayserver.errors import INVALID_ARGUMENT, GsError
 
@@ -130,6 +131,17 @@ EVENTS_STREAM_START = define("events.stream.start", "event stream start", ())
 
 NS_EVENTS = "pkg/events"
 
+#: Bounds on a request's `names`, checked before anything is compiled. The daemon defines fewer than 20 event
+#: names, so 32 entries list every one of them with room to spare; a regular expression selecting events needs
+#: far fewer than 200 characters. Only regular expressions cost real work, so they have a bound of their own.
+MAX_NAMES = 32
+MAX_PATTERNS = 8
+MAX_NAME_LENGTH = 200
+#: Memory RE2 may use for one expression's program (its default is 8 MiB). Counted repetitions like `.{1000}`
+#: multiply a program's size; with this bound the costliest 200-character expression compiles in about 10 ms
+#: and a larger one is refused as invalid instead of being built.
+PATTERN_MAX_MEM = 256 << 10
+
 
 def err_invalid_regexp(cause: BaseException | None = None) -> GsError:
     return GsError(NS_EVENTS, "invalid_regexp", "invalid regexp", code=INVALID_ARGUMENT, cause=cause)
@@ -151,6 +163,39 @@ def err_unknown_event_name(name: str) -> GsError:
     )
 
 
+def err_too_many_names(count: int, limit: int) -> GsError:
+    return GsError(
+        NS_EVENTS,
+        "too_many_names",
+        "too many event names: {count} given, at most {limit} allowed",
+        code=INVALID_ARGUMENT,
+        attributes={"count": count, "limit": limit},
+    )
+
+
+def err_too_many_patterns(count: int, limit: int) -> GsError:
+    return GsError(
+        NS_EVENTS,
+        "too_many_patterns",
+        "too many regular expressions in event names: {count} given, at most {limit} allowed",
+        code=INVALID_ARGUMENT,
+        attributes={"count": count, "limit": limit},
+    )
+
+
+def err_name_too_long(index: int, length: int, limit: int) -> GsError:
+    return GsError(
+        NS_EVENTS,
+        "name_too_long",
+        "event name {index} is {length} characters long, at most {limit} allowed",
+        code=INVALID_ARGUMENT,
+        attributes={"index": index, "length": length, "limit": limit},
+    )
+
+
+#: `pkg/events` error names that `check_name_bounds` raises (the API counts them as refusals).
+BOUND_ERRORS = frozenset({"too_many_names", "too_many_patterns", "name_too_long"})
+
 NameMatcher = Callable[[str], bool]
 
 
@@ -158,34 +203,82 @@ def match_all(name: str) -> bool:
     return True
 
 
+def _is_pattern(name: str) -> bool:
+    return len(name) >= 2 and name.startswith("/") and name.endswith("/")
+
+
+def check_name_bounds(names: Sequence[str]) -> None:
+    """Refuse a `names` list over the bounds; looks at lengths only, so it costs nothing whatever the content."""
+    if len(names) > MAX_NAMES:
+        raise err_too_many_names(len(names), MAX_NAMES)
+    patterns = 0
+    for index, name in enumerate(names):
+        if len(name) > MAX_NAME_LENGTH:
+            raise err_name_too_long(index, len(name), MAX_NAME_LENGTH)
+        patterns += _is_pattern(name)
+    if patterns > MAX_PATTERNS:
+        raise err_too_many_patterns(patterns, MAX_PATTERNS)
+
+
+class Pattern(Protocol):
+    """What we use of a compiled RE2 expression."""
+
+    def search(self, text: str) -> object: ...
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.max_mem = PATTERN_MAX_MEM
+    options.log_errors = False  # RE2 would write every refused pattern to stderr, bypassing our logging
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def compile_pattern(pattern: str) -> Pattern:
+    """Compile with RE2: matching time is linear in the input whatever the pattern, so `/(.|.|.)*X/` cannot pin
+    the loop as it does with Python's backtracking `re`. RE2 syntax is Go's regexp syntax, which the reference
+    server uses for the same field. Any failure (syntax, program too large, unencodable text) is `invalid_regexp`.
+    """
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except Exception as exc:  # re2.error, UnicodeEncodeError for a lone surrogate, whatever the binding raises
+        raise err_invalid_regexp(exc) from None
+
+
 def resolve_names(names: Iterable[str], known: Iterable[str] | None = None) -> frozenset[str] | None:
     """Turn a request's `names` into the set of defined names it selects (None = no filter).
 
-    Entries written `/regex/` select every defined name the expression matches anywhere (Go's MatchString is a
-    search, so `re.search` here); other entries must be defined names. Resolving against definitions up front
-    makes the per-event check one set membership test.
+    The bounds (`check_name_bounds`) are checked first. Entries written `/regex/` select every defined name the
+    expression matches anywhere (Go's MatchString is a search, so RE2's `search` here); other entries must be
+    defined names. Resolving against definitions up front makes the per-event check one set membership test.
+    The caller checks rights before calling this: nothing here should run for a caller who may not stream.
     """
     names = list(names)
     if not names:
         return None
+    check_name_bounds(names)
     defined = sorted(known if known is not None else _DEFINITIONS)
     defined_set = set(defined)
     selected: set[str] = set()
-    for name in names:
-        if len(name) >= 2 and name.startswith("/") and name.endswith("/"):
-            pattern = name[1:-1]
-            try:
-                regexp = re.compile(pattern)
-            except re.error as exc:
-                raise err_invalid_regexp(exc) from exc
-            matched = [d for d in defined if regexp.search(d)]
-            if not matched:
-                raise err_no_matching_events(pattern)
-            selected.update(matched)
-        elif name in defined_set:
-            selected.add(name)
-        else:
-            raise err_unknown_event_name(name)
+    try:
+        for name in names:
+            if _is_pattern(name):
+                pattern = name[1:-1]
+                regexp = compile_pattern(pattern)
+                matched = [d for d in defined if regexp.search(d)]
+                if not matched:
+                    raise err_no_matching_events(pattern)
+                selected.update(matched)
+            elif name in defined_set:
+                selected.add(name)
+            else:
+                raise err_unknown_event_name(name)
+    finally:
+        # The module keeps its last 128 compiled programs (each up to PATTERN_MAX_MEM) in a cache; a pattern is
+        # only used here, once per stream request, so give that memory back rather than let callers fill it.
+        re2.purge()
     return frozenset(selected)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:  # pragma: no cover
     from google.protobuf.message import Message
@@ -166,7 +166,8 @@ def _build_proto(event: Event) -> Any:
         proto.data.CopyFrom(packed)
     rights = event.visibility
     if rights:
-        proto.visibility.rights.extend(rights_pb2.Right.Value(r) for r in rights)
+        # Right.Value returns a plain int in the stubs; it is a Right by construction.
+        proto.visibility.rights.extend(cast(rights_pb2.Right, rights_pb2.Right.Value(r)) for r in rights)
     return proto
 
 

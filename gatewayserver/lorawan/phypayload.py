@@ -10,7 +10,7 @@ Fields are assigned one by one on the message (much faster than keyword construc
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from gatewayserver.ttnpb import lorawan_pb2
 
@@ -60,7 +60,8 @@ def parse_phypayload(data: bytes, msg: Message | None = None) -> Message:
         msg = Message()
     hdr = msg.m_hdr
     hdr.SetInParent()
-    hdr.m_type = m_type
+    # The stubs type enum fields as the enum's class; the 3 MType bits are always one of its values.
+    hdr.m_type = cast(lorawan_pb2.MType, m_type)
 
     if m_type == UNCONFIRMED_UP or m_type == CONFIRMED_UP or m_type == UNCONFIRMED_DOWN or m_type == CONFIRMED_DOWN:
         if n < _DATA_MIN_LEN:
@@ -114,7 +115,7 @@ def parse_phypayload(data: bytes, msg: Message | None = None) -> Message:
         if rejoin_type == 0 or rejoin_type == 2:
             if n != _REJOIN_0_2_LEN:
                 raise PayloadError("length", f"{n} bytes for a rejoin-request type {rejoin_type}")
-            rj.rejoin_type = rejoin_type
+            rj.rejoin_type = cast(lorawan_pb2.RejoinRequestType, rejoin_type)  # 0 or 2, checked above
             rj.net_id = data[4:1:-1]
             rj.dev_eui = data[12:4:-1]
             rj.rejoin_cnt = data[13] | (data[14] << 8)
@@ -123,7 +124,7 @@ def parse_phypayload(data: bytes, msg: Message | None = None) -> Message:
         if rejoin_type == 1:
             if n != _REJOIN_1_LEN:
                 raise PayloadError("length", f"{n} bytes for a rejoin-request type 1")
-            rj.rejoin_type = 1
+            rj.rejoin_type = lorawan_pb2.SESSION  # type 1
             rj.join_eui = data[9:1:-1]
             rj.dev_eui = data[17:9:-1]
             rj.rejoin_cnt = data[18] | (data[19] << 8)

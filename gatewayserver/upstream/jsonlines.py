@@ -25,7 +25,7 @@ class JsonLinesSink:
     def start(self) -> None:
         pass
 
-    def submit_uplink(self, uplink: Any, context: Any = None) -> None:
+    def submit_uplink(self, uplink: Any, context: Any = None, received_ns: int = 0) -> None:
         self._out.write(to_json(uplink) + b"\n")
         if not self._flush_scheduled:
             self._flush_scheduled = True

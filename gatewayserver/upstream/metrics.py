@@ -14,3 +14,8 @@ UPSTREAM_LATENCY = LoopHistogram(
 UPSTREAM_QUEUE_DEPTH = Gauge("gs_upstream_queue_depth", "Uplinks waiting for a free call slot.")
 UPSTREAM_IN_FLIGHT = Gauge("gs_upstream_in_flight", "Calls to the Network Server under way.")
 UPSTREAM_ERRORS = Counter("gs_upstream_errors_total", "Failed calls to the Network Server.", ["code"])
+UPSTREAM_UP = Gauge(
+    "gs_upstream_up",
+    "1 while the Network Server at this address takes calls, 0 while it is failing (see /readyz).",
+    ["address"],
+)

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from frequency_plans.loader import FrequencyPlanStore
-from gatewayserver.api import ApiServers, ApiSettings, GcsSettings, KeyStore
+from gatewayserver.api import ApiServers, ApiSettings, GcsSettings, KeyStore, MqttAddresses
 from gatewayserver.api.core import GatewayServerLike
 from gatewayserver.api.keys import create_key
+from gatewayserver.api.streams import StreamLimits
 from gatewayserver.errors import ABORTED, GsError
 from gatewayserver.events import EventBus
 from gatewayserver.ttnpb import gateway_pb2, gatewayserver_pb2, messages_pb2
@@ -60,8 +61,8 @@ class FakeGatewayServer:
         return response
 
     def gateway_frequency_plans(self, gateway_id: str):  # type: ignore[no-untyped-def]
-        plan_id = self.plans.get(gateway_id)
-        return [plan_store().get(plan_id)] if plan_id else []
+        plan_ids = self.plans.get(gateway_id)  # comma-separated: a gateway with several plans
+        return [plan_store().get(plan_id) for plan_id in plan_ids.split(",")] if plan_ids else []
 
     def gateway_eui(self, gateway_id: str) -> bytes | None:
         return self.euis.get(gateway_id)
@@ -101,18 +102,29 @@ KEY_SPECS: dict[str, tuple[list[str], list[str] | None]] = {
     "gtw1_only": (["RIGHT_GATEWAY_ALL"], ["gtw1"]),
     "info": (["RIGHT_GATEWAY_INFO"], None),
     "user": (["RIGHT_USER_INFO"], None),
+    "link_gtw1": (["RIGHT_GATEWAY_LINK"], ["gtw1", "gtw-us16"]),
 }
 
 
 @pytest.fixture
-async def env(tmp_path) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
+def stream_limits() -> StreamLimits:
+    """The event stream bounds of `env`; a test module overrides this fixture to test the bounds."""
+    return StreamLimits()
+
+
+@pytest.fixture
+async def env(tmp_path, stream_limits: StreamLimits) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
     keys_file = str(tmp_path / "keys.json")
     keys = {}
     for name, (rights, gateways) in KEY_SPECS.items():
         keys[name], _ = create_key(keys_file, name, rights, gateways)
     gs = FakeGatewayServer(
         stats={"gtw1": sample_stats()},
-        plans={"gtw1": "EU_863_870", "gtw-us": "US_902_928_FSB_2"},
+        plans={
+            "gtw1": "EU_863_870",
+            "gtw-us": "US_902_928_FSB_2",
+            "gtw-us16": "US_902_928_FSB_1,US_902_928_FSB_2",
+        },
         euis={"gtw1": EUI1},
     )
     assert isinstance(gs, GatewayServerLike)
@@ -121,7 +133,13 @@ async def env(tmp_path) -> AsyncIterator[Env]:  # type: ignore[no-untyped-def]
         gs,
         bus,
         KeyStore(keys_file, reload_interval=0.0),
-        ApiSettings(cluster_keys=[CLUSTER_KEY], stream_buffer=64, gcs=GcsSettings(server_address="gs.example.com")),
+        ApiSettings(
+            cluster_keys=[CLUSTER_KEY],
+            stream_buffer=64,
+            gcs=GcsSettings(server_address="gs.example.com"),
+            mqtt=MqttAddresses("mqtt.example.com:1882", "mqtt.example.com:8882"),
+            stream_limits=stream_limits,
+        ),
         grpc_listen="127.0.0.1:0",
         http_listen="127.0.0.1:0",
     )

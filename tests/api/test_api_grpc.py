@@ -7,6 +7,7 @@ import asyncio
 import grpc
 import orjson
 import pytest
+from conftest import CLUSTER_KEY, EUI1, Env, now_ns
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -23,8 +24,6 @@ from gatewayserver.ttnpb import (
     identifiers_pb2,
     messages_pb2,
 )
-
-from conftest import CLUSTER_KEY, EUI1, Env, now_ns
 
 
 def error_details(err: grpc.aio.AioRpcError) -> error_pb2.ErrorDetails:

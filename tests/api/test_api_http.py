@@ -8,11 +8,10 @@ import base64
 import aiohttp
 import orjson
 import pytest
+from conftest import EUI1, Env, now_ns, sample_stats
 
 from gatewayserver.events.definitions import GS_GATEWAY_CONNECT, GS_STATUS_RECEIVE, GS_UP_RECEIVE
 from gatewayserver.ttnpb import messages_pb2
-
-from conftest import EUI1, Env, now_ns, sample_stats
 
 G1 = (("gtw1", EUI1),)
 
@@ -107,7 +106,10 @@ async def test_batch_connection_stats_with_field_mask(env: Env) -> None:
     status, body = await post(
         env,
         "/api/v3/gs/gateways/connection/stats",
-        {"gateway_ids": [{"gateway_id": "gtw1"}, {"gateway_id": "gtw2"}], "field_mask": {"paths": ["protocol", "uplink_count"]}},
+        {
+            "gateway_ids": [{"gateway_id": "gtw1"}, {"gateway_id": "gtw2"}],
+            "field_mask": {"paths": ["protocol", "uplink_count"]},
+        },
     )
     assert status == 200
     assert body == {"entries": {"gtw1": {"protocol": "udp", "uplink_count": "42"}}}
@@ -258,7 +260,12 @@ async def test_stream_names_regex_tail_after_and_visibility(env: Env) -> None:
         ({**GTW1_REQUEST, "names": ["/gs.up.(/"]}, "admin", 400, "pkg/events:invalid_regexp"),
         ({**GTW1_REQUEST, "names": ["/^js\\./"]}, "admin", 400, "pkg/events:no_matching_events"),
         ({"identifiers": []}, "admin", 400, "pkg/events/grpc:no_identifiers"),
-        ({"identifiers": [{"gateway_ids": {"gateway_id": "gtw2"}}]}, "gtw1_only", 403, "pkg/auth/rights:no_gateway_rights"),
+        (
+            {"identifiers": [{"gateway_ids": {"gateway_id": "gtw2"}}]},
+            "gtw1_only",
+            403,
+            "pkg/auth/rights:no_gateway_rights",
+        ),
         (GTW1_REQUEST, "user", 403, "pkg/auth/rights:no_gateway_rights"),
     ],
 )
@@ -396,11 +403,13 @@ async def test_keys_file_is_reloaded_on_change(env: Env) -> None:
     from gatewayserver.api.keys import create_key, revoke_key
 
     new_key, record = create_key(env.keys_file, "late", ["RIGHT_GATEWAY_STATUS_READ"])
+    url = env.http + "/api/v3/gs/gateways/gtw1/connection/stats"
+    auth = {"Authorization": f"Bearer {new_key}"}
     async with aiohttp.ClientSession() as s:
-        async with s.get(env.http + "/api/v3/gs/gateways/gtw1/connection/stats", headers={"Authorization": f"Bearer {new_key}"}) as r:
+        async with s.get(url, headers=auth) as r:
             assert r.status == 200
         revoke_key(env.keys_file, record.id)
-        async with s.get(env.http + "/api/v3/gs/gateways/gtw1/connection/stats", headers={"Authorization": f"Bearer {new_key}"}) as r:
+        async with s.get(url, headers=auth) as r:
             assert r.status == 401
 
 

@@ -280,7 +280,9 @@ def test_connection_stats_shape() -> None:
 
 
 def test_error_details_as_event_data_like_the_events_reference() -> None:
-    err = error_pb2.ErrorDetails(namespace="pkg/example", name="example", message_format="example error for `{attr_name}`", code=2)
+    err = error_pb2.ErrorDetails(
+        namespace="pkg/example", name="example", message_format="example error for `{attr_name}`", code=2
+    )
     err.attributes.update({"attr_name": "attr_value"})
     expected = """{
       "@type": "type.googleapis.com/ttn.lorawan.v3.ErrorDetails",

@@ -6,14 +6,13 @@ import ssl
 
 import aiohttp
 import grpc
+from conftest import FakeGatewayServer, sample_stats
+from tls_support import write_self_signed
 
 from gatewayserver.api import ApiServers, ApiSettings, KeyStore, TlsFiles
 from gatewayserver.api.keys import create_key
 from gatewayserver.events import EventBus
 from gatewayserver.ttnpb import gatewayserver_pb2_grpc, identifiers_pb2
-
-from conftest import FakeGatewayServer, sample_stats
-from tls_support import write_self_signed
 
 
 async def test_tls_on_grpc_and_http(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -63,7 +63,7 @@ def prometheus(daemon_with_gateway: Daemon, tmp_path_factory: pytest.TempPathFac
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(workdir / "prometheus.log", "wb")
     process = subprocess.Popen(
         [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h", "--log.level=warn"],

@@ -164,7 +164,8 @@ def test_mdwe_filter_refuses_writable_executable_memory() -> None:
         "    print('wx-mmap-refused')\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "libc.mmap.restype = ctypes.c_void_p\n"
-        "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]\n"
+        "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,"
+        " ctypes.c_long]\n"
         "page = libc.mmap(None, 4096, 3, 0x22, -1, 0)\n"
         "print('mprotect-exec', libc.mprotect(ctypes.c_void_p(page), 4096, 5), ctypes.get_errno())\n"
     )

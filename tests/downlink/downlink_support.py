@@ -1,4 +1,7 @@
-"""End-to-end harness for the downlink tests: in-process daemon, stand-in Network Server over gRPC, simulated forwarders."""
+"""End-to-end harness for the downlink tests.
+
+In-process daemon, stand-in Network Server over gRPC, simulated forwarders.
+"""
 
 from __future__ import annotations
 
@@ -33,11 +36,11 @@ class StandinNetworkServer(networkserver_pb2_grpc.GsNsServicer):
         self.server: grpc.aio.Server | None = None
         self.address = ""
 
-    async def HandleUplink(self, request: Any, context: Any) -> empty_pb2.Empty:  # noqa: N802 - gRPC name
+    async def HandleUplink(self, request: Any, context: Any) -> empty_pb2.Empty:
         await self.uplinks.put(request)
         return empty_pb2.Empty()
 
-    async def ReportTxAcknowledgment(self, request: Any, context: Any) -> empty_pb2.Empty:  # noqa: N802
+    async def ReportTxAcknowledgment(self, request: Any, context: Any) -> empty_pb2.Empty:
         await self.tx_acks.put(request)
         return empty_pb2.Empty()
 

@@ -10,11 +10,10 @@ import asyncio
 import base64
 
 import pytest
+from downlink_support import GATEWAY_ID, class_a, class_c, lora, now_ns, token_of
 
 from gatewayserver.errors import ABORTED, DATA_LOSS, GsError
 from gatewayserver.ttnpb import gatewayserver_pb2, lorawan_pb2, messages_pb2
-
-from downlink_support import GATEWAY_ID, class_a, class_c, lora, now_ns, token_of
 
 Result = messages_pb2.TxAcknowledgment.Result
 
@@ -140,10 +139,45 @@ async def test_class_c_as_soon_as_possible(harness) -> None:
 async def test_class_c_imme_without_clock_sync(harness) -> None:
     gw = await harness.gateway()  # PULL_DATA only: no uplink, so no concentrator clock yet
     response = await harness.server.schedule_downlink(class_c())
-    assert response.delay.seconds == 0
+    # Reported (and booked) when the reference forwarder really transmits an `imme` packet: about 1 s later.
+    delay = response.delay.seconds * 1_000_000_000 + response.delay.nanos
+    assert 900_000_000 <= delay <= 1_000_000_000
     down = await next_downlink(gw)
     assert down.txpk.get("imme") is True
     assert "tmst" not in down.txpk
+
+
+async def test_class_c_second_imme_is_held_until_its_booking(harness) -> None:
+    """`imme` has no time field: a booking slid past the first emission is honoured by sending it that much later."""
+    gw = await harness.gateway()
+    first = await harness.server.schedule_downlink(class_c())
+    second = await harness.server.schedule_downlink(class_c())
+    first_delay = first.delay.seconds * 1_000_000_000 + first.delay.nanos
+    second_delay = second.delay.seconds * 1_000_000_000 + second.delay.nanos
+    slide = second_delay - first_delay
+    assert slide >= 150_000_000  # SF9 time-on-air of 17 bytes plus the time-off-air
+    await next_downlink(gw)
+    first_at = now_ns()
+    down = await next_downlink(gw)
+    assert down.txpk.get("imme") is True
+    # Not before its hold ends (a lower bound only: a loaded machine can only make it later).
+    assert now_ns() - first_at >= slide - 50_000_000
+
+
+async def test_class_c_absolute_time_refused_on_a_stand_in_clock(harness) -> None:
+    """An earlier `imme` downlink must not make the server's clock pass for the gateway's (no tmst from it)."""
+    gw = await harness.gateway()  # no uplink: the concentrator counter is unknown
+    await harness.server.schedule_downlink(class_c())
+    await next_downlink(gw)
+    with pytest.raises(GsError) as info:
+        await harness.server.schedule_downlink(class_c(absolute_time_ns=now_ns() + 3_000_000_000))
+    windows = window_errors(info.value)
+    assert windows[1].cause.name == "no_clock_sync"
+    # Once the gateway's own timestamps sync the clock, the same request is served with a real tmst.
+    await harness.uplink(gw)
+    await harness.server.schedule_downlink(class_c(absolute_time_ns=now_ns() + 3_000_000_000))
+    down = await next_downlink(gw)
+    assert "tmst" in down.txpk and "imme" not in down.txpk
 
 
 async def test_class_c_absolute_time(harness) -> None:
@@ -431,3 +465,20 @@ async def test_not_a_tx_request(harness) -> None:
     with pytest.raises(GsError) as info:
         await harness.server.schedule_downlink(msg)
     assert (info.value.name, info.value.code) == ("not_tx_request", 3)
+
+
+async def test_connection_without_a_sender_fails_the_downlink_cleanly(harness) -> None:
+    """A connection no frontend has attached a sender to has no downlink path: counted failure, no crash.
+
+    The send step used to fall back to a `GatewayServer.transmit` that does not exist, so this raised AttributeError
+    out of ScheduleDownlink (or, for a held downlink, out of a timer callback).
+    """
+    gw = await harness.gateway()
+    up, _ = await harness.uplink(gw)
+    conn = harness.server.udp.get(GATEWAY_ID)
+    conn.transmit = None
+    await harness.server.schedule_downlink(class_a(token_of(up)))
+    (fail,) = await harness.events.wait_for("gs.down.tx.fail", timeout=10.0)
+    assert fail.data.string_value == "downlink_path_expired"
+    assert "gs.down.send" not in harness.events.names()
+    assert gw.received_downlinks.empty()

@@ -1,4 +1,6 @@
-"""Gateways with several frequency plans, TxRequest.frequency_plan_id and LR-FHSS requests: planner, registry, end to end.
+"""Gateways with several frequency plans, TxRequest.frequency_plan_id and LR-FHSS requests.
+
+Planner, registry, end to end.
 
 Two test plans of the EU868 band: MULTI_A allows only 868.0-868.6 MHz; MULTI_B adds the 869.4-869.65 MHz sub-band
 (with its own EIRP ceiling and a dwell-time limit on 869.525 MHz) and a lower ceiling on 868.0-868.6 MHz.
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from downlink_support import GATEWAY_ID, class_a, token_of
 
 from frequency_plans import FrequencyPlanStore
 from gatewayserver.config import ConfigError, resolve
@@ -20,8 +23,6 @@ from gatewayserver.errors import INVALID_ARGUMENT, GsError
 from gatewayserver.registry import GatewayEntry, GatewayRegistry, RegistryError, load_registry_file
 from gatewayserver.ttnpb import gatewayserver_pb2, lorawan_pb2
 from scheduler import Conflict, DwellTime, SubBandNotFound
-
-from downlink_support import GATEWAY_ID, class_a, token_of
 
 PLANS = {
     "multi_a.yml": """

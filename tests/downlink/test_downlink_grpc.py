@@ -6,11 +6,10 @@ import asyncio
 
 import grpc
 import pytest
+from downlink_support import CLUSTER_METADATA, class_a, token_of
 
 from gatewayserver.api.errors import STATUS_DETAILS_KEY, decode_rpc_status
 from gatewayserver.ttnpb import error_pb2, gatewayserver_pb2
-
-from downlink_support import CLUSTER_METADATA, class_a, token_of
 
 
 async def test_schedule_downlink_over_grpc(harness) -> None:

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf import empty_pb2
 from prometheus_client import REGISTRY
 
 from gatewayserver.config import resolve
 from gatewayserver.daemon import Daemon, start_daemon
 from gatewayserver.ttnpb import messages_pb2, networkserver_pb2_grpc
-from google.protobuf import empty_pb2
 
 
 class StandInNetworkServer(networkserver_pb2_grpc.GsNsServicer):

@@ -183,3 +183,20 @@ def test_downlink_path_expires_without_pull_data():
     finally:
         fwd.close()
         harness.stop()
+
+
+def test_connect_log_line_has_uppercase_eui_and_host_port(caplog: pytest.LogCaptureFixture):
+    """Item 18/23: the API prints EUIs uppercase, and so must the log; addresses are host:port, not tuples."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="gatewayserver.server")
+    with Harness() as harness:
+        fwd = Forwarder(harness.udp_address, bytes.fromhex("abcdef0123456789"))
+        try:
+            fwd.pull()
+            record = wait_for(lambda: next((r for r in caplog.records if r.getMessage() == "gateway connected"), None))
+            port = fwd.down.getsockname()[1]
+            assert record.__dict__["eui"] == "ABCDEF0123456789"
+            assert record.__dict__["remote"] == f"127.0.0.1:{port}"
+        finally:
+            fwd.close()

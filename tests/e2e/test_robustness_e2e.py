@@ -303,11 +303,13 @@ def test_gateway_table_is_bounded_against_eui_cycling():
     harness = Harness(max_gateways=5).start()
     attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        before = metric("gs_udp_datagrams_dropped_total", reason="connection_limit")
+        before = metric("gs_gateway_disconnects_total", reason="evicted")
         for i in range(50):
             attacker.sendto(b"\x02\x00\x00\x02" + (0xBAD0000000000000 + i).to_bytes(8, "big"), harness.udp_address)
-        wait_for(lambda: metric("gs_udp_datagrams_dropped_total", reason="connection_limit") == before + 45)
+        # Each newcomer evicts the least recently active unregistered gateway: the table never grows.
+        wait_for(lambda: metric("gs_gateway_disconnects_total", reason="evicted") == before + 45)
         assert harness.run_in_loop(lambda: len(harness.daemon.server.udp)) == 5
+        assert harness.run_in_loop(lambda: harness.daemon.server.udp.get("eui-bad0000000000031")) is not None
     finally:
         attacker.close()
         harness.stop()

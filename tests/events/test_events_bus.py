@@ -218,3 +218,28 @@ def test_data_factory_runs_once_and_only_when_read():
     assert read.to_dict()["data"]["band_id"] == "EU_863_870"
     assert read.data is read.data
     assert calls == [1]
+
+
+def test_name_patterns_use_re2_within_bounds() -> None:
+    from gatewayserver.events.definitions import MAX_NAME_LENGTH, MAX_NAMES, MAX_PATTERNS
+
+    # Linear time: Python's backtracking `re` would search each defined name for hours here.
+    with pytest.raises(GsError) as info:
+        resolve_names(["/(.|.|.)*X/"])
+    assert info.value.full_name == "pkg/events:no_matching_events"
+    for bad in ("/(a)\\1/", "/(?=gs)/", "/\ud800/", "/" + ".{1000}" * 28 + "/"):
+        with pytest.raises(GsError) as info:
+            resolve_names([bad])
+        assert info.value.full_name == "pkg/events:invalid_regexp", bad
+    with pytest.raises(GsError) as info:
+        resolve_names(["gs.up.receive"] * (MAX_NAMES + 1))
+    assert info.value.attributes == {"count": MAX_NAMES + 1, "limit": MAX_NAMES}
+    with pytest.raises(GsError) as info:
+        resolve_names(["/gs/"] * (MAX_PATTERNS + 1))
+    assert info.value.full_name == "pkg/events:too_many_patterns"
+    with pytest.raises(GsError) as info:
+        resolve_names(["x" * (MAX_NAME_LENGTH + 1)])
+    assert info.value.attributes == {"index": 0, "length": MAX_NAME_LENGTH + 1, "limit": MAX_NAME_LENGTH}
+    assert resolve_names(["/^gs\\.(?P<dir>up|down)\\.\\pL+$/"]) == {
+        "gs.up.receive", "gs.up.forward", "gs.up.drop", "gs.down.send"
+    }

@@ -583,6 +583,6 @@ def test_internal_consistency(band_id: str) -> None:
     assert band.default_rx2.data_rate in rates
     assert band.beacon.data_rate in rates
     for table in (band.rx1_data_rate_table, band.rx1_data_rate_table_dwell or {}):
-        for dr, row in table.items():
+        for _dr, row in table.items():
             if band_id != "IN_865_867":  # IN's rule can name the reserved DR6
                 assert set(row) <= rates

@@ -112,7 +112,12 @@ def test_show_eu_exact_json() -> None:
     }
     assert data["lora_standard_channel"] == {"frequency": 868300000, "data_rate": 6, "radio": 1}
     assert data["fsk_channel"] == {"frequency": 868800000, "data_rate": 7, "radio": 1}
-    assert data["downlink_channels"][0] == {"frequency": 868100000, "min_data_rate": 0, "max_data_rate": 5, "radio": None}
+    assert data["downlink_channels"][0] == {
+        "frequency": 868100000,
+        "min_data_rate": 0,
+        "max_data_rate": 5,
+        "radio": None,
+    }
     assert data["radios"][0] == {
         "enable": True,
         "chip_type": "SX1257",

@@ -140,19 +140,37 @@ def _replace(text: str, old: str, new: str) -> str:
 BROKEN = [
     # (transform of GOOD, expected "key: message" part)
     (
-        lambda t: t.replace(
-            "867100000, min_data_rate: 0", "867.1e6, min_data_rate: 0"
-        ),
+        lambda t: t.replace("867100000, min_data_rate: 0", "867.1e6, min_data_rate: 0"),
         "uplink_channels[3].frequency: must be an integer number of Hz",
     ),
-    (lambda t: _replace(t, "frequency: 868300000", 'frequency: "868300000"'),
-     "uplink_channels[1].frequency: must be an integer number of Hz"),
-    (lambda t: _replace(t, "max_data_rate: 5, radio: 0}\n  - {frequency: 868300000", "max_data_rate: 12, radio: 0}\n  - {frequency: 868300000"),
-     "uplink_channels[0].max_data_rate: data rate 12 is not defined in band EU_863_870"),
-    (lambda t: _replace(t, "min_data_rate: 0, max_data_rate: 5, radio: 0}\n  - {frequency: 868500000", "min_data_rate: 5, max_data_rate: 0, radio: 0}\n  - {frequency: 868500000"),
-     "uplink_channels[1].max_data_rate: must not be below min_data_rate (5)"),
-    (lambda t: _replace(t, "max_data_rate: 5, radio: 0}\n  - {frequency: 867100000", "max_data_rate: 5, radio: 3}\n  - {frequency: 867100000"),
-     "uplink_channels[2].radio: radio 3 does not exist (the plan has 1 radios)"),
+    (
+        lambda t: _replace(t, "frequency: 868300000", 'frequency: "868300000"'),
+        "uplink_channels[1].frequency: must be an integer number of Hz",
+    ),
+    (
+        lambda t: _replace(
+            t,
+            "max_data_rate: 5, radio: 0}\n  - {frequency: 868300000",
+            "max_data_rate: 12, radio: 0}\n  - {frequency: 868300000",
+        ),
+        "uplink_channels[0].max_data_rate: data rate 12 is not defined in band EU_863_870",
+    ),
+    (
+        lambda t: _replace(
+            t,
+            "min_data_rate: 0, max_data_rate: 5, radio: 0}\n  - {frequency: 868500000",
+            "min_data_rate: 5, max_data_rate: 0, radio: 0}\n  - {frequency: 868500000",
+        ),
+        "uplink_channels[1].max_data_rate: must not be below min_data_rate (5)",
+    ),
+    (
+        lambda t: _replace(
+            t,
+            "max_data_rate: 5, radio: 0}\n  - {frequency: 867100000",
+            "max_data_rate: 5, radio: 3}\n  - {frequency: 867100000",
+        ),
+        "uplink_channels[2].radio: radio 3 does not exist (the plan has 1 radios)",
+    ),
     (lambda t: _replace(t, "band_id: EU_863_870", "band_id: EU_999"), "band_id: unknown band 'EU_999'"),
     (lambda t: _replace(t, "band_id: EU_863_870\n", ""), "band_id: is required"),
     (lambda t: _replace(t, 'name: "Test plan"', 'nmae: "Test plan"'), "nmae: unknown key"),
@@ -160,28 +178,51 @@ BROKEN = [
     (lambda t: t + "dwell_time: {uplinks: true}\n", "dwell_time.duration: is required when dwell time is on"),
     (lambda t: t + "dwell_time: {downlinks: yes please}\n", "dwell_time.downlinks: must be true or false"),
     (lambda t: t + "dwell_time: {downlinks: true, duration: 400 parsecs}\n", "dwell_time.duration: must be a duration"),
-    (lambda t: t + "sub_bands:\n  - {min_frequency: 868000000, max_frequency: 867000000}\n",
-     "sub_bands[0].max_frequency: must not be below min_frequency (868000000)"),
-    (lambda t: t + "sub_bands:\n  - {min_frequency: 863000000, max_frequency: 870000000, duty_cycle: 1.5}\n",
-     "sub_bands[0].duty_cycle: must be a fraction between 0 and 1"),
-    (lambda t: t + "sub_bands:\n  - {min_frequency: 863000000, max_frequency: 866000000}\n"
-                   "  - {min_frequency: 865000000, max_frequency: 870000000}\n",
-     "sub_bands[1]: overlaps sub_bands[0] (863000000-866000000)"),
-    (lambda t: t + "sub_bands:\n  - {min_frequency: 863000000, max_frequency: 870000000, max_eirp: high}\n",
-     "sub_bands[0].max_eirp: must be a number"),
+    (
+        lambda t: t + "sub_bands:\n  - {min_frequency: 868000000, max_frequency: 867000000}\n",
+        "sub_bands[0].max_frequency: must not be below min_frequency (868000000)",
+    ),
+    (
+        lambda t: t + "sub_bands:\n  - {min_frequency: 863000000, max_frequency: 870000000, duty_cycle: 1.5}\n",
+        "sub_bands[0].duty_cycle: must be a fraction between 0 and 1",
+    ),
+    (
+        lambda t: (
+            t + "sub_bands:\n  - {min_frequency: 863000000, max_frequency: 866000000}\n"
+            "  - {min_frequency: 865000000, max_frequency: 870000000}\n"
+        ),
+        "sub_bands[1]: overlaps sub_bands[0] (863000000-866000000)",
+    ),
+    (
+        lambda t: t + "sub_bands:\n  - {min_frequency: 863000000, max_frequency: 870000000, max_eirp: high}\n",
+        "sub_bands[0].max_eirp: must be a number",
+    ),
     (lambda t: t + "max_eirp: true\n", "max_eirp: must be a number"),
-    (lambda t: t + "fsk_channel: {frequency: 868800000, data_rate: 5, radio: 0}\n",
-     "fsk_channel.data_rate: data rate 5 is not a FSK rate"),
-    (lambda t: t + "lora_standard_channel: {frequency: 868300000, data_rate: 7, radio: 0}\n",
-     "lora_standard_channel.data_rate: data rate 7 is not a LoRa rate"),
-    (lambda t: t + "lora_standard_channel: {frequency: 868300000, data_rate: 6}\n",
-     "lora_standard_channel.radio: is required"),
+    (
+        lambda t: t + "fsk_channel: {frequency: 868800000, data_rate: 5, radio: 0}\n",
+        "fsk_channel.data_rate: data rate 5 is not a FSK rate",
+    ),
+    (
+        lambda t: t + "lora_standard_channel: {frequency: 868300000, data_rate: 7, radio: 0}\n",
+        "lora_standard_channel.data_rate: data rate 7 is not a LoRa rate",
+    ),
+    (
+        lambda t: t + "lora_standard_channel: {frequency: 868300000, data_rate: 6}\n",
+        "lora_standard_channel.radio: is required",
+    ),
     (lambda t: t + "rx2_default_data_rate: 15\n", "rx2_default_data_rate: data rate 15 is not defined"),
     (lambda t: t + "rx2_channel: {frequency: -1, data_rate: 0}\n", "rx2_channel.frequency: must be an integer"),
-    (lambda t: t + "listen_before_talk: {rssi_target: -80, scan_time: 0}\n", "listen_before_talk.scan_time: must be positive"),
+    (
+        lambda t: t + "listen_before_talk: {rssi_target: -80, scan_time: 0}\n",
+        "listen_before_talk.scan_time: must be positive",
+    ),
     (lambda t: t + "time_off_air: {fraction: 2}\n", "time_off_air.fraction: must be a fraction between 0 and 1"),
-    (lambda t: _replace(t, "rssi_offset: -166}", "rssi_offset: -166, tx: {min_frequency: 870000000, max_frequency: 863000000}}"),
-     "radios[0].tx.max_frequency: must not be below min_frequency (870000000)"),
+    (
+        lambda t: _replace(
+            t, "rssi_offset: -166}", "rssi_offset: -166, tx: {min_frequency: 870000000, max_frequency: 863000000}}"
+        ),
+        "radios[0].tx.max_frequency: must not be below min_frequency (870000000)",
+    ),
     (lambda t: _replace(t, "chip_type: SX1257, ", ""), "radios[0].chip_type: is required"),
     (lambda t: _replace(t, "id: TEST_PLAN", "id: TEST PLAN"), "id: must contain only letters"),
     (lambda t: t + "extends: NOT_THERE\n", "extends: unknown plan 'NOT_THERE'"),

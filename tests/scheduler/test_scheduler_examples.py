@@ -21,7 +21,7 @@ from scheduler import (
     check_payload_size,
     lora_time_on_air,
 )
-from scheduler.clock import TIMESTAMP_MODULUS, rx_window_timestamps, rx_window_times
+from scheduler.clock import TIMESTAMP_MODULUS, rx_window_times, rx_window_timestamps
 
 MS = 1_000_000
 S = 1_000_000_000

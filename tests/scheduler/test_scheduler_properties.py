@@ -1,6 +1,7 @@
 """Property tests: no overlapping emissions, no duty-cycle overflow in any window, clock and RTT rules."""
 
 import copy
+import itertools
 from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
@@ -81,7 +82,7 @@ def test_no_overlap_and_no_duty_cycle_overflow(ops, off_air_ms):
 
     # 1. No two occupancies (transmission + time-off-air) intersect.
     occupied = sorted((em.starts, em.off_air_until) for em in booked)
-    for (s0, e0), (s1, _) in zip(occupied, occupied[1:]):
+    for (_, e0), (s1, _) in itertools.pairwise(occupied):
         assert e0 <= s1
     for em in booked:
         assert em.off_air_until - em.ends >= max(30 * MS, off_air_ms * MS)

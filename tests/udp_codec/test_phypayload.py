@@ -18,7 +18,12 @@ def test_unconfirmed_up() -> None:
     assert m.mic == h("A1B2C3D4")
     fhdr = m.mac_payload.f_hdr
     assert fhdr.dev_addr == h("26011BDA")
-    assert (fhdr.f_ctrl.adr, fhdr.f_ctrl.adr_ack_req, fhdr.f_ctrl.ack, fhdr.f_ctrl.class_b) == (True, False, False, False)
+    assert (fhdr.f_ctrl.adr, fhdr.f_ctrl.adr_ack_req, fhdr.f_ctrl.ack, fhdr.f_ctrl.class_b) == (
+        True,
+        False,
+        False,
+        False,
+    )
     assert not fhdr.f_ctrl.f_pending
     assert fhdr.f_cnt == 42 and fhdr.f_opts == b""
     assert m.mac_payload.f_port == 10 and m.mac_payload.frm_payload == h("0102030405")

@@ -7,7 +7,13 @@ import base64
 import orjson
 import pytest
 
-from gatewayserver.io.udp.translate import TranslateError, format_mhz, status_from_stat, tx_power_dbm, txpk_from_downlink
+from gatewayserver.io.udp.translate import (
+    TranslateError,
+    format_mhz,
+    status_from_stat,
+    tx_power_dbm,
+    txpk_from_downlink,
+)
 from gatewayserver.ttnpb import metadata_pb2
 
 NS = 1_000_000_000

@@ -13,7 +13,9 @@ EUI = bytes.fromhex("AA555A0000000101")
 
 
 def issue(tokens: UplinkTokens, gateway_time: int | None = 1_795_316_963_528_002_000) -> bytes:
-    return tokens.issue("my-gateway", EUI, 1, 4_294_967_295, 1_795_316_963_600_000_123, 77_309_411_327_000, gateway_time)
+    return tokens.issue(
+        "my-gateway", EUI, 1, 4_294_967_295, 1_795_316_963_600_000_123, 77_309_411_327_000, gateway_time
+    )
 
 
 def test_round_trip() -> None:

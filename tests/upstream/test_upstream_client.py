@@ -8,10 +8,10 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
+from tls_support import write_self_signed
 
 from gatewayserver.ttnpb import messages_pb2, networkserver_pb2_grpc
 from gatewayserver.upstream.ns import NetworkServerClient, UpstreamSettings
-from tls_support import write_self_signed
 
 
 def _self_signed(tmp_path: Path, name: str) -> tuple[bytes, bytes, str]:
@@ -66,7 +66,7 @@ async def _submit_all(client: NetworkServerClient, count: int) -> list[BaseExcep
         if len(results) == count:
             done.set()
 
-    client._on_result = on_result  # noqa: SLF001 - the router normally passes it in
+    client._on_result = on_result
     for fcnt in range(count):
         client.submit(_uplink(fcnt))
     await asyncio.wait_for(done.wait(), 15)

@@ -6,17 +6,33 @@ and when connections and downlink paths expire. It never touches a socket or a c
 datagrams and the time, and asks `next_deadline()` when it needs waking.
 
 The reference Gateway Server's semantics: connect on the first accepted datagram, downlink path = address of the
-latest PULL_DATA (or TX_ACK), path expiry after 90 s, connection expiry after 3 min of silence, a per-EUI flood
-guard, and an optional block on address changes.
+latest PULL_DATA (or TX_ACK), path expiry after 90 s, connection expiry after 3 min of silence, a flood guard, and
+an optional block on address changes. Where following the reference literally let one sender hurt another gateway,
+this module departs from it, each time for a stated reason:
+
+- Flood guard per (EUI, source address), not per EUI. The reference counts every datagram carrying an EUI against
+  that EUI, so anyone who can send a datagram with a victim's EUI (spoofing needs no secret) could use up the
+  victim's budget and have its own datagrams dropped. Here each source address (IP and port) of an EUI has its
+  own budget: a forwarder that floods from its socket is still limited, and another address's flood never costs
+  the gateway's own sockets their traffic. Per EUI at most `MAX_FLOOD_SOURCES` addresses are remembered, the
+  oldest forgotten first; forgetting an address only ever gives it a fresh budget.
+- With the address-change block on, the block also holds the downlink path: while PULL_DATA keeps arriving from
+  the current path, a PULL_DATA from another address *or port* of the same IP is refused (the reference compares
+  only IPs, so one spoofed PULL_DATA from another port moved the victim's downlinks there).
+- Room: registered gateways are never refused for lack of room. When the table is full, the least recently active
+  unregistered connection is evicted to make room; only when none is left is a newcomer refused, and only an
+  unregistered one.
+- A registry reload applies to live connections (`apply_registry`): gateways no longer allowed are removed, the
+  others get their new entry.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
 
 from ...events.event import new_ulid
 from ...registry import GatewayEntry, GatewayRegistry
@@ -34,6 +50,11 @@ from .packets import (
 
 Address = tuple[Any, ...]
 
+# Source addresses per EUI that keep a flood budget of their own: a gateway uses two sockets (up and down), so a
+# few more leave room for a NAT change and a stray sender without letting one EUI hold unbounded state.
+MAX_FLOOD_SOURCES = 4
+_NEVER = -(1 << 62)
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
@@ -43,7 +64,8 @@ class ConnectionSettings:
     flood_window_ns: int = 10_000_000
     address_change_block_ns: int = 0
     # Unregistered gateways are admitted by default, so an attacker cycling EUIs could otherwise grow the table
-    # without bound until expiry; past this many live connections new EUIs are refused and counted.
+    # without bound until expiry. Past this many live connections the least recently active unregistered one is
+    # evicted for a newcomer; registered gateways are admitted even beyond it (the registry bounds them).
     max_connections: int = 100_000
 
 
@@ -61,9 +83,11 @@ class Connection:
         "up_addr",
         "down_addr",
         "down_seen_ns",
+        "last_pull_ns",
         "version",
+        "registered",
         "_flood",
-        "_flood_index",
+        "_flood_size",
         "last_uplink_key",
         "uplink_count",
         "last_uplink_ns",
@@ -94,9 +118,13 @@ class Connection:
         self.up_addr: Address | None = None
         self.down_addr: Address | None = None
         self.down_seen_ns = 0
+        # Last PULL_DATA (always from `down_addr`): what keeps the path held against takeover when blocking.
+        self.last_pull_ns = 0
         self.version = 2
-        self._flood: list[int] | None = [-(1 << 62)] * flood_datagrams if flood_datagrams else None
-        self._flood_index = 0
+        self.registered = entry.registered
+        # Source address -> ring of the last `flood_datagrams` accept times, its write index in the extra last slot.
+        self._flood: dict[Address, list[int]] | None = {} if flood_datagrams > 0 else None
+        self._flood_size = flood_datagrams
         self.last_uplink_key: Any = None
         self.uplink_count = 0
         self.last_uplink_ns = 0
@@ -121,17 +149,28 @@ class Connection:
         self.transmit: Callable[[bytes, Address], None] | None = None
         self.closed = False
 
-    def flood_check(self, now: int, window_ns: int) -> bool:
-        """True when this datagram may pass: the N-th previous one is older than the window."""
-        ring = self._flood
-        if ring is None:
+    def flood_check(self, addr: Address, now: int, window_ns: int) -> bool:
+        """True when this datagram may pass: the N-th previous one from the same source address is older than the
+        window. Each source address of the EUI has its own budget (see the module docstring for why)."""
+        rings = self._flood
+        if rings is None:
             return True
-        index = self._flood_index
+        ring = rings.get(addr)
+        size = self._flood_size
+        if ring is None:
+            if len(rings) >= MAX_FLOOD_SOURCES:
+                del rings[next(iter(rings))]
+            ring = rings[addr] = [_NEVER] * size + [0]
+        index = ring[size]
         if now - ring[index] < window_ns:
             return False
         ring[index] = now
-        self._flood_index = (index + 1) % len(ring)
+        ring[size] = index + 1 if index + 1 < size else 0
         return True
+
+    def flood_sources(self) -> int:
+        """How many source addresses hold a flood budget (bounded by `MAX_FLOOD_SOURCES`)."""
+        return len(self._flood) if self._flood is not None else 0
 
     def downlink_path(self, now: int, expires_ns: int) -> Address | None:
         """Where a PULL_RESP must go, or None when the gateway stopped pulling."""
@@ -154,6 +193,16 @@ class Accepted:
     ack: bytes | None
     new_connection: bool
     replaced: Connection | None
+    # An unregistered connection removed to make room for this one (least recently active first).
+    evicted: Connection | None = None
+
+
+@dataclass(slots=True)
+class RegistryChanges:
+    """What a registry reload did to live connections."""
+
+    removed: list[tuple[Connection, str]] = field(default_factory=list)  # (connection, disconnect reason)
+    changed: list[tuple[Connection, GatewayEntry]] = field(default_factory=list)  # (connection, its old entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +224,8 @@ class UdpConnections:
         # gateway that has been heard since: per-datagram work stays O(1).
         self._expiry: list[tuple[int, int, Connection]] = []
         self._expiry_seq = 0
+        # Unregistered connections, least recently active first: who makes room when the table is full.
+        self._unregistered: OrderedDict[bytes, Connection] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._by_eui)
@@ -197,19 +248,30 @@ class UdpConnections:
         settings = self.settings
         conn = self._by_eui.get(eui)
         replaced: Connection | None = None
+        evicted: Connection | None = None
         new_connection = False
+        block_ns = settings.address_change_block_ns
         if conn is not None and conn.host != addr[0]:
-            if settings.address_change_block_ns and now - conn.last_seen_ns < settings.address_change_block_ns:
-                return Rejected("address_changed", f"EUI {eui.hex()} moved to {addr[0]} while blocked", eui)
+            if block_ns and now - conn.last_seen_ns < block_ns:
+                return Rejected("address_changed", f"EUI {eui.hex().upper()} moved to {addr[0]} while blocked", eui)
             replaced = conn
             self._remove(conn)
             conn = None
         if conn is None:
-            if len(self._by_eui) >= settings.max_connections:
-                return Rejected("connection_limit", f"{len(self._by_eui)} gateways connected; EUI {eui.hex()} refused", eui)
             entry = self.registry.lookup(eui)
             if entry is None:
-                return Rejected("unregistered", f"EUI {eui.hex()} is not registered", eui)
+                return Rejected("unregistered", f"EUI {eui.hex().upper()} is not registered", eui)
+            if len(self._by_eui) >= settings.max_connections:
+                if self._unregistered:
+                    evicted = self._unregistered.popitem(last=False)[1]
+                    self._remove(evicted)
+                elif not entry.registered:
+                    return Rejected(
+                        "connection_limit",
+                        f"{len(self._by_eui)} registered gateways connected; "
+                        f"unregistered EUI {eui.hex().upper()} refused",
+                        eui,
+                    )
             existing = self._by_id.get(entry.gateway_id)
             if existing is not None:  # same gateway id under another EUI (registry edited): one connection only
                 replaced = replaced or existing
@@ -217,11 +279,30 @@ class UdpConnections:
             conn = Connection(entry, addr, now, settings.flood_datagrams)
             self._by_eui[eui] = conn
             self._by_id[entry.gateway_id] = conn
+            if not entry.registered:
+                self._unregistered[eui] = conn
             new_connection = True
-        elif not conn.flood_check(now, settings.flood_window_ns):
-            return Rejected("flood", f"EUI {eui.hex()} exceeds {settings.flood_datagrams} datagrams per window", eui)
-        if new_connection:
-            conn.flood_check(now, settings.flood_window_ns)
+            conn.flood_check(addr, now, settings.flood_window_ns)
+        else:
+            if (
+                block_ns
+                and datagram.type == PULL_DATA
+                and conn.down_addr is not None
+                and addr != conn.down_addr
+                and now - conn.last_pull_ns < block_ns
+            ):
+                # The downlink path is alive: a PULL_DATA from elsewhere must not take it over (see module doc).
+                return Rejected(
+                    "address_changed", f"EUI {eui.hex().upper()} PULL_DATA from {addr[0]}:{addr[1]} while the downlink "
+                    f"path {conn.down_addr[0]}:{conn.down_addr[1]} is live and changes are blocked", eui,
+                )
+            if not conn.flood_check(addr, now, settings.flood_window_ns):
+                return Rejected(
+                    "flood", f"EUI {eui.hex().upper()} from {addr[0]}:{addr[1]} exceeds {settings.flood_datagrams} "
+                    "datagrams per window", eui,
+                )
+            if not conn.registered:
+                self._unregistered.move_to_end(eui)
         conn.last_seen_ns = now
         conn.version = datagram.version
         kind = datagram.type
@@ -232,6 +313,7 @@ class UdpConnections:
         elif kind == PULL_DATA:
             conn.down_addr = addr
             conn.down_seen_ns = now
+            conn.last_pull_ns = now
             ack = encode_ack(datagram.version, datagram.token, PULL_ACK)
         elif kind == TX_ACK:
             # Some vendor forwarders send TX_ACK from the up socket; it proves the gateway is alive, but only a
@@ -241,11 +323,18 @@ class UdpConnections:
             conn.has_jit_queue = True
         if new_connection:
             self._arm(conn, now + settings.connection_expires_ns)
-        return Accepted(datagram, conn, ack, new_connection, replaced)
+        return Accepted(datagram, conn, ack, new_connection, replaced, evicted)
 
     def _arm(self, conn: Connection, deadline: int) -> None:
         self._expiry_seq += 1
-        heapq.heappush(self._expiry, (deadline, self._expiry_seq, conn))
+        heap = self._expiry
+        heapq.heappush(heap, (deadline, self._expiry_seq, conn))
+        # Removed connections stay in the heap until their deadline; with evictions or replacements churning the
+        # table that could be many more than are live. Rebuild from the live ones when they are under half.
+        if len(heap) > 2 * len(self._by_eui) + 64:
+            live = [item for item in heap if not item[2].closed]
+            heapq.heapify(live)
+            self._expiry = live
 
     def _remove(self, conn: Connection) -> None:
         conn.closed = True
@@ -253,6 +342,63 @@ class UdpConnections:
             del self._by_eui[conn.eui]
         if self._by_id.get(conn.gateway_id) is conn:
             del self._by_id[conn.gateway_id]
+        if self._unregistered.get(conn.eui) is conn:
+            del self._unregistered[conn.eui]
+
+    def expiry_entries(self) -> int:
+        """Entries in the expiry heap, live or not: bounded by about twice the live connections."""
+        return len(self._expiry)
+
+    def unregistered_count(self) -> int:
+        return len(self._unregistered)
+
+    def apply_registry(self) -> RegistryChanges:
+        """Bring live connections in line with a reloaded registry.
+
+        A gateway the registry no longer admits (registration required and its EUI gone) is removed; one whose
+        entry changed gets the new entry, id included, and moves into or out of the evictable set. A gateway id
+        now claimed by two live connections keeps the registered one.
+        """
+        changes = RegistryChanges()
+        ids_changed = False
+        registry = self.registry
+        # One pass over the registry, then a dict look-up per connection: with 100,000 unregistered connections,
+        # generating and comparing an entry for each (registry.lookup) held the loop for most of a second.
+        registered = {entry.eui: entry for entry in registry.entries()}
+        for conn in list(self._by_eui.values()):
+            entry = registered.get(conn.eui)
+            if entry is None:
+                if registry.require_registered:
+                    self._remove(conn)
+                    changes.removed.append((conn, "unregistered"))
+                    continue
+                if not conn.registered:  # still unregistered: its generated entry cannot have changed
+                    continue
+                entry = registry.lookup(conn.eui)
+                assert entry is not None  # registration is not required, so unknown EUIs get a generated entry
+            if entry == conn.entry:
+                continue
+            old = conn.entry
+            conn.entry = entry
+            conn.registered = entry.registered
+            if entry.gateway_id != conn.gateway_id:
+                conn.gateway_id = entry.gateway_id
+                ids_changed = True
+            if entry.registered:
+                self._unregistered.pop(conn.eui, None)
+            elif conn.eui not in self._unregistered:
+                self._unregistered[conn.eui] = conn
+            changes.changed.append((conn, old))
+        if ids_changed:
+            by_id: dict[str, Connection] = {}
+            for conn in sorted(self._by_eui.values(), key=lambda c: not c.registered):
+                if conn.gateway_id in by_id:
+                    self._remove(conn)
+                    changes.removed.append((conn, "replaced"))
+                else:
+                    by_id[conn.gateway_id] = conn
+            self._by_id = by_id
+        return changes
 
     def expire(self, now: int) -> list[Connection]:
         """Remove and return the connections silent for longer than the expiry."""
@@ -279,6 +425,7 @@ class UdpConnections:
         for conn in conns:
             self._remove(conn)
         self._expiry.clear()
+        self._unregistered.clear()
         return conns
 
     def on_each(self, func: Callable[[Connection], None]) -> None:

@@ -6,6 +6,11 @@ core, acked at once, then handed to the Gateway Server. Going through asyncio-dg
 queue hand-off and a task wake-up per datagram, which at a few thousand uplinks per second was a sixth of the
 daemon's time. Nothing piles up in memory: a datagram is either handled or still in the kernel's socket buffer,
 and that buffer (made large here) is the only bound, counted by the kernel when it overflows.
+
+Beyond its public `bind`/`DatagramServer` API this relies on asyncio-dgram's `Protocol(recvq, excq, drained)`
+and `DatagramServer(transport, recvq, excq, drained)` constructors and on the protocol putting `(data, addr)`
+(and `(None, None)` at the end) on `recvq`. Its major version is pinned in pyproject.toml, and
+tests/e2e/test_asyncio_dgram_contract.py fails with a clear message when any of that changes.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncio_dgram
 from asyncio_dgram.aio import DatagramServer, Protocol
 
-from .connection import Accepted
+from ...logs import format_address
+from .connection import Rejected
 from .metrics import DATAGRAMS_DROPPED
 
 if TYPE_CHECKING:
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 SOCKET_BUFFER = 4 * 1024 * 1024
 
 Handler = Callable[[bytes, Any], None]
+# What asyncio-dgram's protocol puts on its receive queue: a datagram and its sender, or (None, None) at the end.
+RecvQueue = asyncio.Queue[tuple[bytes | None, Any]]
 
 
 class _DispatchingProtocol(Protocol):
@@ -40,7 +49,7 @@ class _DispatchingProtocol(Protocol):
     the frontend handles those first.
     """
 
-    def __init__(self, recvq: asyncio.Queue[Any], excq: asyncio.Queue[Any], drained: asyncio.Event) -> None:
+    def __init__(self, recvq: RecvQueue, excq: asyncio.Queue[Exception], drained: asyncio.Event) -> None:
         super().__init__(recvq, excq, drained)
         self.handler: Handler | None = None
 
@@ -53,20 +62,31 @@ class _DispatchingProtocol(Protocol):
             handler(data, addr)
         except Exception:  # never let one datagram's bug reach uvloop, which would close the socket
             DATAGRAMS_DROPPED.labels("internal").inc()
-            log.exception("datagram handling failed", extra={"remote": str(addr)})
+            log.exception("datagram handling failed", extra={"remote": format_address(addr)})
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable for a gateway that went away: expected, not worth an exception queue entry.
         log.debug("UDP socket error", extra={"error": str(exc)})
 
 
-async def bind(address: str) -> tuple[DatagramServer, _DispatchingProtocol]:
+@dataclass(slots=True, frozen=True)
+class Bound:
+    """A bound socket: asyncio-dgram's stream, plus the transport and queue it was built from (kept here, so
+    nothing reads them back out of the stream's private attributes)."""
+
+    stream: DatagramServer
+    protocol: _DispatchingProtocol
+    transport: asyncio.DatagramTransport
+    recvq: RecvQueue
+
+
+async def bind(address: str) -> Bound:
     """Bind like `asyncio_dgram.bind`, with the dispatching protocol and large socket buffers."""
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     loop = asyncio.get_running_loop()
-    recvq: asyncio.Queue[Any] = asyncio.Queue()
-    excq: asyncio.Queue[Any] = asyncio.Queue()
+    recvq: RecvQueue = asyncio.Queue()
+    excq: asyncio.Queue[Exception] = asyncio.Queue()
     drained = asyncio.Event()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     transport, protocol = await loop.create_datagram_endpoint(
@@ -78,23 +98,25 @@ async def bind(address: str) -> tuple[DatagramServer, _DispatchingProtocol]:
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
         except OSError:  # capped by net.core.rmem_max; the default still works
             pass
-    return DatagramServer(transport, recvq, excq, drained), protocol  # type: ignore[arg-type]
+    # asyncio-dgram's stub annotates `transport` as a DatagramProtocol; at run time it is (and must be) the transport.
+    stream = DatagramServer(transport, recvq, excq, drained)  # type: ignore[arg-type]
+    return Bound(stream, protocol, transport, recvq)
 
 
 class UdpFrontend:
     """One listener. `run()` handles datagrams until the socket closes; `send()` is how downlinks leave."""
 
-    def __init__(self, server: GatewayServer, stream: DatagramServer, protocol: _DispatchingProtocol) -> None:
+    def __init__(self, server: GatewayServer, bound: Bound) -> None:
         self.server = server
-        self.stream = stream
-        self._protocol = protocol
-        self._transport = stream._transport  # noqa: SLF001 - sendto without an await per ack
+        self.stream = bound.stream
+        self._protocol = bound.protocol
+        self._transport = bound.transport  # sendto without an await per ack
+        self._recvq = bound.recvq
         self._closing = False
 
     @classmethod
     async def listen(cls, server: GatewayServer, address: str) -> UdpFrontend:
-        stream, protocol = await bind(address)
-        return cls(server, stream, protocol)
+        return cls(server, await bind(address))
 
     @property
     def address(self) -> tuple[str, int]:
@@ -109,7 +131,7 @@ class UdpFrontend:
         recv = self.stream.recv
         handle = self._handle
         # Whatever arrived between bind and now sits in asyncio-dgram's queue: handle it in order first.
-        queue = self.stream._recvq  # noqa: SLF001
+        queue = self._recvq
         while queue.qsize():
             data, addr = queue.get_nowait()
             if data is None:  # asyncio-dgram's end-of-stream marker
@@ -126,14 +148,14 @@ class UdpFrontend:
     def _handle(self, data: bytes, addr: Any) -> None:
         now = time.time_ns()
         result = self.server.udp.accept(data, addr, now)
-        if result.__class__ is not Accepted:
-            self.server.rejected(result, addr)  # type: ignore[arg-type]
+        if isinstance(result, Rejected):
+            self.server.rejected(result, addr)
             return
-        if result.ack is not None:  # type: ignore[union-attr]
-            self._transport.sendto(result.ack, addr)  # type: ignore[union-attr]
-        if result.new_connection:  # type: ignore[union-attr]
-            result.connection.transmit = self.send  # type: ignore[union-attr]
-        self.server.accepted(result, addr, now)  # type: ignore[arg-type]
+        if result.ack is not None:
+            self._transport.sendto(result.ack, addr)
+        if result.new_connection:
+            result.connection.transmit = self.send
+        self.server.accepted(result, addr, now)
 
     def close(self) -> None:
         self._closing = True

@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 from google.protobuf.message import DecodeError
@@ -30,7 +30,7 @@ from google.protobuf.message import DecodeError
 from gatewayserver.gpstime import gps_ms_to_unix_ns
 from gatewayserver.lorawan.phypayload import PayloadError, parse_phypayload
 from gatewayserver.tokens import UplinkTokens
-from gatewayserver.ttnpb import gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
+from gatewayserver.ttnpb import enums_pb2, gateway_pb2, identifiers_pb2, messages_pb2, metadata_pb2
 
 UplinkMessage = messages_pb2.UplinkMessage
 GatewayStatus = gateway_pb2.GatewayStatus
@@ -47,7 +47,7 @@ _MAX_PAYLOAD_BASE64: Final = 340
 MAX_RSIG: Final = 16
 _MAX_TIME_TEXT: Final = 64
 _MAX_ETIME_BASE64: Final = 64  # an encrypted fine timestamp is one 16-byte AES block
-_SOURCE_GPS: Final = 1
+_SOURCE_GPS: Final = metadata_pb2.SOURCE_GPS
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
@@ -366,7 +366,8 @@ class UplinkTranslator:
         md.gateway_ids.CopyFrom(gateway_ids)
         md.gateway_ids.SetInParent()
         if downlink_path_constraint:
-            md.downlink_path_constraint = downlink_path_constraint
+            # A registry number, validated there as a DownlinkPathConstraint value.
+            md.downlink_path_constraint = cast(enums_pb2.DownlinkPathConstraint, downlink_path_constraint)
         self._md_static = md.SerializeToString()
 
     def translate(
@@ -413,7 +414,9 @@ class UplinkTranslator:
                 drops.append(DroppedUplink(i, "duplicate"))
         return out
 
-    def _uplink(self, rx: Any, received_at_ns: int, prefix: bytes, md_wire: bytes) -> tuple[UplinkMessage, bytes, float]:
+    def _uplink(
+        self, rx: Any, received_at_ns: int, prefix: bytes, md_wire: bytes
+    ) -> tuple[UplinkMessage, bytes, float]:
         if type(rx) is not dict:
             raise _Drop("malformed", "rxpk entry is not an object")
         get = rx.get
