@@ -41,11 +41,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from uplink import REPO, CpuMeter, Daemon, StandinNs, before_phase, log, pinned  # noqa: E402
+from uplink import REPO, CpuMeter, Daemon, StandinNs, before_phase, log, pinned
 
 GOOD_EUI = 0x0016C0DD00000001
 KINDS = ("zeros", "huge", "spoof", "new_eui", "garbage")
@@ -220,7 +221,7 @@ def run_once(name: str, ns: StandinNs, args: argparse.Namespace, kinds: list[str
         daemon.close()
 
 
-def _nice_pinned(cpu: int | None, increment: int):  # type: ignore[no-untyped-def]
+def _nice_pinned(cpu: int | None, increment: int) -> Callable[[], None]:
     pin = pinned(cpu)
 
     def setup() -> None:

@@ -180,7 +180,8 @@ class GatewayServer:
             extra={"gateway_id": conn.gateway_id, "rxpk": count, "max_rxpk_per_datagram": self.max_rxpk_per_datagram},
         )
         err = GsError(
-            "pkg/gatewayserver/io/udp", "too_many_rxpk", "PUSH_DATA with {count} rxpk entries; at most {max} are accepted",
+            "pkg/gatewayserver/io/udp", "too_many_rxpk",
+            "PUSH_DATA with {count} rxpk entries; at most {max} are accepted",
             code=INVALID_ARGUMENT, attributes={"count": count, "max": self.max_rxpk_per_datagram},
         )
         self._publish_drop(conn, now, err)
