@@ -185,6 +185,7 @@ async def start_daemon(config: Config) -> Daemon:
         stats_retention_ns=int(config.stats_retention * _NS),
         frequency_plans=plans,
         schedule_late_ns=int(config.schedule_late_time * _NS),
+        max_rxpk_per_datagram=config.max_rxpk_per_datagram,
     )
     holder["server"] = server
     upstream.start()

@@ -20,7 +20,7 @@ from .downlink.planner import GatewayDownlinkState
 from .errors import NOT_FOUND, GsError
 from .events.bus import EventBackend
 from .io.udp.connection import ConnectionSettings, UdpConnections
-from .io.udp.handler import UdpHandler
+from .io.udp.handler import DEFAULT_MAX_RXPK, UdpHandler
 from .jsonpb import float32_value, format_timestamp_ns
 from .metrics import SUB_BAND_UTILIZATION
 from .registry import GatewayEntry, GatewayRegistry
@@ -56,6 +56,7 @@ class GatewayServer:
         stats_retention_ns: int = 48 * 3600 * _NS,
         frequency_plans: Any = None,
         schedule_late_ns: int = 800_000_000,
+        max_rxpk_per_datagram: int = DEFAULT_MAX_RXPK,
         clock: Any = time.time_ns,
     ) -> None:
         self.registry = registry
@@ -70,7 +71,9 @@ class GatewayServer:
         )
         self.core.sub_band_watch = self._watch_sub_bands
         self.udp = UdpConnections(registry, connection_settings)
-        self.udp_handler = UdpHandler(self.core, self.udp, schedule_late_ns=schedule_late_ns)
+        self.udp_handler = UdpHandler(
+            self.core, self.udp, schedule_late_ns=schedule_late_ns, max_rxpk_per_datagram=max_rxpk_per_datagram
+        )
         self._utilization_labels: set[str] = set()
 
     # --- upstream -------------------------------------------------------------------------------------------------

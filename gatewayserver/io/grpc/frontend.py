@@ -24,7 +24,7 @@ from ...core.connection import Connection
 from ...core.gateways import GatewayCore
 from ...downlink.planner import Planned
 from ...errors import NOT_FOUND, UNAVAILABLE, GsError
-from ...metrics import UPLINKS_DROPPED, UPLINKS_RECEIVED
+from ...metrics import UPLINKS_DROPPED
 from ...registry import GatewayEntry, GatewayRegistry
 from ...ttnpb import gatewayserver_pb2
 from . import translate
@@ -114,8 +114,7 @@ def deliver(conn: Connection, up: gatewayserver_pb2.GatewayUp, now: int) -> None
     """One `GatewayUp` read at `now`, into the core: uplinks, then the status, then the TX acknowledgment."""
     drops: list[translate.Dropped] = []
     messages = translate.uplinks(up, conn.ids, conn.entry, now, drops)
-    for drop in drops:
-        UPLINKS_RECEIVED.inc()
+    for drop in drops:  # counted as dropped only: `gs_uplinks_received_total` counts uplinks that were ones
         UPLINKS_DROPPED.labels(drop.reason).inc()
         if drop.reason != "duplicate":
             log.info("uplink dropped", extra={"gateway_id": conn.gateway_id, "reason": drop.reason,
