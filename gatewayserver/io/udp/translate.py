@@ -129,7 +129,7 @@ _LORA: Final = 0
 _FSK: Final = 1
 _LRFHSS: Final = 2
 
-_DR_CACHE: dict[tuple[Any, Any], tuple[int, int, int, str]] = {}
+_DR_CACHE: dict[tuple[type, Any, Any], tuple[int, int, int, str]] = {}
 _DR_CACHE_MAX: Final = 512
 
 
@@ -149,7 +149,9 @@ def parse_data_rate(datr: Any, codr: Any) -> tuple[int, int, int, str]:
     (_LRFHSS, modulation type, operating channel width Hz, reduced codr: "4/6" -> "2/3"). Raises ValueError.
     Results are cached: forwarders use a handful of distinct strings.
     """
-    key = (datr, codr)
+    # The type is part of the key: True == 1 and 1.0 == 1 hash alike, and `datr: true` must not find the FSK
+    # entry a `datr: 1` left behind (it did, whenever such a datagram came first).
+    key = (type(datr), datr, codr)
     try:
         return _DR_CACHE[key]
     except (KeyError, TypeError):
