@@ -136,7 +136,7 @@ class Connection:
         "entry",
         "gateway_id",
         "eui",
-        "ids",
+        "_ids",
         "correlation_id",
         "connected_at_ns",
         "last_uplink_key",
@@ -164,10 +164,7 @@ class Connection:
         self.entry = entry
         self.gateway_id = entry.gateway_id
         self.eui = entry.eui
-        ids = identifiers_pb2.GatewayIdentifiers(gateway_id=entry.gateway_id)
-        if entry.eui:
-            ids.eui = entry.eui
-        self.ids = ids
+        self._ids: identifiers_pb2.GatewayIdentifiers | None = None
         self.correlation_id = "gs:conn:" + new_ulid(now)
         self.connected_at_ns = now
         self.last_uplink_key: Any = None
@@ -182,15 +179,26 @@ class Connection:
         self.status_count = 0
         self.closed = False
         self.armed: int | None = None  # the deadline GatewayCore's timer heap holds for this connection
+        # Built at first use: most gateways are idle most of the time, and there are many of them.
         self._downlink: GatewayDownlinkState | None = None
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
-        self._held: list[tuple[int, int, _Pending]] = []
+        self._pending: OrderedDict[str, _Pending] | None = None
+        self._held: list[tuple[int, int, _Pending]] | None = None
         self._held_seq = 0
-        self._outbox: list[Transmission] = []
+        self._outbox: list[Transmission] | None = None
 
     @property
     def protocol(self) -> str:
         return self.link.protocol
+
+    @property
+    def ids(self) -> identifiers_pb2.GatewayIdentifiers:
+        """The gateway's identifiers as the core says them (never as a message from the gateway claims)."""
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = identifiers_pb2.GatewayIdentifiers(gateway_id=self.gateway_id)
+            if self.eui:
+                ids.eui = self.eui
+        return ids
 
     # --- downlink state (plans, scheduler, clock, RTT) -------------------------------------------------------------
 
@@ -305,7 +313,7 @@ class Connection:
             path_error = self.link.downlink_path_error(now)
             if path_error is not None:
                 raise path_error
-            if len(self._held) >= MAX_HELD:
+            if self._held is not None and len(self._held) >= MAX_HELD:
                 raise err.buffer_full()
             planned = plan_request(state, message.raw_payload, request, token_timestamp, now)
         except (GsError, SchedulerError) as exc:
@@ -334,9 +342,12 @@ class Connection:
 
     def _dispatch(self, pending: _Pending, now: int) -> None:
         release = self.link.release_at(pending.planned, now)
-        if release > now and len(self._held) < MAX_HELD:
+        held = self._held
+        if held is None:
+            held = self._held = []
+        if release > now and len(held) < MAX_HELD:
             self._held_seq += 1
-            heapq.heappush(self._held, (release, self._held_seq, pending))
+            heapq.heappush(held, (release, self._held_seq, pending))
             self.core.deadline_at(self, release)
             return
         self._release(pending, now)
@@ -355,11 +366,15 @@ class Connection:
         self.downlink_count += 1
         self.last_downlink_ns = now
         pend = self._pending
+        if pend is None:
+            pend = self._pending = OrderedDict()
         pend[pending.downlink_id] = pending
         while len(pend) > MAX_PENDING:
             pend.popitem(last=False)
         scheduled = self._scheduled_message(pending)
         planned = pending.planned
+        if self._outbox is None:
+            self._outbox = []
         self._outbox.append(
             Transmission(scheduled, pending.downlink_id, planned.immediate, planned.gps_time_ms, planned.tx_power)
         )
@@ -371,21 +386,23 @@ class Connection:
     def drain(self) -> list[Transmission]:
         """What the frontend must send now, oldest first; the outbox is empty afterwards."""
         out = self._outbox
-        if out:
-            self._outbox = []
+        if not out:
+            return []
+        self._outbox = None
         return out
 
     def forget(self, downlink_id: str) -> None:
         """The frontend knows no acknowledgment will come (e.g. a protocol v1 forwarder)."""
-        self._pending.pop(downlink_id, None)
+        if self._pending is not None:
+            self._pending.pop(downlink_id, None)
 
     @property
     def pending_count(self) -> int:
-        return len(self._pending)
+        return len(self._pending) if self._pending is not None else 0
 
     @property
     def held_count(self) -> int:
-        return len(self._held)
+        return len(self._held) if self._held is not None else 0
 
     def _scheduled_message(self, pending: _Pending) -> messages_pb2.DownlinkMessage:
         """The downlink as sent (TxSettings instead of the request), for the frontend, events and the TX ack.
@@ -426,8 +443,8 @@ class Connection:
             counter = _TX_ACK_COUNTERS[result_name] = TX_ACKS_RECEIVED.labels(result_name)
         counter.inc()
         pending: _Pending | None = None
-        for cid in ack.correlation_ids:
-            if cid.startswith(DOWNLINK_CID_PREFIX):
+        for cid in ack.correlation_ids if self._pending is not None else ():
+            if cid.startswith(DOWNLINK_CID_PREFIX) and self._pending is not None:
                 pending = self._pending.pop(cid, None)
                 if pending is not None:
                     break
@@ -513,7 +530,8 @@ class Connection:
 
     def next_deadline(self) -> int | None:
         """When `handle_timer` next has work (a held downlink to release), or None."""
-        return self._held[0][0] if self._held else None
+        held = self._held
+        return held[0][0] if held else None
 
     def handle_timer(self, now: int) -> None:
         """Release every held downlink that is due."""
@@ -574,10 +592,7 @@ class Connection:
         self.entry = entry
         self.gateway_id = entry.gateway_id
         self.eui = entry.eui
-        ids = identifiers_pb2.GatewayIdentifiers(gateway_id=entry.gateway_id)
-        if entry.eui:
-            ids.eui = entry.eui
-        self.ids = ids
+        self._ids = None
         state = self._downlink
         if state is None:
             return
@@ -589,9 +604,9 @@ class Connection:
     def close(self) -> None:
         """Forget everything queued for this gateway; called by `GatewayCore.disconnect`."""
         self.closed = True
-        self._held.clear()
-        self._pending.clear()
-        self._outbox = []
+        self._held = None
+        self._pending = None
+        self._outbox = None
 
     # --- logs and events ------------------------------------------------------------------------------------------
 

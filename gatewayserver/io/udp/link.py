@@ -39,8 +39,8 @@ class UdpLink:
         self.udp = udp
         self.downlink_path_expires_ns = downlink_path_expires_ns
         self.schedule_late_ns = schedule_late_ns
-        # PULL_RESP token -> the core's downlink id, oldest first.
-        self.tokens: OrderedDict[int, str] = OrderedDict()
+        # PULL_RESP token -> the core's downlink id, oldest first; made at the first downlink.
+        self.tokens: OrderedDict[int, str] | None = None
         self.on_disconnect: object = None
 
     @property
@@ -82,6 +82,8 @@ class UdpLink:
             transmit(encode_pull_resp(udp.version, token.to_bytes(2, "big"), body), addr)
             if udp.version >= 2:  # protocol v1 forwarders never acknowledge
                 tokens = self.tokens
+                if tokens is None:
+                    tokens = self.tokens = OrderedDict()
                 tokens[token] = tx.downlink_id
                 while len(tokens) > MAX_TOKENS:
                     tokens.popitem(last=False)
@@ -90,7 +92,7 @@ class UdpLink:
 
     def downlink_id(self, token: int) -> str | None:
         """The core's downlink id for a TX_ACK's token (once: a repeated TX_ACK matches nothing)."""
-        return self.tokens.pop(token, None)
+        return self.tokens.pop(token, None) if self.tokens is not None else None
 
     def disconnected(self, reason: str) -> None:
         callback = self.on_disconnect
