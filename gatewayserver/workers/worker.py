@@ -58,7 +58,7 @@ def main() -> int:
     spec, doc = read_handover()
     die_with_parent(int(doc["supervisor_pid"]))
     ready_fd = int(doc["ready_fd"])
-    WORKER_RESTARTS.set(int(doc.get("restarts", 0)))
+    WORKER_RESTARTS.labels(str(spec.index)).set(int(doc.get("restarts", 0)))
     try:
         config = resolve(doc["config"], environ={})
     except ConfigError as exc:
