@@ -187,6 +187,7 @@ class Supervisor:
                 sys.executable, "-m", "gatewayserver.workers.worker",
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(*spec.udp_fds, ready_write),
+                start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor, which stops workers in order
             )
         finally:
             os.close(ready_write)

@@ -104,6 +104,9 @@ class Workers:
             *extra,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GS_")}
+        self.runtime = workdir / f"run-{count}"  # as systemd's RuntimeDirectory= would set it
+        self.runtime.mkdir()
+        env["RUNTIME_DIRECTORY"] = str(self.runtime)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=workdir
@@ -230,6 +233,8 @@ def test_every_gateway_meets_its_owner_and_a_killed_worker_is_replaced(tmp_path:
         try:
             pids = daemon.worker_pids()
             assert sorted(pids) == list(range(count))
+            [private] = list(daemon.runtime.iterdir())  # the workers' socket directory: private, removed at exit
+            assert private.stat().st_mode & 0o777 == 0o700
 
             exchange(gateways, address, ns, 0)
             owned = {i: sum(1 for g in gateways if g.owner == i) for i in range(count)}
@@ -267,6 +272,7 @@ def test_every_gateway_meets_its_owner_and_a_killed_worker_is_replaced(tmp_path:
             assert daemon.process.wait(60) == 0, daemon.log()
             wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)
             assert daemon.log().count("gatewayserver stopped worker=") == count
+            assert not private.exists()
         finally:
             for gateway in gateways:
                 gateway.close()
