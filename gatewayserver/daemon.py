@@ -192,6 +192,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         forward_crc_failed=config.forward_crc_failed,
         stats_retention_ns=int(config.stats_retention * _NS),
         frequency_plans=plans,
+        max_rxpk_per_datagram=config.max_rxpk_per_datagram,
     )
     holder["server"] = server
     _attach_downlinks(server, config, plans)
