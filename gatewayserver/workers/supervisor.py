@@ -46,6 +46,8 @@ BACKOFF_MAX = 30.0
 BACKOFF_RESET_AFTER = 60.0
 #: On top of `shutdown_timeout`: the API servers' grace and the rest of an orderly stop.
 STOP_GRACE = 10.0
+#: A worker that has not bound its listeners by then is stuck: killed, and counted as a failed start.
+START_TIMEOUT = 120.0
 
 
 class WorkerStartFailed(Exception):
@@ -207,7 +209,12 @@ class Supervisor:
         with open(ready_read, "rb", buffering=0) as pipe:
             transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
             try:
-                ready = await reader.read(16) == b"ready"
+                ready = await asyncio.wait_for(reader.read(16), START_TIMEOUT) == b"ready"
+            except TimeoutError:
+                log.error("worker not ready in time, killing it", extra={"worker": slot.index, "pid": process.pid})
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                ready = False
             finally:
                 transport.close()
         log.info(
@@ -243,7 +250,7 @@ class Supervisor:
                     "lived_s": round(lived, 1), "restart_in_s": delay, "restarts": slot.restarts + 1,
                 },
             )
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
             if self.stopping.is_set():
                 return
