@@ -26,7 +26,7 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
@@ -148,7 +148,6 @@ class _Slot:
     quick_deaths: int = 0
     started_at: float = 0.0
     watch: asyncio.Task[None] | None = None
-    extra_fds: list[int] = field(default_factory=list)
 
 
 class Supervisor:
