@@ -221,6 +221,10 @@ OPTIONS: tuple[Option, ...] = (
     _opt("udp", "max_gateways", 100_000, parse_int,
          "Room for unregistered gateways: past this many connections the least recently active unregistered "
          "one is evicted for a newcomer. Registered gateways are always admitted."),
+    _opt("udp", "new_gateways_per_source", 100, parse_int,
+         "New unregistered gateways one source host may connect per second; more are refused (counted as "
+         "source_limit) so that one host cycling EUIs cannot starve the others. Registered gateways are not "
+         "counted. 0: no limit."),
     _opt("udp", "max_rxpk_per_datagram", 16, parse_positive_int,
          "Most rxpk entries one PUSH_DATA may carry (reference forwarders send at most 8 to 16); bounds the work "
          "one datagram can cause. A PUSH_DATA with more is refused whole, counted once as too_many_rxpk; one whose "

@@ -157,6 +157,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         flood_window_ns=int(config.flood_window * _NS),
         address_change_block_ns=int(config.address_change_block * _NS),
         max_connections=config.max_gateways,
+        new_gateways_per_source=config.new_gateways_per_source,
     )
     holder: dict[str, GatewayServer] = {}
 
