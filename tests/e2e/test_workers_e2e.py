@@ -101,6 +101,7 @@ class Workers:
             "--http-listen", f"127.0.0.1:{self.http_port}",
             "--ns-address", f"127.0.0.1:{ns_port}",
             "--shutdown-timeout", "2s",
+            "--new-gateways-per-source", "0",  # 200 unregistered gateways from one host within a second
             *extra,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GS_")}
