@@ -312,3 +312,19 @@ def test_sighup_reaches_every_worker(tmp_path: Path) -> None:
         finally:
             daemon.kill()
 
+
+
+def test_a_worker_that_does_not_stop_is_killed_at_the_shutdown_bound(tmp_path: Path) -> None:
+    with NetworkServerThread() as ns:
+        daemon = Workers(tmp_path, 2, ns.port)
+        try:
+            workers = daemon.worker_pids()
+            os.kill(workers[1], signal.SIGSTOP)  # hung: cannot handle SIGTERM
+            daemon.process.send_signal(signal.SIGTERM)
+            # shutdown_timeout (2 s here) plus the supervisor's grace, then SIGKILL; exit 1 says it was not clean.
+            assert daemon.process.wait(90) == 1, daemon.log()
+            assert re.search(rf"worker did not stop in time, killing it worker=1 pid={workers[1]}", daemon.log())
+            assert "gatewayserver stopped worker=0" in daemon.log()
+            wait_for(lambda: not any(alive(pid) for pid in workers.values()), timeout=30)
+        finally:
+            daemon.kill()
