@@ -54,7 +54,9 @@ class ApiServers:
         grpc_tls: TlsFiles | None = None,
         http_tls: TlsFiles | None = None,
         ready: Callable[[], object] | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        """`reuse_port`: bind with SO_REUSEPORT, so the worker processes of one daemon serve the same ports."""
         from .grpc_server import GrpcServer
         from .http_server import HttpServer
 
@@ -65,6 +67,7 @@ class ApiServers:
                 grpc_listen,
                 tls_cert_file=grpc_tls.cert_file if grpc_tls else None,
                 tls_key_file=grpc_tls.key_file if grpc_tls else None,
+                options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
             )
             if grpc_listen
             else None
@@ -76,6 +79,7 @@ class ApiServers:
                 tls_cert_file=http_tls.cert_file if http_tls else None,
                 tls_key_file=http_tls.key_file if http_tls else None,
                 ready=ready,
+                reuse_port=reuse_port,
             )
             if http_listen
             else None
