@@ -89,6 +89,9 @@ def hostile_datagrams(kind: str, good_eui: bytes, rng: random.Random) -> list[by
     raise ValueError(kind)
 
 
+HOSTILE_HOST = "127.0.0.2"
+
+
 def run_hostile_sender(host: str, port: int, seconds: float, kinds: list[str], good_eui: bytes) -> dict[str, Any]:
     rng = random.Random(7)
     prebuilt = {kind: hostile_datagrams(kind, good_eui, rng) for kind in kinds if kind != "new_eui"}
@@ -102,8 +105,14 @@ def run_hostile_sender(host: str, port: int, seconds: float, kinds: list[str], g
         stopped = True
 
     signal.signal(signal.SIGTERM, stop)
+    # An attacker is another host than the gateways: 127.0.0.2 is one on loopback (the daemon listens on 127.0.0.1,
+    # the good gateway sends from it). Only `spoof` comes from the good gateway's own address, from another port:
+    # that is the attack it stands for (a datagram with the victim's EUI from the victim's NAT address).
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+    sock.bind((HOSTILE_HOST, 0))
+    same_host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (sock, same_host):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
     address = (host, port)
     new_eui = 0xEE00000000000000
     rounds = [(kind, PER_ROUND[kind]) for kind in kinds]
@@ -119,7 +128,7 @@ def run_hostile_sender(host: str, port: int, seconds: float, kinds: list[str], g
                     items = prebuilt[kind]
                     datagram = items[sent[kind] % len(items)]
                 try:
-                    sock.sendto(datagram, address)
+                    (same_host if kind == "spoof" else sock).sendto(datagram, address)
                 except OSError:  # ENOBUFS on a full loopback queue: try the next one
                     errors += 1
                     continue

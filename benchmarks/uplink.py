@@ -23,6 +23,11 @@ and a result measured while something else used the cores says so in the output.
     .venv/bin/python benchmarks/uplink.py            # full run, a few minutes
     .venv/bin/python benchmarks/uplink.py --quick    # shorter steps, 2,000 idle gateways
     .venv/bin/python benchmarks/uplink.py --json     # machine-readable result on stdout
+    .venv/bin/python benchmarks/uplink.py --workers 1,2 --phases rate   # the rate search per worker count
+
+With ``--workers 1,2`` the rate search runs once per worker count in the same run. One worker is pinned to the
+daemon's core as usual; N > 1 workers may use the first N cores (the stand-in and the simulator share them on a
+small machine). Daemon CPU is summed over the supervisor and every worker process.
 """
 
 from __future__ import annotations
@@ -95,24 +100,48 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-class CpuMeter:
-    """CPU seconds used by named processes and by everything else, between start() and stop()."""
+def _children(pid: int) -> list[int]:
+    """Live child processes of `pid` (the workers of a `--workers N` supervisor)."""
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
 
-    def __init__(self, pids: dict[str, int]):
+
+class CpuMeter:
+    """CPU seconds used by named processes and by everything else, between start() and stop().
+
+    Names in `trees` count the process and its children alive at start() (a supervisor and its workers).
+    """
+
+    def __init__(self, pids: dict[str, int], trees: tuple[str, ...] = ()):
         self.pids = dict(pids)
+        self.trees = trees
+
+    def _seconds(self, name: str) -> float:
+        pid = self.pids[name]
+        if name in self.trees:
+            return sum(max(0.0, _proc_cpu_seconds(p) - self._tree_start.get(p, 0.0)) for p in self._tree[name])
+        return _proc_cpu_seconds(pid, children=(pid == os.getpid())) - self._own[name]
 
     def start(self) -> None:
         self._t = time.monotonic()
         self._busy = _machine_busy_seconds()
         self._own = {name: _proc_cpu_seconds(pid, children=(pid == os.getpid())) for name, pid in self.pids.items()}
+        self._tree = {name: [self.pids[name], *_children(self.pids[name])] for name in self.trees}
+        self._tree_start = {p: _proc_cpu_seconds(p) for pids in self._tree.values() for p in pids}
+
+    def processes(self, name: str) -> int:
+        return len(self._tree.get(name, [self.pids[name]]))
 
     def stop(self) -> dict[str, float]:
         wall = self.wall = time.monotonic() - self._t
         busy = _machine_busy_seconds() - self._busy
-        used = {
-            name: _proc_cpu_seconds(pid, children=(pid == os.getpid())) - self._own[name]
-            for name, pid in self.pids.items()
-        }
+        used = {name: self._seconds(name) for name in self.pids}
         result = {f"{name}_cores": round(v / wall, 2) for name, v in used.items()}
         result["other_cores"] = round(max(0.0, busy - sum(used.values())) / wall, 2)
         return result
@@ -200,7 +229,9 @@ class StandinNs:
 
 
 class Daemon:
-    def __init__(self, ns_port: int, cpu: int | None, extra: list[str]):
+    def __init__(self, ns_port: int, cpu: int | None, extra: list[str], workers: int = 1,
+                 cpus: set[int] | None = None):
+        self.workers = workers
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.http_port = free_port(socket.SOCK_STREAM)
         self.grpc_port = free_port(socket.SOCK_STREAM)
@@ -220,22 +251,27 @@ class Daemon:
             "--grpc-listen", f"127.0.0.1:{self.grpc_port}",
             "--keys-file", str(self.keys_path),
             "--log-level", "warning",
+            *(["--workers", str(workers)] if workers > 1 else []),
             *extra,
         ]
+        preexec = pinned(cpu) if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=pinned(cpu))
+                                     preexec_fn=preexec)
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        """Ready when a PULL_DATA gets its PULL_ACK."""
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Ready when a PULL_DATA gets its PULL_ACK (one owned by each worker)."""
         deadline = time.monotonic() + timeout
+        pending = [0xFF] if self.workers == 1 else [0xF0 + k for k in range(self.workers)]  # 0xF0 % N == 0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"benchmark: daemon exited with {self.proc.returncode}; log: {self.log_path}")
-            gw = await SimulatedGateway.connect(("127.0.0.1", self.udp_port), bytes.fromhex("00000000000000ff"))
+            gw = await SimulatedGateway.connect(("127.0.0.1", self.udp_port), bytes(7) + bytes([pending[0]]))
             try:
                 await gw.pull_data()
                 if await gw.wait_for_acks(0.5):
-                    return
+                    pending.pop(0)
+                    if not pending:
+                        return
             finally:
                 await gw.close()
         raise SystemExit(f"benchmark: daemon not ready after {timeout} s; log: {self.log_path}")
@@ -435,7 +471,8 @@ async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, g
                    settle: float, protocol: str = "udp") -> Step:
     quiesce(ns)
     ns.reset()
-    meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, "simulator": os.getpid()})
+    meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, "simulator": os.getpid()},
+                     trees=("daemon",))
     meter.start()
     port = daemon.grpc_port if protocol == "grpc" else daemon.udp_port
     summary = await run_simulation(SimulationConfig(
@@ -595,6 +632,44 @@ class _Skip(Exception):
     pass
 
 
+# --- worker counts --------------------------------------------------------------------------------------------
+
+
+async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[int],
+                          ceiling: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The rate search once per `--workers` count; daemon CPU summed over the supervisor and its workers."""
+    runs = []
+    start = args.start_rate or (max(500.0, round(ceiling["rate"] * 0.25, -2)) if ceiling else 1000.0)
+    for count in args.workers:
+        if count == 1:
+            daemon = Daemon(ns.grpc_port, args.daemon_cpu, args.daemon_arg)
+        else:
+            daemon = Daemon(ns.grpc_port, None, args.daemon_arg, workers=count, cpus=set(cpus[:count]))
+        steps: list[Step] = []
+        try:
+            await daemon.wait_ready()
+            log(f"uplink rate search with {count} worker(s)\n" + STEP_HEADER)
+            sustained = await find_sustained(daemon, ns, args, start, steps)
+        finally:
+            code = daemon.close()
+        held = [st for st in steps if st.ok and st.rate == sustained]
+        cores = held[-1].cpu.get("daemon_cores", 0.0) if held else 0.0
+        rate = held[-1].achieved_rate if held else 0.0
+        runs.append({
+            "workers": count,
+            "sustained_rate": sustained,
+            "daemon_cores": cores,
+            "daemon_cpu_per_uplink_us": round(cores / rate * 1e6, 1) if rate else None,
+            "cpu_at_sustained": held[-1].cpu if held else {},
+            "steps": [st.__dict__ | {"ok": st.ok} for st in steps],
+            "daemon_exit": code,
+            "daemon_log": str(daemon.log_path),
+        })
+        log(f"{count} worker(s): sustained {sustained:.0f} uplinks/s, daemon CPU "
+            f"{runs[-1]['daemon_cpu_per_uplink_us']} µs per uplink (all processes), exit {code}")
+    return runs
+
+
 # --- main -----------------------------------------------------------------------------------------------------
 
 
@@ -629,6 +704,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 f"(client {c['client_cores']} cores, stand-in {c['standin_cores']}, other {c['other_cores']})"
             )
             result["ceiling_daemon_path"] = c
+
+        if args.workers and "rate" in args.phases:
+            result["workers"] = await compare_workers(ns, args, cpus, ceiling)
+            args.phases = args.phases - {"rate"}
 
         steps: list[Step] = []
         daemon = Daemon(ns.grpc_port, args.daemon_cpu, args.daemon_arg) if "rate" in args.phases else None
@@ -739,6 +818,18 @@ def report(r: dict[str, Any]) -> str:
             lines.append(f"  LinkGateway latency at {gh['rate']:.0f}/s, message read → NS receipt: "
                          f"p50 {gh['read_us']['p50'] / 1000:.2f} ms, p99 {gh['read_us']['p99'] / 1000:.2f} ms"
                          if gh["read_us"].get("p50") is not None else "  LinkGateway latency: -")
+    runs = r.get("workers") or []
+    for run in runs:
+        lines.append(f"  --workers {run['workers']}: sustained {run['sustained_rate']:.0f} uplinks/s, daemon CPU per "
+                     f"uplink {run['daemon_cpu_per_uplink_us']} µs (supervisor and workers summed; "
+                     f"CPU at that rate: {run['cpu_at_sustained']})")
+    if len(runs) > 1 and runs[0]["sustained_rate"] and runs[0]["daemon_cpu_per_uplink_us"]:
+        base = runs[0]
+        for run in runs[1:]:
+            cpu = run["daemon_cpu_per_uplink_us"]
+            growth = f"{100 * (cpu / base['daemon_cpu_per_uplink_us'] - 1):+.0f} %" if cpu else "-"
+            lines.append(f"  {run['workers']} vs {base['workers']} workers: rate "
+                         f"×{run['sustained_rate'] / base['sustained_rate']:.2f}, CPU per uplink {growth}")
     idle = r.get("idle")
     if idle:
         lines.append(f"  memory per idle connected gateway: {idle['bytes_per_gateway'] / 1024:.1f} KiB "
@@ -796,6 +887,8 @@ def main() -> int:
     p.add_argument("--daemon-arg", action="append", default=[], help="extra argument for gatewayserver run")
     p.add_argument("--protocols", type=lambda s: set(s.split(",")), default={"udp", "grpc"},
                    help="frontends of the rate search: udp, grpc (GtwGs.LinkGateway) or both")
+    p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[],
+                   help="run the rate search once per worker count, e.g. 1,2 (gatewayserver run --workers N)")
     args = p.parse_args()
     if args.quick:
         args.ceiling_seconds = 3.0

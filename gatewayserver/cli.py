@@ -30,6 +30,10 @@ def _run(args: argparse.Namespace) -> int:
     from .daemon import run_daemon
 
     config = resolve(_flags(args))
+    if config.workers > 1:
+        from .workers.supervisor import run_supervisor
+
+        return run_supervisor(config)
     return run_daemon(config)
 
 

@@ -111,6 +111,26 @@ def parse_int(value: Any) -> int:
     return number
 
 
+def parse_workers(value: Any) -> int:
+    """A positive number of worker processes, or `auto`: the CPUs this process may run on."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a worker count: {value!r}")
+    text = str(value).strip().lower()
+    if text == "auto":
+        return usable_cpus()
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"not a worker count: {value!r} (a number of at least 1, or auto)")
+    return int(text)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which cgroups and `taskset` narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def parse_positive_int(value: Any) -> int:
     number = parse_int(value)
     if number < 1:
@@ -288,6 +308,11 @@ OPTIONS: tuple[Option, ...] = (
     _opt("logging", "log_format", "text", parse_log_format, "text or json (one object a line)."),
     _opt("logging", "shutdown_timeout", 5.0, parse_duration,
          "On SIGTERM, how long to wait for in-flight upstream calls."),
+    # Process
+    _opt("process", "workers", 1, parse_workers,
+         "Worker processes sharing the listeners, each owning the gateways whose EUI modulo N is its index "
+         "(the kernel steers each datagram to its owner). 'auto': one per usable CPU. 1: a single process, no "
+         "supervisor. More than 1 needs Linux (SO_ATTACH_REUSEPORT_CBPF).", metavar="N|auto"),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}

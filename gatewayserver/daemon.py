@@ -14,8 +14,9 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import logs, preflight
 from .bind_errors import bind_error, probe
@@ -31,6 +32,9 @@ from .timer import DeadlineTimer
 from .tokens import UplinkTokens
 from .upstream.jsonlines import JsonLinesSink
 from .upstream.ns import NetworkServerRouter, UpstreamSettings
+
+if TYPE_CHECKING:
+    from .workers.spec import WorkerSpec
 
 log = logging.getLogger("gatewayserver")
 
@@ -131,8 +135,12 @@ class Daemon:
         log.info("stopped")
 
 
-async def start_daemon(config: Config) -> Daemon:
-    """Build and start every part; returns once all listeners are bound."""
+async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daemon:
+    """Build and start every part; returns once all listeners are bound.
+
+    As one of several workers (`worker` given), the UDP sockets are the ones the supervisor bound and handed
+    down (its steering program attached), and the API ports are bound with SO_REUSEPORT beside the other workers.
+    """
     checked = preflight.check(config)  # the same checks `gatewayserver config` runs
     plans, registry = checked.plans, checked.registry
 
@@ -192,16 +200,18 @@ async def start_daemon(config: Config) -> Daemon:
     upstream.start()
     frontends: list[UdpFrontend] = []
     try:
-        for address in config.udp_listen:
+        inherited = list(worker.udp_fds) if worker is not None else []
+        for number, address in enumerate(config.udp_listen):
             try:
-                frontends.append(await UdpFrontend.listen(server.udp_handler, address))
+                sock = socket.socket(fileno=inherited[number]) if inherited else None
+                frontends.append(await UdpFrontend.listen(server.udp_handler, address, sock))
             except OSError as exc:
                 raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
         daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
         # The one timer of the loop: the core's held downlinks and forgotten stats, the UDP connections' expiry.
         daemon.timer = DeadlineTimer(asyncio.get_running_loop(), [server.core, server.udp_handler])
         server.core.on_deadline = server.udp_handler.on_deadline = daemon.timer.poke
-        daemon.apis = await _start_apis(daemon)
+        daemon.apis = await _start_apis(daemon, shared_ports=worker is not None)
     except BaseException:
         # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
         for frontend in frontends:
@@ -250,7 +260,7 @@ def _log_missing_keys(path: str) -> None:
         )
 
 
-async def _start_apis(daemon: Daemon) -> list[Any]:
+async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
     from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, ListenError, MqttAddresses, TlsFiles
     from .api.streams import StreamLimits
 
@@ -279,8 +289,9 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
         ready=daemon.readiness,
         links=daemon.links,
+        reuse_port=shared_ports,
     )
-    if config.grpc_listen:
+    if config.grpc_listen and not shared_ports:  # workers: the supervisor probed the port before starting them
         # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.
         code = probe(config.grpc_listen, socket.SOCK_STREAM)
         if code is not None:
@@ -294,7 +305,10 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
     return [api]
 
 
-async def _main(config: Config) -> int:
+async def _main(
+    config: Config, worker: WorkerSpec | None = None, started: Callable[[asyncio.Event], None] | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT (or, for a worker, until `started`'s watch sets the stop event)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     holder: list[Daemon] = []
@@ -302,8 +316,10 @@ async def _main(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: holder[0].reload() if holder else None)
-    daemon = await start_daemon(config)
+    daemon = await start_daemon(config, worker)
     holder.append(daemon)
+    if started is not None:
+        started(stop)
     # Everything allocated at start-up lives as long as the process: keep it out of every future collection.
     # (Raising the young-generation threshold was tried and made latency worse: rarer but much longer pauses.)
     gc.collect()
@@ -313,12 +329,15 @@ async def _main(config: Config) -> int:
     return 0
 
 
-def run_daemon(config: Config) -> int:
-    logs.setup(config.log_level, config.log_format)
+def run_daemon(
+    config: Config, worker: WorkerSpec | None = None, started: Callable[[asyncio.Event], None] | None = None
+) -> int:
+    """`gatewayserver run` with one worker, or one worker process of several (`worker`, see workers/worker.py)."""
+    logs.setup(config.log_level, config.log_format, {"worker": worker.index} if worker is not None else None)
     loop_name = _install_uvloop()
     log.debug("starting", extra={"pid": os.getpid(), "loop": loop_name})  # "gateway server started" follows
     try:
-        return asyncio.run(_main(config))
+        return asyncio.run(_main(config, worker, started))
     except ConfigError:
         raise
     except OSError as exc:

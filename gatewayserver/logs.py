@@ -113,10 +113,27 @@ def format_address(address: Any) -> str:
 QUIET_LOGGERS = ("grpc", "aiohttp.access", "asyncio")
 
 
-def setup(level: str = "info", fmt: str = "text") -> None:
+class StaticFields(logging.Filter):
+    """Adds the same fields to every record, e.g. `worker=2` in each line of one worker process, so the lines of
+    several processes sharing one log can be told apart."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self.fields = dict(fields)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.fields.items():
+            if key not in record.__dict__:
+                setattr(record, key, value)
+        return True
+
+
+def setup(level: str = "info", fmt: str = "text", static: dict[str, Any] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RateLimit())
+    if static:
+        handler.addFilter(StaticFields(static))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -38,7 +38,19 @@ def check(config: Config) -> Checked:
     if config.keys_file and os.path.isdir(config.keys_file):
         # A missing keys file is fine (created later, picked up without a restart); a directory never becomes one.
         raise ConfigError(f"keys_file: {config.keys_file}: is a directory; give the path of a file in it")
+    if config.workers > 1:
+        check_workers(config.workers)
     return Checked(plans, registry)
+
+
+def check_workers(count: int) -> None:
+    """More than one worker only where the kernel can steer each gateway's datagrams to one of them."""
+    from .workers.steering import SteeringUnavailable, check_supported
+
+    try:
+        check_supported()
+    except SteeringUnavailable as exc:
+        raise ConfigError(f"workers: {count} workers cannot run here: {exc}; use --workers 1") from None
 
 
 def load_plans(config: Config) -> Any:

@@ -139,6 +139,21 @@ def test_issue_flags_exist_with_their_names():
         assert flag in option_strings, flag
 
 
+def test_workers_from_every_source_and_auto(tmp_path: Path) -> None:
+    import os
+
+    assert resolve({}, environ={}).workers == 1
+    assert resolve({"workers": "3"}, environ={}).workers == 3
+    assert resolve({}, environ={"GS_WORKERS": "2"}).workers == 2
+    path = tmp_path / "c.yml"
+    path.write_text("workers: 4\n")
+    assert resolve({}, environ={}, config_file=path).workers == 4
+    assert resolve({"workers": "auto"}, environ={}).workers == len(os.sched_getaffinity(0))
+    for bad in ("0", "-1", "many", "1.5"):
+        with pytest.raises(ConfigError, match="workers"):
+            resolve({"workers": bad}, environ={})
+
+
 def test_max_rxpk_per_datagram_from_every_source(tmp_path: Path):
     assert resolve({}, environ={}).max_rxpk_per_datagram == 16
     config_file = tmp_path / "c.yml"

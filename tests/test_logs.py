@@ -76,3 +76,17 @@ def test_formatters_cut_key_secrets_and_tokens_out_of_every_line():
         assert not any(secret[i : i + 8] in text for i in range(len(secret) - 7)), text
         assert "00112233" not in text
         assert "<redacted>" in text
+
+
+def test_static_fields_mark_every_line_of_a_worker():
+    from gatewayserver.logs import StaticFields
+
+    record = logging.LogRecord("gatewayserver", logging.INFO, __file__, 1, "gateway connected", (), None)
+    record.gateway_id = "gw-1"
+    assert StaticFields({"worker": 2}).filter(record)
+    assert TextFormatter().format(record).endswith("gateway connected gateway_id=gw-1 worker=2")
+    assert orjson.loads(JsonFormatter().format(record))["worker"] == 2
+    own = logging.LogRecord("gatewayserver", logging.INFO, __file__, 1, "x", (), None)
+    own.worker = 0  # a line about another worker (the supervisor's) keeps its own value
+    StaticFields({"worker": 2}).filter(own)
+    assert own.worker == 0

@@ -201,8 +201,10 @@ def test_failed_reload_keeps_the_old_entries(tmp_path: Path) -> None:
 # --- item 16: ports in use ----------------------------------------------------------------------------------------
 
 
-def _occupied(kind: int) -> socket.socket:
+def _occupied(kind: int, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(socket.AF_INET, kind)
+    if reuse_port:  # another program that also shares its port: our workers' SO_REUSEPORT must not join it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if kind == socket.SOCK_STREAM:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -211,17 +213,18 @@ def _occupied(kind: int) -> socket.socket:
     return sock
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize(
     ("option", "kind"),
     [("udp-listen", socket.SOCK_DGRAM), ("grpc-listen", socket.SOCK_STREAM), ("http-listen", socket.SOCK_STREAM)],
 )
-def test_port_in_use_is_one_line_exit_2(option: str, kind: int) -> None:
-    holder = _occupied(kind)
+def test_port_in_use_is_one_line_exit_2(option: str, kind: int, workers: int) -> None:
+    holder = _occupied(kind, reuse_port=workers > 1)
     port = holder.getsockname()[1]
     try:
         args = list(EPHEMERAL)
         args[args.index(f"--{option}") + 1] = f"127.0.0.1:{port}"
-        result = gs("run", *args)
+        result = gs("run", *args, "--workers", str(workers))
     finally:
         holder.close()
     lines = stderr_lines(result)

@@ -59,7 +59,9 @@ class ApiServers:
         http_tls: TlsFiles | None = None,
         ready: Callable[[], object] | None = None,
         links: GatewayLinks | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        """`reuse_port`: bind with SO_REUSEPORT, so the worker processes of one daemon serve the same ports."""
         from .grpc_server import GrpcServer
         from .http_server import HttpServer
 
@@ -71,6 +73,7 @@ class ApiServers:
                 tls_cert_file=grpc_tls.cert_file if grpc_tls else None,
                 tls_key_file=grpc_tls.key_file if grpc_tls else None,
                 links=links,
+                options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
             )
             if grpc_listen
             else None
@@ -82,6 +85,7 @@ class ApiServers:
                 tls_cert_file=http_tls.cert_file if http_tls else None,
                 tls_key_file=http_tls.key_file if http_tls else None,
                 ready=ready,
+                reuse_port=reuse_port,
             )
             if http_listen
             else None

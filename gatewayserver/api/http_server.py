@@ -94,9 +94,11 @@ class HttpServer:
         tls_key_file: str | None = None,
         ready: Callable[[], Any] | None = None,
         flush_interval: float = 0.02,
+        reuse_port: bool = False,
     ) -> None:
         self.core = core
         self.listen = listen
+        self.reuse_port = reuse_port  # workers of one daemon share the port (SO_REUSEPORT)
         self.ssl_context: ssl.SSLContext | None = None
         if tls_cert_file and tls_key_file:
             self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -160,7 +162,9 @@ class HttpServer:
             max_headers=MAX_HEADERS,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self.ssl_context)
+        site = web.TCPSite(
+            self._runner, host, port, ssl_context=self.ssl_context, reuse_port=self.reuse_port or None
+        )
         await site.start()
         addresses = self._runner.addresses
         self.port = int(addresses[0][1]) if addresses else port

@@ -53,6 +53,9 @@ def test_service_never_runs_as_root(unit: dict[str, dict[str, list[str]]]) -> No
         ("StateDirectory", "gatewayserver"),
         ("User", "gatewayserver"),
         ("Group", "gatewayserver"),
+        ("RuntimeDirectory", "gatewayserver"),
+        ("RuntimeDirectoryMode", "0700"),
+        ("KillMode", "mixed"),
     ],
 )
 def test_directive(unit: dict[str, dict[str, list[str]]], key: str, expected: str) -> None:
@@ -186,8 +189,9 @@ def test_runtime_libraries_work_without_writable_executable_memory() -> None:
 
 
 @pytest.mark.skipif(not _seccomp_supported(), reason="seccomp filter written for Linux x86_64/aarch64")
-def test_daemon_serves_under_memory_deny_write_execute(tmp_path: Path) -> None:
-    daemon = start_daemon(tmp_path, prefix=[sys.executable, str(MDWE)])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_daemon_serves_under_memory_deny_write_execute(tmp_path: Path, workers: str) -> None:
+    daemon = start_daemon(tmp_path, prefix=[sys.executable, str(MDWE)], extra=["--workers", workers])
     try:
         assert "gs_gateways_connected" in daemon.metrics_text()
         reply = exchange(daemon.udp_port, pull_data(bytes.fromhex("0102030405060708")))

@@ -80,8 +80,11 @@ class Bound:
     recvq: RecvQueue
 
 
-async def bind(address: str) -> Bound:
-    """Bind like `asyncio_dgram.bind`, with the dispatching protocol and large socket buffers."""
+async def bind(address: str, sock: socket.socket | None = None) -> Bound:
+    """Bind like `asyncio_dgram.bind`, with the dispatching protocol and large socket buffers.
+
+    With `sock` (a bound socket a worker inherited from its supervisor), use it instead of binding `address`.
+    """
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     loop = asyncio.get_running_loop()
@@ -89,9 +92,14 @@ async def bind(address: str) -> Bound:
     excq: asyncio.Queue[Exception] = asyncio.Queue()
     drained = asyncio.Event()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: _DispatchingProtocol(recvq, excq, drained), local_addr=(host, int(port)), family=family
-    )
+    if sock is not None:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _DispatchingProtocol(recvq, excq, drained), sock=sock
+        )
+    else:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _DispatchingProtocol(recvq, excq, drained), local_addr=(host, int(port)), family=family
+        )
     sock = transport.get_extra_info("socket")
     for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         try:
@@ -115,8 +123,8 @@ class UdpFrontend:
         self._closing = False
 
     @classmethod
-    async def listen(cls, handler: UdpHandler, address: str) -> UdpFrontend:
-        return cls(handler, await bind(address))
+    async def listen(cls, handler: UdpHandler, address: str, sock: socket.socket | None = None) -> UdpFrontend:
+        return cls(handler, await bind(address, sock))
 
     @property
     def address(self) -> tuple[str, int]:
