@@ -18,7 +18,9 @@ from gatewayserver.daemon import Daemon, start_daemon
 from gatewayserver.simulator_grpc import LinkedGateway
 from gatewayserver.ttnpb import error_pb2, gatewayserver_pb2, gatewayserver_pb2_grpc, messages_pb2
 
-from downlink_support import CLUSTER_KEY, EventLog, StandinNetworkServer, class_a, class_c, token_of
+from gatewayserver.errors import GsError
+
+from downlink_support import CLUSTER_KEY, EventLog, StandinNetworkServer, class_a, class_c, lora, token_of
 
 GATEWAY = "gw-linked"
 OTHER = "gw-other"
@@ -248,6 +250,54 @@ async def test_registry_reload_cuts_off_a_link_no_longer_registered(tmp_path: Pa
         assert e.daemon.server.core.get(GATEWAY) is None
         await gw.close()
     finally:
+        await e.events.close()
+        await e.daemon.shutdown()
+        await e.ns.stop()
+
+
+async def test_a_gateway_that_stops_reading_is_disconnected_not_buffered(tmp_path: Path) -> None:
+    """Over a real stream: a client that never reads leaves the writer stuck, the bounded send queue fills, the
+    downlink past it is dropped and counted and the gateway disconnected, so memory stays bounded."""
+    from gatewayserver.io.grpc.metrics import MESSAGES_DROPPED
+
+    e = await start(tmp_path, extra_gateways=[{"eui": "0016c001ff0000dd", "gateway_id": "gw-deaf",
+                                               "frequency_plan_id": "EU_863_870", "enforce_duty_cycle": False}])
+    channel = grpc.aio.insecure_channel(e.target)
+    try:
+        e.daemon.links.send_queue = 8
+        metadata = (("id", "gw-deaf"), ("authorization", f"Bearer {e.keys['any']}"))
+        call = gatewayserver_pb2_grpc.GtwGsStub(channel).LinkGateway(metadata=metadata)  # never read
+        async with asyncio.timeout(10):
+            while e.daemon.server.core.get("gw-deaf") is None:
+                await asyncio.sleep(0.01)
+        conn = e.daemon.server.core.get("gw-deaf")
+        before = MESSAGES_DROPPED.labels("send_queue_full").value
+        scheduled = 0
+        async with asyncio.timeout(60):
+            while conn.link.close_reason is None and scheduled < 20_000:
+                try:
+                    await e.daemon.server.schedule_downlink(
+                        class_c("gw-deaf", payload=b"\x60" + bytes(200), data_rate=lora(7))
+                    )
+                except GsError as exc:
+                    if conn.link.close_reason is not None:
+                        break  # the link closed between two calls: no downlink path any more
+                    raise AssertionError(f"after {scheduled}: {exc.details[0]}") from exc
+                scheduled += 1
+                await asyncio.sleep(0)  # let the writer hand what it can to the stream
+        print(f"downlinks scheduled before the disconnect: {scheduled}")
+        assert conn.link.close_reason == "send_queue_full"
+        assert scheduled >= 9  # 8 queued behind the stuck stream, then the one dropped; none refused before
+        async with asyncio.timeout(10):
+            while not conn.closed:
+                await asyncio.sleep(0.01)
+        assert e.daemon.server.core.get("gw-deaf") is None
+        assert MESSAGES_DROPPED.labels("send_queue_full").value == before + 1
+        (disconnect,) = await e.events.wait_for("gs.gateway.disconnect")
+        assert disconnect.gateway_ids[0][0] == "gw-deaf"
+        call.cancel()
+    finally:
+        await channel.close()
         await e.events.close()
         await e.daemon.shutdown()
         await e.ns.stop()
