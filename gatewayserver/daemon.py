@@ -29,6 +29,7 @@ from .server import GatewayServer
 from .tokens import UplinkTokens
 from .upstream.jsonlines import JsonLinesSink
 from .upstream.ns import NetworkServerRouter, UpstreamSettings
+from .workers.spec import WorkerSpec
 
 log = logging.getLogger("gatewayserver")
 
@@ -59,6 +60,9 @@ class Daemon:
     apis: list[Any] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     api: Any = None
+    #: This process's place among `--workers N` (None: the only process). `group` serves and calls the peers.
+    worker: WorkerSpec | None = None
+    group: Any = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -127,12 +131,17 @@ class Daemon:
             log.warning("uplinks abandoned at shutdown", extra={"count": abandoned, **breakdown})
         for api in reversed(self.apis):
             await api.stop()
+        if self.group is not None:  # after the public APIs: peers' forwarded calls are served until then
+            await self.group.stop()
         self.bus.close()
         log.info("stopped")
 
 
-async def start_daemon(config: Config) -> Daemon:
-    """Build and start every part; returns once all listeners are bound."""
+async def start_daemon(config: Config, *, worker: WorkerSpec | None = None) -> Daemon:
+    """Build and start every part; returns once all listeners are bound.
+
+    `worker`: this process is one of several (`--workers N`, handed its spec by the supervisor): it serves the
+    internal API to its peers, and its public APIs forward what another worker owns (`gatewayserver.workers`)."""
     checked = preflight.check(config)  # the same checks `gatewayserver config` runs
     plans, registry = checked.plans, checked.registry
 
@@ -189,18 +198,27 @@ async def start_daemon(config: Config) -> Daemon:
     _attach_downlinks(server, config, plans)
     upstream.start()
     frontends: list[UdpFrontend] = []
+    group: Any = None
     try:
         for address in config.udp_listen:
             try:
                 frontends.append(await UdpFrontend.listen(server, address))
             except OSError as exc:
                 raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
-        daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
+        daemon = Daemon(config, server, frontends, upstream, registry, plans, bus, worker=worker)
+        if worker is not None:
+            from .workers.group import WorkerGroup
+
+            group = WorkerGroup(worker, server, bus)
+            await group.start()
+            daemon.group = group
         daemon.apis = await _start_apis(daemon)
     except BaseException:
         # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
         for frontend in frontends:
             frontend.close()
+        if group is not None:
+            await group.stop()
         await upstream.close(0)
         raise
     loop = asyncio.get_running_loop()
@@ -258,9 +276,10 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
+    group = daemon.group
     api = ApiServers(
-        daemon.server,
-        daemon.bus,
+        group.gateway_server if group is not None else daemon.server,
+        group.events if group is not None else daemon.bus,
         KeyStore(config.keys_file or None),
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
@@ -279,6 +298,7 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
         grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
         ready=daemon.readiness,
+        metrics=group.metrics if group is not None else None,
     )
     if config.grpc_listen:
         # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.
@@ -294,7 +314,7 @@ async def _start_apis(daemon: Daemon) -> list[Any]:
     return [api]
 
 
-async def _main(config: Config) -> int:
+async def _main(config: Config, worker: WorkerSpec | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     holder: list[Daemon] = []
@@ -302,7 +322,7 @@ async def _main(config: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: holder[0].reload() if holder else None)
-    daemon = await start_daemon(config)
+    daemon = await start_daemon(config, worker=worker)
     holder.append(daemon)
     # Everything allocated at start-up lives as long as the process: keep it out of every future collection.
     # (Raising the young-generation threshold was tried and made latency worse: rarer but much longer pauses.)
@@ -313,12 +333,12 @@ async def _main(config: Config) -> int:
     return 0
 
 
-def run_daemon(config: Config) -> int:
+def run_daemon(config: Config, *, worker: WorkerSpec | None = None) -> int:
     logs.setup(config.log_level, config.log_format)
     loop_name = _install_uvloop()
     log.debug("starting", extra={"pid": os.getpid(), "loop": loop_name})  # "gateway server started" follows
     try:
-        return asyncio.run(_main(config))
+        return asyncio.run(_main(config, worker))
     except ConfigError:
         raise
     except OSError as exc:

@@ -15,7 +15,7 @@ The daemon starts both with `ApiServers`:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .core import ApiCore, ApiSettings, GatewayServerLike, MqttAddresses
@@ -54,6 +54,7 @@ class ApiServers:
         grpc_tls: TlsFiles | None = None,
         http_tls: TlsFiles | None = None,
         ready: Callable[[], object] | None = None,
+        metrics: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         from .grpc_server import GrpcServer
         from .http_server import HttpServer
@@ -76,6 +77,7 @@ class ApiServers:
                 tls_cert_file=http_tls.cert_file if http_tls else None,
                 tls_key_file=http_tls.key_file if http_tls else None,
                 ready=ready,
+                metrics=metrics,
             )
             if http_listen
             else None
