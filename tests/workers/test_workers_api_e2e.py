@@ -21,6 +21,7 @@ import pytest
 from gatewayserver.simulator import SimulatedGateway
 from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc, identifiers_pb2
 from gatewayserver.workers import wire
+from gatewayserver.workers.peers import peer_error
 from gatewayserver.workers.spec import socket_path
 
 from downlink.downlink_support import class_a, token_of
@@ -89,24 +90,34 @@ async def test_class_a_downlink_requested_at_a_non_owner_reaches_the_gateway_and
         await gw.close()
 
 
-async def test_schedule_errors_from_the_owner_reach_the_ns_unchanged(group: WorkerProcesses) -> None:
-    """A fixed path to a registered gateway that is not connected: the owner's `not_connected`, with its path."""
+async def test_schedule_errors_from_the_owner_reach_the_ns_unchanged(
+    group: WorkerProcesses, ns: NetworkServerThread
+) -> None:
+    """The owner's own reason (a frequency outside the plan's sub-bands), not the front's `not_connected`."""
     gateway_id, eui = GATEWAYS[2]
-    message = class_a(b"")
-    del message.request.downlink_paths[:]
-    message.request.downlink_paths.add().fixed.gateway_ids.gateway_id = gateway_id
-    async with grpc.aio.insecure_channel(other_than(group, eui).grpc_target) as channel:
-        stub = gatewayserver_pb2_grpc.NsGsStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.ScheduleDownlink(message, metadata=CLUSTER_METADATA, timeout=15)
-    assert info.value.code() == grpc.StatusCode.ABORTED
-    assert "failed to schedule" in (info.value.details() or "")
-    # Without the cluster key the front worker refuses before anything is forwarded.
-    async with grpc.aio.insecure_channel(other_than(group, eui).grpc_target) as channel:
-        stub = gatewayserver_pb2_grpc.NsGsStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await stub.ScheduleDownlink(message, timeout=15)
-    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    gw = await connect(group, GATEWAYS[2])
+    try:
+        await gw.send_uplink(tmst=gw.tmst())
+        up = await asyncio.to_thread(next_uplink, ns)
+        message = class_a(token_of(up), rx1_frequency=868_650_000, rx2_frequency=0)
+        async with grpc.aio.insecure_channel(other_than(group, eui).grpc_target) as channel:
+            stub = gatewayserver_pb2_grpc.NsGsStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.ScheduleDownlink(message, metadata=CLUSTER_METADATA, timeout=15)
+            assert info.value.code() == grpc.StatusCode.ABORTED
+            error = peer_error(0, info.value)  # the client's view: the status and its ErrorDetails trailer
+            (details,) = error.details
+            path_error = details.path_errors[0]
+            assert (path_error.name, path_error.attributes["gateway_uid"]) == ("schedule_path", gateway_id)
+            windows = gatewayserver_pb2.ScheduleDownlinkErrorDetails()
+            assert path_error.cause.details[0].Unpack(windows)
+            assert windows.path_errors[0].cause.name == "sub_band_not_found"
+            # Without the cluster key the front worker refuses before anything is forwarded.
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.ScheduleDownlink(message, timeout=15)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await gw.close()
 
 
 async def test_connection_stats_single_and_batch_from_any_worker(
@@ -148,6 +159,16 @@ async def test_connection_stats_single_and_batch_from_any_worker(
             batch = await stub.BatchGetGatewayConnectionStats(request, metadata=metadata, timeout=15)
             assert sorted(batch.entries) == sorted(g for g, _ in GATEWAYS)
             assert all(e.uplink_count >= 1 and not e.protocol for e in batch.entries.values())
+        # global_conf.json of a gateway owned elsewhere.
+        with urllib.request.urlopen(
+            urllib.request.Request(
+                f"{group.workers[0].http}/api/v3/gcs/gateways/{GATEWAYS[1][0]}/semtechudp/global_conf.json",
+                headers={"Authorization": f"Bearer {group.admin_key}"},
+            ),
+            timeout=15,
+        ) as response:
+            conf = json.loads(response.read())
+        assert conf["gateway_conf"]["gateway_ID"].lower() == GATEWAYS[1][1].hex()
         # The gateway list merges every worker's connections.
         for worker in group.workers:
             status, body = await asyncio.to_thread(
@@ -341,3 +362,22 @@ async def test_a_dead_peer_gives_a_clear_error_and_no_hang(tmp_path: Path, ns: N
         assert sample(text, "gs_uplinks_received_total") is not None
     finally:
         workers.stop()
+
+
+async def test_find_related_merges_every_worker(group: WorkerProcesses, ns: NetworkServerThread) -> None:
+    gateway_id, eui = GATEWAYS[1]
+    gw = await connect(group, GATEWAYS[1])
+    try:
+        await gw.send_uplink(tmst=gw.tmst())
+        up = await asyncio.to_thread(next_uplink, ns)
+        correlation_id = next(c for c in up.correlation_ids if c.startswith("gs:uplink:"))
+        front = other_than(group, eui)
+        status, body = await asyncio.to_thread(
+            http_json, f"{front.http}/api/v3/events/related?correlation_id={correlation_id}", group.admin_key
+        )
+        assert status == 200, body
+        names = [e["name"] for e in body["events"]]
+        assert "gs.up.receive" in names
+        assert {e["identifiers"][0]["gateway_ids"]["gateway_id"] for e in body["events"]} == {gateway_id}
+    finally:
+        await gw.close()
