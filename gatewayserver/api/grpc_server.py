@@ -168,6 +168,7 @@ class EventsService(events_pb2_grpc.EventsServicer):
             return
         metrics.count_request("grpc", "Events/Stream", "OK")
         try:
+            await subscription.ready()
             yield start.to_proto()
             while True:
                 batch = await subscription.next_batch()

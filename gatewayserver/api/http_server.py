@@ -295,6 +295,7 @@ class HttpServer:
         if task is not None:
             self._streams.add(task)
         try:
+            await subscription.ready()
             await response.prepare(request)
             await response.write(b'{"result":' + start.to_json() + b"}" + separator)
             await self._pump(request, response, subscription, separator)

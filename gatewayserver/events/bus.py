@@ -184,6 +184,10 @@ class Subscription:
     def pending(self) -> int:
         return len(self._queue)
 
+    async def ready(self) -> None:
+        """Wait until every source of the stream is listening (at once here; a stream over several workers waits
+        for each worker's history), so the API sends `events.stream.start` only when no event can be missed."""
+
     async def next_batch(self, max_items: int = 1024, timeout: float | None = None) -> list[Event]:
         """Wait for events and return all queued (up to `max_items`).
 

@@ -124,6 +124,9 @@ class MergedSubscription(Subscription):
             self._limit += len(merged)
         self._ready.set()
 
+    async def ready(self) -> None:
+        await self._ready.wait()
+
     async def next_batch(self, max_items: int = 1024, timeout: float | None = None) -> list[Event]:
         if not self._ready.is_set():
             await self._ready.wait()

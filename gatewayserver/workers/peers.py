@@ -61,6 +61,8 @@ class Peers:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self._channels: dict[int, grpc.aio.Channel] = {}
+        # Building a multi-callable costs about as much as a small call's own client work: keep one per method.
+        self._unary: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         # Never logged: the repr of this tuple is not used anywhere.
         self._metadata = (("authorization", f"{AUTH_SCHEME} {spec.secret}"),)
 
@@ -77,8 +79,11 @@ class Peers:
 
     async def unary(self, index: int, method: str, request: bytes, *, deadline: float = CALL_DEADLINE) -> bytes:
         """Call `method` on worker `index`; raises the peer's `GsError`, or `worker_unavailable`."""
-        call = self.channel(index).unary_unary(method, request_serializer=wire.identity,
-                                               response_deserializer=wire.identity)
+        call = self._unary.get((index, method))
+        if call is None:
+            call = self._unary[(index, method)] = self.channel(index).unary_unary(
+                method, request_serializer=wire.identity, response_deserializer=wire.identity
+            )
         label = method.rpartition("/")[2]
         try:
             response: bytes = await call(request, metadata=self._metadata, timeout=deadline)
@@ -105,6 +110,7 @@ class Peers:
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
+        self._unary.clear()
         for channel in channels.values():
             await channel.close()
 

@@ -255,7 +255,7 @@ async def test_live_events_of_a_gateway_owned_elsewhere_reach_a_grpc_stream(
             stream = stub.Stream(request, metadata=(("authorization", f"Bearer {group.admin_key}"),))
             start = await asyncio.wait_for(stream.read(), 15)
             assert start.name == "events.stream.start"
-            await asyncio.sleep(0.5)  # the internal streams open; an event before that would be history, not live
+            # The start event is sent once every worker is listening: an uplink from now on is live everywhere.
             await gw.send_uplink(tmst=gw.tmst())
             event = await asyncio.wait_for(stream.read(), 15)
             assert event.name == "gs.up.receive"
