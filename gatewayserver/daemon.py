@@ -137,7 +137,7 @@ class Daemon:
         log.info("stopped")
 
 
-async def start_daemon(config: Config, *, worker: WorkerSpec | None = None) -> Daemon:
+async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daemon:
     """Build and start every part; returns once all listeners are bound.
 
     `worker`: this process is one of several (`--workers N`, handed its spec by the supervisor): it serves the
@@ -333,7 +333,7 @@ async def _main(config: Config, worker: WorkerSpec | None = None) -> int:
     return 0
 
 
-def run_daemon(config: Config, *, worker: WorkerSpec | None = None) -> int:
+def run_daemon(config: Config, worker: WorkerSpec | None = None) -> int:
     logs.setup(config.log_level, config.log_format)
     loop_name = _install_uvloop()
     log.debug("starting", extra={"pid": os.getpid(), "loop": loop_name})  # "gateway server started" follows

@@ -15,7 +15,7 @@ from gatewayserver.errors import GsError
 from . import wire
 from .events import RoutedEventBackend
 from .internal import InternalServer
-from .metrics import merge_expositions
+from .exposition import merge_expositions
 from .peers import METRICS_DEADLINE, Peers
 from .routing import RoutedGatewayServer
 from .spec import WorkerSpec

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gatewayserver.workers.metrics import merge_expositions
+from gatewayserver.workers.exposition import merge_expositions
 
 
 def exposition(uplinks: float, utilization: float, up: float, rtt: list[float], rss: float) -> str:
