@@ -22,6 +22,7 @@ _REGISTRARS = (
     "gatewayserver.api.keys_cli",
     "gatewayserver.admin",
     "gatewayserver.events_cli",
+    "gatewayserver.healthcheck",
 )
 
 

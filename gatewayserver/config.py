@@ -111,6 +111,13 @@ def parse_int(value: Any) -> int:
     return number
 
 
+def parse_positive_int(value: Any) -> int:
+    number = parse_int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1: {value!r}")
+    return number
+
+
 def parse_str(value: Any) -> str:
     return str(value)
 
@@ -194,6 +201,15 @@ OPTIONS: tuple[Option, ...] = (
     _opt("udp", "max_gateways", 100_000, parse_int,
          "Room for unregistered gateways: past this many connections the least recently active unregistered "
          "one is evicted for a newcomer. Registered gateways are always admitted."),
+    _opt("udp", "new_gateways_per_source", 100, parse_int,
+         "New unregistered gateways one source host may connect per second; more are refused (counted as "
+         "source_limit) so that one host cycling EUIs cannot starve the others. Registered gateways are not "
+         "counted. 0: no limit."),
+    _opt("udp", "max_rxpk_per_datagram", 16, parse_positive_int,
+         "Most rxpk entries one PUSH_DATA may carry (reference forwarders send at most 8 to 16); bounds the work "
+         "one datagram can cause. A PUSH_DATA with more is refused whole, counted once as too_many_rxpk; one whose "
+         "body holds more JSON values than that many rxpk can (counted as commas and braces) is refused before "
+         "it is parsed, as too_many_values."),
     _opt("udp", "schedule_late_time", 0.8, parse_duration,
          "Hold PULL_RESP until this long before transmission for gateways without a jit queue."),
     # Upstream

@@ -158,6 +158,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         flood_window_ns=int(config.flood_window * _NS),
         address_change_block_ns=int(config.address_change_block * _NS),
         max_connections=config.max_gateways,
+        new_gateways_per_source=config.new_gateways_per_source,
     )
     holder: dict[str, GatewayServer] = {}
 
@@ -193,6 +194,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         forward_crc_failed=config.forward_crc_failed,
         stats_retention_ns=int(config.stats_retention * _NS),
         frequency_plans=plans,
+        max_rxpk_per_datagram=config.max_rxpk_per_datagram,
     )
     holder["server"] = server
     _attach_downlinks(server, config, plans)

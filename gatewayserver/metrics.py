@@ -8,7 +8,10 @@ from prometheus_client import Gauge
 
 from .counters import LoopCounter, LoopHistogram
 
-UPLINKS_RECEIVED = LoopCounter("gs_uplinks_received_total", "Uplinks received from gateways.")
+UPLINKS_RECEIVED = LoopCounter(
+    "gs_uplinks_received_total",
+    "Uplink messages translated from gateways' rxpk (entries that never became one count only as dropped).",
+)
 UPLINKS_FORWARDED = LoopCounter("gs_uplinks_forwarded_total", "Uplinks accepted by a Network Server or written out.")
 UPLINKS_DROPPED = LoopCounter("gs_uplinks_dropped_total", "Uplinks not forwarded, by reason.", ["reason"])
 STATUS_RECEIVED = LoopCounter("gs_status_received_total", "Gateway status messages received.")

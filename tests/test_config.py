@@ -137,3 +137,15 @@ def test_issue_flags_exist_with_their_names():
         "--http-listen", "--grpc-listen", "--config", "--frequency-plans-dir", "--keys-file",
     ):
         assert flag in option_strings, flag
+
+
+def test_max_rxpk_per_datagram_from_every_source(tmp_path: Path):
+    assert resolve({}, environ={}).max_rxpk_per_datagram == 16
+    config_file = tmp_path / "c.yml"
+    config_file.write_text("max_rxpk_per_datagram: 24\n")
+    assert resolve({"config": str(config_file)}, environ={}).max_rxpk_per_datagram == 24
+    assert resolve({}, environ={"GS_MAX_RXPK_PER_DATAGRAM": "32"}).max_rxpk_per_datagram == 32
+    assert resolve({"max_rxpk_per_datagram": "8"}, environ={}).max_rxpk_per_datagram == 8
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigError, match="max_rxpk_per_datagram"):
+            resolve({"max_rxpk_per_datagram": bad}, environ={})

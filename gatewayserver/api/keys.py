@@ -311,13 +311,33 @@ def load_keys_file(path: str) -> list[ApiKey]:
     return [ApiKey.from_json(e) for e in entries]
 
 
+def _keys_file_group(path: str, directory: str) -> int:
+    """The group that may read the keys file: the existing file's, else its directory's."""
+    try:
+        return os.stat(path).st_gid
+    except FileNotFoundError:
+        return os.stat(directory).st_gid
+
+
 def save_keys_file(path: str, keys: Iterable[ApiKey]) -> None:
-    """Write atomically (temp file + rename, mode 0600) so a reloading daemon never reads half a file."""
+    """Write atomically (temp file + rename) so a reloading daemon never reads half a file.
+
+    Mode 0640, group kept from the file it replaces (a new file takes its directory's group): the operator runs
+    `keys create` as root, the daemon runs as an unprivileged user of that group (the systemd install makes
+    /etc/gatewayserver root:gatewayserver 0750). A root-only 0600 file would lock the daemon out of its own keys
+    at the next reload. The file holds hashes only, and nobody outside the group gets to read it.
+    """
     data = orjson.dumps({"version": 1, "keys": [k.to_json() for k in keys]}, option=orjson.OPT_INDENT_2) + b"\n"
     directory = os.path.dirname(os.path.abspath(path))
+    group = _keys_file_group(path, directory)
     fd, tmp = tempfile.mkstemp(prefix=".keys-", dir=directory)
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, 0o640)
+        if os.fstat(fd).st_gid != group:
+            try:
+                os.fchown(fd, -1, group)
+            except PermissionError:  # not root and not in that group: the file keeps the writer's group
+                pass
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -23,7 +23,9 @@ def test_key_format_and_storage_hold_no_secret(tmp_path) -> None:  # type: ignor
     raw = open(path, "rb").read()
     assert secret.encode() not in raw
     assert record.id.encode() in raw
-    assert os.stat(path).st_mode & 0o777 == 0o600
+    # Group-readable (the daemon's group reads it), nothing for others; the group is the directory's.
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert os.stat(path).st_gid == os.stat(tmp_path).st_gid
     stored = orjson.loads(raw)["keys"][0]
     assert stored["rights"] == ["RIGHT_GATEWAY_STATUS_READ"] and stored["gateway_ids"] == ["gtw1"]
 

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,8 +108,25 @@ class Daemon:
         return self.process.returncode
 
 
+def ssl_get(port: int) -> bool:
+    """Whether an HTTPS listener on loopback serves the daemon's /metrics (self-signed: not verified)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", timeout=1.0, context=context) as response:
+        return response.status == 200 and b"gs_gateways_connected" in response.read()
+
+
+def _serves_metrics(daemon: Daemon) -> bool:
+    # The UDP frontend's gauge shows the core is loaded, not only an early HTTP listener.
+    status, body = http_get(daemon.http + "/metrics", timeout=1.0)
+    return status == 200 and b"gs_gateways_connected" in body
+
+
 def start_daemon(workdir: Path, *, prefix: list[str] | None = None, extra: list[str] | None = None,
-                 timeout: float = 30.0) -> Daemon:
+                 timeout: float = 30.0, ready: Callable[[Daemon], bool] = _serves_metrics) -> Daemon:
     """`gatewayserver run` on loopback with free ports, waiting until /metrics answers.
 
     Free ports are found by binding port 0 and closing it, so another process may take one in between: a start
@@ -134,9 +151,7 @@ def start_daemon(workdir: Path, *, prefix: list[str] | None = None, extra: list[
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                # The UDP frontend's gauge shows the core is loaded, not only an early HTTP listener.
-                status, body = http_get(daemon.http + "/metrics", timeout=1.0)
-                if status == 200 and b"gs_gateways_connected" in body:
+                if ready(daemon):
                     return daemon
             except OSError:
                 pass
@@ -218,3 +233,94 @@ def exported_metric_names(exposition: str) -> set[str]:
         elif line and not line.startswith("#"):
             names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
     return names
+
+
+# --- The build context a container engine sends, as .dockerignore shapes it.
+
+def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
+    """One pattern as moby/patternmatcher compiles it: `**` spans directories, `*` and `?` stop at `/`."""
+    out = "^"
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if pattern.startswith("**", index):
+            index += 2
+            if pattern.startswith("/", index):
+                index += 1
+            out += ".*" if index >= len(pattern) else "(.*/)?"
+            continue
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif char == "\\" and index + 1 < len(pattern):
+            index += 1
+            out += re.escape(pattern[index])
+        elif char in "[]":
+            out += char
+        else:
+            out += re.escape(char)
+        index += 1
+    return re.compile(out + "$")
+
+
+def read_dockerignore(path: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """(is_exception, regex) per line, as `docker build` reads the file: comments, `!`, cleaned, no leading `/`."""
+    patterns: list[tuple[bool, re.Pattern[str]]] = []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        exception = line.startswith("!")
+        if exception:
+            line = line[1:].strip()
+        line = os.path.normpath(line).lstrip("/")
+        if line and line != ".":
+            patterns.append((exception, _dockerignore_regex(line)))
+    return patterns
+
+
+def dockerignored(relpath: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether the engine leaves `relpath` out: the last pattern matching the path or one of its parents wins."""
+    parts = relpath.split("/")
+    candidates = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+    excluded = False
+    for exception, regex in patterns:
+        if any(regex.match(candidate) for candidate in candidates):
+            excluded = not exception
+    return excluded
+
+
+def build_context(root: Path) -> dict[str, int]:
+    """relative path -> size of every file `docker build root` would send, honouring root/.dockerignore."""
+    ignore = root / ".dockerignore"
+    patterns = read_dockerignore(ignore) if ignore.exists() else []
+    files: dict[str, int] = {}
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            full = Path(directory) / name
+            relpath = full.relative_to(root).as_posix()
+            if not dockerignored(relpath, patterns) and not full.is_symlink():
+                files[relpath] = full.stat().st_size
+    return files
+
+
+# --- systemd unit files.
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    """Sections -> key -> values in order (systemd keys may repeat; an empty assignment resets the list)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"directive outside a section: {line}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not KEY=VALUE: {line}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections

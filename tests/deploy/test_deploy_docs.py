@@ -53,8 +53,8 @@ def _commands() -> list[list[str]]:
     for line in text.splitlines():
         line = line.strip().lstrip("`").rstrip("`")
         match = re.search(r"(?:^|sudo |/bin/|\.venv/bin/)gatewayserver (.*)", line)
-        if not match or line.startswith(("#", "|", "-")):
-            continue
+        if not match or line.startswith(("#", "|", "-")) or match.group(1).startswith("/"):
+            continue  # not a command, or `ln -s .../bin/gatewayserver /usr/local/bin/gatewayserver`
         command = match.group(1).split(" >")[0].split("`")[0]
         out.append(shlex.split(command.replace("$F", "keys.json").replace('"$CLUSTER_KEY"', "00ff"), comments=True))
     return out

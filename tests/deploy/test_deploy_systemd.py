@@ -17,28 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_support import DEPLOY, exchange, missing, pull_data, start_daemon
+from deploy_support import DEPLOY, exchange, missing, parse_unit, pull_data, start_daemon
 
 UNIT = DEPLOY / "systemd" / "gatewayserver.service"
 MDWE = Path(__file__).with_name("mdwe_exec.py")
-
-
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """Sections -> key -> values in order (systemd keys may repeat; an empty assignment resets the list)."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        assert current is not None, f"directive outside a section: {line}"
-        key, sep, value = line.partition("=")
-        assert sep, f"not KEY=VALUE: {line}"
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +51,19 @@ def test_service_never_runs_as_root(unit: dict[str, dict[str, list[str]]]) -> No
         ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("StateDirectory", "gatewayserver"),
-        ("ConfigurationDirectory", "gatewayserver"),
+        ("User", "gatewayserver"),
+        ("Group", "gatewayserver"),
     ],
 )
 def test_directive(unit: dict[str, dict[str, list[str]]], key: str, expected: str) -> None:
     assert unit["Service"].get(key, [None])[-1] == expected
+
+
+def test_no_dynamic_user_with_files_in_etc(unit: dict[str, dict[str, list[str]]]) -> None:
+    """systemd never chowns ConfigurationDirectory=: a transient uid could not read /etc/gatewayserver."""
+    service = unit["Service"]
+    assert service.get("DynamicUser", ["no"])[-1] != "yes"
+    assert "ConfigurationDirectory" not in service, "made root:root by systemd, unreadable for the service"
 
 
 def test_syscall_filter_and_limits(unit: dict[str, dict[str, list[str]]]) -> None:
@@ -89,7 +79,7 @@ def test_exec_start_uses_the_config_directory_and_real_flags(unit: dict[str, dic
     assert Path(argv[0]).is_absolute() and argv[0].endswith("/gatewayserver")
     assert argv[1] == "run"
     config = argv[argv.index("--config") + 1]
-    assert config.startswith("/etc/gatewayserver/"), "ConfigurationDirectory=gatewayserver is /etc/gatewayserver"
+    assert config.startswith("/etc/gatewayserver/"), "the operator guide installs the files in /etc/gatewayserver"
     from gatewayserver.cli import build_parser
 
     args = build_parser().parse_args(argv[1:])  # exits (SystemExit) on an unknown flag

@@ -81,7 +81,9 @@ def _acks(sock: socket.socket, expected: int, timeout: float = 5.0) -> int:
 def test_registered_gateway_gets_through_while_new_euis_flood_the_table(tmp_path: Path) -> None:
     bound = 200
     registry = _registry(tmp_path / "gateways.yml", [(REGISTERED_EUI, "rooftop", "EU_863_870")])
-    harness = Harness(gateways=str(registry), max_gateways=bound).start()
+    # The flood stands for many spoofed hosts; from loopback it comes from one, so the per-source budget for new
+    # gateways (tested below) is off here to let the table fill.
+    harness = Harness(gateways=str(registry), max_gateways=bound, new_gateways_per_source=0).start()
     fwd = Forwarder(harness.udp_address, REGISTERED_EUI)
     attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     attacker.bind(("127.0.0.1", 0))
@@ -124,6 +126,46 @@ def test_registered_gateway_gets_through_while_new_euis_flood_the_table(tmp_path
     finally:
         attacker.close()
         fwd.close()
+        harness.stop()
+
+
+def test_one_host_cycling_new_euis_is_held_to_its_budget_and_costs_others_nothing(tmp_path: Path) -> None:
+    """A source bringing thousands of new EUIs gets 100 a second; the gateways already there keep every ack."""
+    registry = _registry(tmp_path / "gateways.yml", [(REGISTERED_EUI, "rooftop", "EU_863_870")])
+    harness = Harness(gateways=str(registry)).start()
+    good_eui = bytes.fromhex("00000000000C0001")
+    good = Forwarder(harness.udp_address, good_eui)  # unregistered, connected before the flood
+    registered = Forwarder(harness.udp_address, REGISTERED_EUI)
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    attacker.bind(("127.0.0.1", 0))
+    server = harness.daemon.server
+    try:
+        refused_before = metric("gs_udp_datagrams_dropped_total", reason="source_limit")
+        started = time.monotonic()
+        kept = 0
+        tally = UplinkTally(harness.ns.uplinks)
+        for fcnt in range(50):
+            for n in range(60):
+                attacker.sendto(_pull_data((0xBAF0000000000000 + fcnt * 60 + n).to_bytes(8, "big")),
+                                harness.udp_address)
+            for fwd in (good, registered):
+                fwd.push({"rxpk": [rxpk(data_frame(fcnt=fcnt), tmst=1000 + fcnt)]}, expect_ack=False)
+                kept += _acks(fwd.up, 1)
+        elapsed = time.monotonic() - started
+        delivered = (tally.wait(good_eui, 50), tally.wait(REGISTERED_EUI, 50))
+        wait_for(lambda: metric("gs_udp_datagrams_dropped_total", reason="source_limit") > refused_before)
+        refused = metric("gs_udp_datagrams_dropped_total", reason="source_limit") - refused_before
+        table = harness.run_in_loop(lambda: len(server.udp))
+        print(f"3,000 new EUIs from one host in {elapsed:.2f} s: {refused:.0f} refused, table {table}; "
+              f"good gateways kept {kept}/100 acks, {delivered} uplinks")
+        assert (kept, delivered) == (100, (50, 50))
+        # At most 100 new unregistered gateways per second from that host (plus the two gateways above).
+        assert table <= 2 + 100 * (int(elapsed) + 2)
+        assert refused >= 3_000 - 100 * (int(elapsed) + 2)
+    finally:
+        attacker.close()
+        good.close()
+        registered.close()
         harness.stop()
 
 

@@ -124,14 +124,17 @@ def test_fsk_multi_antenna_gps_and_lrfhss_uplinks(gs, fwd):
         rsig=[
             {"ant": 0, "chan": 3, "rssic": -90, "rssis": -92, "lsnr": 7.5, "foff": 120, "ftime": 1000, "rssisd": 2},
             {"ant": 1, "chan": 3, "rssic": -80, "lsnr": 8.0, "etime": base64.b64encode(b"0123456789abcdef").decode(),
-             "aesk": 3, "fdri": -5},
+             "fdri": -5},
         ],
+        aesk=3,  # the key id is a field of the rxpk, for the encrypted fine timestamps of all antennas
     )
     for key in ("rssi", "lsnr"):
         multi.pop(key)
     lrfhss = rxpk(data_frame(fcnt=3), modu="LR-FHSS", datr="M0CW137", codr="4/6", hpw=8, freq=868.5)
-    fwd.push({"rxpk": [fsk, multi, lrfhss]})
-    got = {u.payload.mac_payload.f_hdr.f_cnt: u for u in (next_uplink(gs.ns) for _ in range(3))}
+    lrfhss_multi = rxpk(data_frame(fcnt=4), modu="LR-FHSS", datr="M0CW137", codr="4/6", hpw=52, freq=868.5,
+                        rsig=[{"ant": 0, "chan": 3, "rssic": -120}, {"ant": 1, "chan": 3, "rssic": -118}])
+    fwd.push({"rxpk": [fsk, multi, lrfhss, lrfhss_multi]})
+    got = {u.payload.mac_payload.f_hdr.f_cnt: u for u in (next_uplink(gs.ns) for _ in range(4))}
 
     assert got[1].settings.data_rate.fsk.bit_rate == 50000
     assert got[1].settings.frequency == 868800000
@@ -152,6 +155,7 @@ def test_fsk_multi_antenna_gps_and_lrfhss_uplinks(gs, fwd):
     lr = got[3].settings.data_rate.lrfhss
     assert (lr.modulation_type, lr.operating_channel_width, lr.coding_rate) == (0, 137000, "2/3")
     assert got[3].rx_metadata[0].hopping_width == 8
+    assert [md.hopping_width for md in got[4].rx_metadata] == [52, 52]
 
 
 def test_status_is_kept_as_the_connection_last_status(gs, fwd):

@@ -14,6 +14,7 @@ import pytest
 
 from gatewayserver.io.udp.packets import PUSH_DATA, parse_datagram
 from gatewayserver.io.udp.translate import (
+    MAX_RSIG,
     DroppedUplink,
     TranslateError,
     UplinkTranslator,
@@ -155,10 +156,12 @@ def test_rsig_one_metadata_per_antenna() -> None:
         "rssi": -1,
         "lsnr": 99,
         "data": FRAME_B64,
+        "aesk": 2,
         "rsig": [
             {"ant": 0, "chan": 0, "rssic": -97, "rssis": -99, "rssisd": 0, "lsnr": 7.5, "foff": -125, "fdri": 3,
-             "ftime": 12_345, "etime": "AAECAwQFBgcICQoLDA0ODw==", "aesk": 2},
-            {"ant": 1, "chan": 8, "rssic": -88, "rssisd": 2.5, "lsnr": 9.0, "foff": 130},
+             "ftime": 12_345, "etime": "AAECAwQFBgcICQoLDA0ODw=="},
+            {"ant": 1, "chan": 8, "rssic": -88, "rssisd": 2.5, "lsnr": 9.0, "foff": 130,
+             "etime": "EBESExQVFhcYGRobHB0eHw=="},
         ],
     }
     (up,) = uplinks_from_rxpk([rxpk], ids(), RECEIVED_AT)
@@ -168,6 +171,7 @@ def test_rsig_one_metadata_per_antenna() -> None:
     assert (a.rssi_standard_deviation, a.snr, a.frequency_offset, a.frequency_drift) == (0, 7.5, -125, 3)
     assert a.fine_timestamp == 12_345
     assert a.encrypted_fine_timestamp == bytes(range(16)) and a.encrypted_fine_timestamp_key_id == "2"
+    assert b.encrypted_fine_timestamp == bytes(range(16, 32)) and b.encrypted_fine_timestamp_key_id == "2"
     assert (b.antenna_index, b.channel_index, b.rssi, b.channel_rssi) == (1, 8, -88, -88)
     assert not b.HasField("signal_rssi")
     assert (b.rssi_standard_deviation, b.snr, b.frequency_offset) == (2.5, 9.0, 130)
@@ -175,6 +179,52 @@ def test_rsig_one_metadata_per_antenna() -> None:
         assert md.timestamp == 1000
         assert md.gateway_ids.eui == EUI
         assert_ts(md.received_at, RECEIVED_AT)
+
+
+def test_aesk_is_read_from_the_rxpk_not_from_rsig_entries() -> None:
+    """`aesk` is a field of the rxpk; an `aesk` inside an rsig entry is not one the forwarders write."""
+    etime = "AAECAwQFBgcICQoLDA0ODw=="
+    rxpk = {"tmst": 1, "freq": 868.1, "stat": 1, "modu": "LORA", "datr": "SF7BW125", "codr": "4/5",
+            "data": FRAME_B64, "rsig": [{"ant": 0, "rssic": -90, "etime": etime, "aesk": 7}]}
+    (up,) = uplinks_from_rxpk([rxpk], ids(), RECEIVED_AT)
+    md = up.rx_metadata[0]
+    assert md.encrypted_fine_timestamp == bytes(range(16))
+    assert md.encrypted_fine_timestamp_key_id == ""
+    (up,) = uplinks_from_rxpk([dict(rxpk, aesk=0)], ids(), RECEIVED_AT)
+    assert up.rx_metadata[0].encrypted_fine_timestamp_key_id == "0"
+
+
+def test_hopping_width_is_set_on_every_antenna() -> None:
+    rxpk = {"tmst": 1, "freq": 868.1, "stat": 1, "modu": "LR-FHSS", "datr": "M0CW137", "codr": "4/6", "hpw": 8,
+            "data": FRAME_B64, "rsig": [{"ant": 0, "rssic": -120}, {"ant": 1, "rssic": -118}]}
+    (up,) = uplinks_from_rxpk([rxpk], ids(), RECEIVED_AT)
+    assert [(md.antenna_index, md.hopping_width) for md in up.rx_metadata] == [(0, 8), (1, 8)]
+    for bad in (-1, 1 << 32, "8", 8.5):
+        (up,) = uplinks_from_rxpk([dict(rxpk, hpw=bad)], ids(), RECEIVED_AT)
+        assert [md.hopping_width for md in up.rx_metadata] == [0, 0]
+
+
+def test_oversized_fields_are_bounded() -> None:
+    big = base64.b64encode(b"\x40" + bytes(255)).decode()  # 256 bytes: one more than LoRa can carry
+    drops: list[DroppedUplink] = []
+    assert uplinks_from_rxpk([{"tmst": 1, "freq": 868.1, "datr": "SF7BW125", "data": big}], ids(), RECEIVED_AT,
+                             drops=drops) == []
+    assert [(d.reason, d.detail) for d in drops] == [("payload", "data longer than 255 bytes")]
+
+    drops = []
+    rsig = [{"ant": i, "rssic": -90} for i in range(MAX_RSIG + 1)]
+    rxpk = {"tmst": 1, "freq": 868.1, "datr": "SF7BW125", "data": FRAME_B64, "rsig": rsig}
+    assert uplinks_from_rxpk([rxpk], ids(), RECEIVED_AT, drops=drops) == []
+    assert [d.reason for d in drops] == ["malformed"]
+    (up,) = uplinks_from_rxpk([dict(rxpk, rsig=rsig[:MAX_RSIG])], ids(), RECEIVED_AT)
+    assert len(up.rx_metadata) == MAX_RSIG
+
+    long_etime = base64.b64encode(bytes(48)).decode()  # 64 characters is the most an etime may have
+    rxpk = {"tmst": 1, "freq": 868.1, "datr": "SF7BW125", "data": FRAME_B64, "time": "2026-11-22T03:09:23." + "1" * 60,
+            "rsig": [{"ant": 0, "etime": long_etime + "AAAA"}, {"ant": 1, "etime": long_etime}]}
+    (up,) = uplinks_from_rxpk([rxpk], ids(), RECEIVED_AT)
+    assert not up.settings.HasField("time")  # 80 characters: Python would parse it, a forwarder never writes it
+    assert [md.encrypted_fine_timestamp for md in up.rx_metadata] == [b"", bytes(48)]
 
 
 def test_fsk() -> None:

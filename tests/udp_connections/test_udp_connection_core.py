@@ -104,7 +104,9 @@ def test_a_flood_of_new_euis_never_grows_the_table_or_its_expiry_heap() -> None:
     table = UdpConnections(registry(REGISTERED), ConnectionSettings(max_connections=bound))
     evicted = 0
     for n in range(20_000):
-        result = accepted(table.accept(pull(eui_of(n)), ("10.9.9.9", 5000), T0 + n * MS))
+        # From many (spoofed) hosts: one host alone would meet the per-source budget for new gateways first.
+        host = f"198.18.{n // 256 % 256}.{n % 256}"
+        result = accepted(table.accept(pull(eui_of(n)), (host, 5000), T0 + n * MS))
         evicted += result.evicted is not None
     assert evicted == 20_000 - bound
     assert len(table) == bound
@@ -272,3 +274,33 @@ def test_reload_swapping_ids_keeps_both_and_a_claimed_generated_id_goes_to_the_r
     assert changes.removed == [(conn_s, "replaced")] and conn_s.closed
     assert table.get("gw-b") is conn_a and table.get("eui-" + stranger.hex()) is conn_b
     assert table.get("gw-a") is None and len(table) == 2 and table.unregistered_count() == 0
+
+
+def test_one_source_may_bring_only_so_many_new_unregistered_gateways_per_second() -> None:
+    table = UdpConnections(registry(REGISTERED), ConnectionSettings(new_gateways_per_source=3))
+    for n in range(3):
+        accepted(table.accept(pull(eui_of(n)), GATEWAY, T0 + n))
+    rejected(table.accept(pull(eui_of(3)), GATEWAY, T0 + 10), "source_limit")
+    # Another host has its own budget, registered gateways are never counted, known gateways keep talking.
+    accepted(table.accept(pull(eui_of(4)), ("192.0.2.9", 1700), T0 + 11))
+    accepted(table.accept(pull(REGISTERED), GATEWAY, T0 + 12))
+    accepted(table.accept(push(eui_of(0)), GATEWAY, T0 + 13))
+    # The next second brings a fresh budget.
+    accepted(table.accept(pull(eui_of(3)), GATEWAY, T0 + S))
+    assert len(table) == 6
+
+
+def test_an_unregistered_gateway_moving_to_a_host_over_its_budget_keeps_its_old_connection() -> None:
+    table = UdpConnections(registry(), ConnectionSettings(new_gateways_per_source=1))
+    accepted(table.accept(pull(eui_of(0)), ("192.0.2.1", 1700), T0))
+    accepted(table.accept(pull(eui_of(1)), GATEWAY, T0))
+    rejected(table.accept(pull(eui_of(0)), GATEWAY, T0 + 1), "source_limit")
+    conn = table.get(f"eui-{eui_of(0).hex()}")
+    assert conn is not None and conn.host == "192.0.2.1"
+
+
+def test_source_budget_zero_means_no_limit() -> None:
+    table = UdpConnections(registry(), ConnectionSettings(new_gateways_per_source=0))
+    for n in range(500):
+        accepted(table.accept(pull(eui_of(n)), GATEWAY, T0 + n))
+    assert len(table) == 500

@@ -67,6 +67,14 @@ class ConnectionSettings:
     # without bound until expiry. Past this many live connections the least recently active unregistered one is
     # evicted for a newcomer; registered gateways are admitted even beyond it (the registry bounds them).
     max_connections: int = 100_000
+    # New unregistered gateways one source host may bring per second. Each costs a connection (~100 µs and a few
+    # hundred bytes), so one host cycling EUIs at line rate would otherwise starve every gateway sharing the
+    # socket; refused ones cost a dict look-up. Registered gateways are not counted. 0: no limit.
+    new_gateways_per_source: int = 100
+
+
+_SOURCE_WINDOW_NS = 1_000_000_000
+_MAX_SOURCES = 10_000
 
 
 class Connection:
@@ -226,6 +234,8 @@ class UdpConnections:
         self._expiry_seq = 0
         # Unregistered connections, least recently active first: who makes room when the table is full.
         self._unregistered: OrderedDict[bytes, Connection] = OrderedDict()
+        # Source host -> [start of its current one-second window, new unregistered gateways in it], oldest first.
+        self._new_by_source: OrderedDict[Any, list[int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._by_eui)
@@ -251,6 +261,16 @@ class UdpConnections:
         evicted: Connection | None = None
         new_connection = False
         block_ns = settings.address_change_block_ns
+        entry: GatewayEntry | None = None
+        if conn is None or conn.host != addr[0]:
+            entry = self.registry.lookup(eui)
+            if entry is not None and not entry.registered and not self._admit_from(addr[0], now):
+                return Rejected(
+                    "source_limit",
+                    f"{addr[0]} brought more than {settings.new_gateways_per_source} new unregistered gateways "
+                    f"this second; EUI {eui.hex().upper()} refused",
+                    eui,
+                )
         if conn is not None and conn.host != addr[0]:
             if block_ns and now - conn.last_seen_ns < block_ns:
                 return Rejected("address_changed", f"EUI {eui.hex().upper()} moved to {addr[0]} while blocked", eui)
@@ -258,7 +278,6 @@ class UdpConnections:
             self._remove(conn)
             conn = None
         if conn is None:
-            entry = self.registry.lookup(eui)
             if entry is None:
                 return Rejected("unregistered", f"EUI {eui.hex().upper()} is not registered", eui)
             if len(self._by_eui) >= settings.max_connections:
@@ -324,6 +343,24 @@ class UdpConnections:
         if new_connection:
             self._arm(conn, now + settings.connection_expires_ns)
         return Accepted(datagram, conn, ack, new_connection, replaced, evicted)
+
+    def _admit_from(self, host: Any, now: int) -> bool:
+        """Count one new unregistered gateway from `host`; False once the host used up this second's budget."""
+        limit = self.settings.new_gateways_per_source
+        if not limit:
+            return True
+        sources = self._new_by_source
+        window = sources.get(host)
+        if window is None or now - window[0] >= _SOURCE_WINDOW_NS:
+            sources[host] = [now, 1]
+            sources.move_to_end(host)
+            while len(sources) > _MAX_SOURCES:  # forgetting a host only gives it a fresh budget
+                sources.popitem(last=False)
+            return True
+        if window[1] >= limit:
+            return False
+        window[1] += 1
+        return True
 
     def _arm(self, conn: Connection, deadline: int) -> None:
         self._expiry_seq += 1

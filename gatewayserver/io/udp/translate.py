@@ -5,7 +5,10 @@ Uplinks follow The Things Stack's mapping of `rxpk` (see docs), with these delib
 - a top-level `rssis` becomes `signal_rssi` (the reference ignores it);
 - an invalid `time` string is ignored instead of failing the whole PUSH_DATA;
 - identical `data` reported twice in one PUSH_DATA is forwarded once, the copy with the strongest RSSI;
-- a bad value in one rxpk drops only that rxpk, with a bounded reason for the metric.
+- a bad value in one rxpk drops only that rxpk, with a bounded reason for the metric;
+- what one rxpk can make us do is bounded: `data` beyond LoRa's 255 bytes and `rsig` with more than `MAX_RSIG`
+  entries drop the rxpk, over-long `time` and `etime` strings are ignored. (How many rxpk one PUSH_DATA may
+  carry is the caller's bound: `max_rxpk_per_datagram`.)
 
 The JSON body is decoded by the caller (orjson) so the PUSH_ACK can go out first. Correlation ids are left to
 the caller (`gs:uplink:<ULID>` per message): generating ULIDs needs a clock and randomness, which this module
@@ -36,6 +39,14 @@ Location = metadata_pb2.Location
 
 NS: Final = 1_000_000_000
 _UINT32: Final = 1 << 32
+# Bounds on what one rxpk may make us do. A LoRa PHYPayload is at most 255 bytes (340 base64 characters); the
+# multi-antenna gateways that send `rsig` have 2 to 8 antennas, so 16 leaves room and caps the RxMetadata (and the
+# signed uplink tokens) one rxpk can ask for; time strings are at most 35 characters in any form forwarders write.
+MAX_PAYLOAD_BYTES: Final = 255
+_MAX_PAYLOAD_BASE64: Final = 340
+MAX_RSIG: Final = 16
+_MAX_TIME_TEXT: Final = 64
+_MAX_ETIME_BASE64: Final = 64  # an encrypted fine timestamp is one 16-byte AES block
 _SOURCE_GPS: Final = metadata_pb2.SOURCE_GPS
 _MICROSECOND: Final = timedelta(microseconds=1)
 
@@ -203,7 +214,7 @@ def parse_time_ns(text: Any) -> int | None:
     fraction up to 9 digits kept to the ns; `Z`, an offset or nothing = UTC) and the stat form
     `2026-11-22 03:09:23 GMT`. `datetime.fromisoformat` (C) does the validation; a bare date is refused.
     """
-    if type(text) is not str or len(text) < 19 or not text.isascii():
+    if type(text) is not str or not 19 <= len(text) <= _MAX_TIME_TEXT or not text.isascii():
         return None
     s = text
     if s[-4:] in (" GMT", " UTC"):
@@ -417,6 +428,8 @@ class UplinkTranslator:
         data = get("data")
         if type(data) is not str:
             raise _Drop("payload", "no data")
+        if len(data) > _MAX_PAYLOAD_BASE64:
+            raise _Drop("payload", f"data longer than {MAX_PAYLOAD_BYTES} bytes")
         try:
             raw = decode_base64(data)
         except (ValueError, binascii.Error) as exc:
@@ -443,6 +456,8 @@ class UplinkTranslator:
         rsig = get("rsig")
         entries: list[dict[str, Any]]
         if type(rsig) is list and rsig:
+            if len(rsig) > MAX_RSIG:
+                raise _Drop("malformed", f"rsig has {len(rsig)} entries, more than {MAX_RSIG}")
             entries = [s for s in rsig if type(s) is dict]
             if not entries:
                 raise _Drop("malformed", "rsig has no objects")
@@ -493,6 +508,13 @@ class UplinkTranslator:
             # system clock and must not make the gateway look GPS-capable for class B.
             gps_ns = time_ns if gps else None
             concentrator_ns = sync(tmst, received_at_ns, gps_ns) if sync is not None else tmst * 1000
+
+        # Fields of the rxpk itself that belong in every antenna's metadata: the LR-FHSS hopping width, and the key
+        # id of the encrypted fine timestamps (one key per rxpk, not per `rsig` entry).
+        hopping_width = _as_int(get("hpw"))
+        if hopping_width is not None and not 0 <= hopping_width < _UINT32:
+            hopping_width = None
+        key_id = _as_int(get("aesk"))
 
         mds = up.rx_metadata
         best_rssi = -math.inf
@@ -548,13 +570,9 @@ class UplinkTranslator:
                 v = _as_int(v)
                 if v is not None and 0 <= v < NS:
                     md.fine_timestamp = v
-            if sig is rx:
-                v = sget("hpw")
-                if v is not None:
-                    v = _as_int(v)
-                    if v is not None and 0 <= v < _UINT32:
-                        md.hopping_width = v
-            else:
+            if hopping_width:
+                md.hopping_width = hopping_width
+            if sig is not rx:
                 v = _as_num(sget("rssisd"))
                 if v is not None:
                     md.rssi_standard_deviation = v
@@ -564,13 +582,12 @@ class UplinkTranslator:
                     if v is not None and -(1 << 31) <= v < (1 << 31):
                         md.frequency_drift = v
                 v = sget("etime")
-                if type(v) is str and v:
+                if type(v) is str and 0 < len(v) <= _MAX_ETIME_BASE64:
                     try:
                         md.encrypted_fine_timestamp = decode_base64(v)
                     except (ValueError, binascii.Error):
                         pass
                     else:
-                        key_id = _as_int(sget("aesk"))
                         if key_id is not None:
                             md.encrypted_fine_timestamp_key_id = str(key_id)
             if locations and 0 <= antenna < len(locations):
