@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from gatewayserver.api.errors import grpc_status
 from gatewayserver.errors import PERMISSION_DENIED, UNAUTHENTICATED, GsError
+from gatewayserver.events import metrics as events_metrics
 from gatewayserver.events.bus import EventBus, Subscription
 from gatewayserver.events.definitions import match_all
 from gatewayserver.ttnpb import events_pb2, gatewayserver_pb2, messages_pb2
@@ -187,6 +188,9 @@ class InternalServer:
                 batch = await sub.next_batch()
                 if not batch:
                     return
+                # Not a delivery to a client (the receiving worker counts that one): next_batch counted it, take
+                # it back in the same loop step so no scrape sees it.
+                events_metrics.delivered.inc(-len(batch))
                 for frame in wire.event_frames(batch):
                     yield frame
         except GsError as exc:  # buffer_full: the peer's stream ends with the same error a local one would
