@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: Bounds on what a peer may ask for (it is trusted, but a bug must not take the worker's memory).
 MAX_STREAM_BUFFER = 1 << 16
 MAX_STREAM_GATEWAYS = 100_000
+#: sun_path holds 108 bytes on Linux, one of them the terminating NUL.
+MAX_SOCKET_PATH = 107
 
 _STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
 
@@ -78,6 +80,11 @@ class InternalServer:
 
     async def start(self) -> None:
         """Bind the socket (a stale one from a previous run of this worker is replaced) with mode 0600."""
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            raise OSError(
+                f"internal worker socket path {self.path} is {len(os.fsencode(self.path))} bytes, more than the "
+                f"{MAX_SOCKET_PATH} a Unix socket address holds; use a shorter runtime directory"
+            )
         os.makedirs(self.spec.runtime_dir, mode=0o700, exist_ok=True)
         try:
             os.unlink(self.path)
@@ -85,10 +92,13 @@ class InternalServer:
             pass
         old_umask = os.umask(0o177)  # the socket is created 0600 from the start, not chmod-ed after
         try:
-            if not self.grpc.add_insecure_port("unix:" + self.path):
-                raise OSError(f"cannot bind the internal worker socket {self.path}")
+            bound = self.grpc.add_insecure_port("unix:" + self.path)
+        except RuntimeError as exc:  # grpc's way of saying the bind failed, without errno
+            raise OSError(f"cannot bind the internal worker socket {self.path}: {exc}") from None
         finally:
             os.umask(old_umask)
+        if not bound:
+            raise OSError(f"cannot bind the internal worker socket {self.path}")
         await self.grpc.start()
         os.chmod(self.path, 0o600)
 

@@ -116,3 +116,13 @@ def test_errors_cross_the_boundary_unchanged() -> None:
     rebuilt = wire.error_from_details(derr.details_of(original))
     assert derr.details_of(rebuilt) == derr.details_of(original)
     assert isinstance(rebuilt.details[0], gatewayserver_pb2.ScheduleDownlinkErrorDetails)
+
+
+async def test_a_socket_path_too_long_for_a_unix_socket_is_one_clear_error(tmp_path: Any) -> None:
+    from gatewayserver.workers.internal import InternalServer
+
+    runtime_dir = str(tmp_path / ("d" * 120))
+    server = InternalServer(WorkerSpec(0, 2, runtime_dir, "00"), None, None)  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="more than the 107 a Unix socket address holds; use a shorter runtime"):
+        await server.start()
+    await server.stop(None)
