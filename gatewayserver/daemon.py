@@ -32,6 +32,7 @@ from .timer import DeadlineTimer
 from .tokens import UplinkTokens
 from .upstream.jsonlines import JsonLinesSink
 from .upstream.ns import NetworkServerRouter, UpstreamSettings
+from .workers.spec import WorkerSpec
 
 if TYPE_CHECKING:
     from .workers.spec import WorkerSpec
@@ -67,6 +68,9 @@ class Daemon:
     api: Any = None
     timer: Any = None
     links: Any = None  # the gRPC gateway frontend (GtwGs.LinkGateway), built with the APIs
+    #: This process's place among `--workers N` (None: the only process). `group` serves and calls the peers.
+    worker: WorkerSpec | None = None
+    group: Any = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -131,6 +135,8 @@ class Daemon:
             log.warning("uplinks abandoned at shutdown", extra={"count": abandoned, **breakdown})
         for api in reversed(self.apis):
             await api.stop()
+        if self.group is not None:  # after the public APIs: peers' forwarded calls are served until then
+            await self.group.stop()
         self.bus.close()
         log.info("stopped")
 
@@ -140,6 +146,8 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
 
     As one of several workers (`worker` given), the UDP sockets are the ones the supervisor bound and handed
     down (its steering program attached), and the API ports are bound with SO_REUSEPORT beside the other workers.
+    Its public APIs forward what another worker owns, and it serves the internal API its peers call
+    (`gatewayserver.workers`).
     """
     checked = preflight.check(config)  # the same checks `gatewayserver config` runs
     plans, registry = checked.plans, checked.registry
@@ -199,6 +207,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
     holder["server"] = server
     upstream.start()
     frontends: list[UdpFrontend] = []
+    group: Any = None
     try:
         inherited = list(worker.udp_fds) if worker is not None else []
         for number, address in enumerate(config.udp_listen):
@@ -207,15 +216,23 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
                 frontends.append(await UdpFrontend.listen(server.udp_handler, address, sock))
             except OSError as exc:
                 raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
-        daemon = Daemon(config, server, frontends, upstream, registry, plans, bus)
+        daemon = Daemon(config, server, frontends, upstream, registry, plans, bus, worker=worker)
         # The one timer of the loop: the core's held downlinks and forgotten stats, the UDP connections' expiry.
         daemon.timer = DeadlineTimer(asyncio.get_running_loop(), [server.core, server.udp_handler])
         server.core.on_deadline = server.udp_handler.on_deadline = daemon.timer.poke
+        if worker is not None:
+            from .workers.group import WorkerGroup
+
+            group = WorkerGroup(worker, server, bus)
+            await group.start()
+            daemon.group = group
         daemon.apis = await _start_apis(daemon, shared_ports=worker is not None)
     except BaseException:
         # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
         for frontend in frontends:
             frontend.close()
+        if group is not None:
+            await group.stop()
         await upstream.close(0)
         raise
     loop = asyncio.get_running_loop()
@@ -267,9 +284,10 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
     daemon.links = GrpcFrontend(daemon.server.core, daemon.registry)
+    group = daemon.group
     api = ApiServers(
-        daemon.server,
-        daemon.bus,
+        group.gateway_server if group is not None else daemon.server,
+        group.events if group is not None else daemon.bus,
         KeyStore(config.keys_file or None),
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
@@ -290,6 +308,7 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
         ready=daemon.readiness,
         links=daemon.links,
         reuse_port=shared_ports,
+        metrics=group.metrics if group is not None else None,
     )
     if config.grpc_listen and not shared_ports:  # workers: the supervisor probed the port before starting them
         # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.

@@ -15,7 +15,7 @@ The daemon starts both with `ApiServers`:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,6 +60,7 @@ class ApiServers:
         ready: Callable[[], object] | None = None,
         links: GatewayLinks | None = None,
         reuse_port: bool = False,
+        metrics: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         """`reuse_port`: bind with SO_REUSEPORT, so the worker processes of one daemon serve the same ports."""
         from .grpc_server import GrpcServer
@@ -86,6 +87,7 @@ class ApiServers:
                 tls_key_file=http_tls.key_file if http_tls else None,
                 ready=ready,
                 reuse_port=reuse_port,
+                metrics=metrics,
             )
             if http_listen
             else None

@@ -7,11 +7,12 @@ result (or the `GsError`) their own way, so rights checks and validation cannot 
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 import orjson
 from google.protobuf import struct_pb2
@@ -70,9 +71,24 @@ _STREAM_REFUSALS = {
 }
 
 
+T = TypeVar("T")
+
+
+async def resolve(value: T | Awaitable[T]) -> T:
+    """A daemon method's result, awaited if it is awaitable: the single-process daemon answers at once, a worker
+    of several (`gatewayserver.workers.routing`) may have to ask the worker that owns the gateway."""
+    if inspect.isawaitable(value):
+        return cast(T, await value)
+    return value
+
+
 @runtime_checkable
 class GatewayServerLike(Protocol):
-    """What the APIs need from the daemon (`gatewayserver.server.GatewayServer`)."""
+    """What the APIs need from the daemon (`gatewayserver.server.GatewayServer`).
+
+    `connection_stats`, `gateway_frequency_plans` and `connected_gateways` may return an awaitable instead of the
+    value (a worker forwarding to another); an optional `connection_stats_batch(ids)` coroutine, when present,
+    answers a batch at once."""
 
     def connection_stats(self, gateway_id: str) -> gateway_pb2.GatewayConnectionStats | None:
         """Stats of a connected or recently disconnected gateway; None if never seen (→ NOT_FOUND)."""
@@ -238,21 +254,22 @@ class ApiCore:
 
     # --- Gs ----------------------------------------------------------------------------------------------------
 
-    def get_connection_stats(self, principal: Principal, gateway_id: str) -> gateway_pb2.GatewayConnectionStats:
+    async def get_connection_stats(
+        self, principal: Principal, gateway_id: str
+    ) -> gateway_pb2.GatewayConnectionStats:
         check_gateway_id(gateway_id)
         principal.require(gateway_id, RIGHT_STATUS_READ)
-        stats = self.gs.connection_stats(gateway_id)
+        stats = await resolve(self.gs.connection_stats(gateway_id))
         if stats is None:
             raise err_not_connected(gateway_id)
         return stats
 
-    def list_connections(self, principal: Principal) -> list[dict[str, Any]]:
+    async def list_connections(self, principal: Principal) -> list[dict[str, Any]]:
         """Connected gateways the caller may see (status-read right on each): our extension for operators."""
-        return [
-            gw for gw in self.gs.connected_gateways() if RIGHT_STATUS_READ in principal.rights_for(gw["gateway_id"])
-        ]
+        gateways = await resolve(self.gs.connected_gateways())
+        return [gw for gw in gateways if RIGHT_STATUS_READ in principal.rights_for(gw["gateway_id"])]
 
-    def batch_get_connection_stats(
+    async def batch_get_connection_stats(
         self, principal: Principal, request: gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest
     ) -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
         ids = [g.gateway_id for g in request.gateway_ids]
@@ -266,8 +283,10 @@ class ApiCore:
         if mask is not None and not mask.IsValidForDescriptor(_STATS_DESCRIPTOR):
             raise err_validation("field_mask", "unknown field path")
         response = gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse()
+        batch = getattr(self.gs, "connection_stats_batch", None)
+        found = await batch(ids) if batch is not None else {}
         for gateway_id in ids:
-            stats = self.gs.connection_stats(gateway_id)
+            stats = found.get(gateway_id) if batch is not None else self.gs.connection_stats(gateway_id)
             if stats is None:
                 continue  # like the reference: gateways without stats are left out, not an error
             entry = response.entries[gateway_id]
@@ -372,7 +391,7 @@ class ApiCore:
         )
         return start, subscription
 
-    def find_related(
+    async def find_related(
         self, principal: Principal, request: events_pb2.FindRelatedEventsRequest
     ) -> events_pb2.FindRelatedEventsResponse:
         """Events sharing a correlation id, from the in-memory history, limited to what the caller may see.
@@ -385,7 +404,7 @@ class ApiCore:
             raise err_validation("correlation_id", "between 1 and 100 characters")
         response = events_pb2.FindRelatedEventsResponse()
         subscriptions: dict[str, Subscription] = {}
-        for event in self.bus.related(correlation_id):
+        for event in await self.bus.related_everywhere(correlation_id):
             for gateway_id, _ in event.gateway_ids:
                 check = subscriptions.get(gateway_id)
                 if check is None:
@@ -399,13 +418,15 @@ class ApiCore:
 
     # --- GtwGs ------------------------------------------------------------------------------------------------
 
-    def concentrator_config(self, principal: Principal, gateway_id: str | None) -> regional_pb2.ConcentratorConfig:
+    async def concentrator_config(
+        self, principal: Principal, gateway_id: str | None
+    ) -> regional_pb2.ConcentratorConfig:
         """`GetConcentratorConfig`: the gateway is the one the caller links as (metadata `id`), with its link key."""
         if not gateway_id:
             raise err_no_gateway_id()
         check_gateway_id(gateway_id, "id")
         principal.require(gateway_id, RIGHT_LINK)
-        plans = self.gs.gateway_frequency_plans(gateway_id)
+        plans = await resolve(self.gs.gateway_frequency_plans(gateway_id))
         if not plans:
             raise err_gateway_not_registered(gateway_id)
         return concentrator_config(plans)
@@ -436,7 +457,7 @@ class ApiCore:
 
     # --- GatewayConfigurationService ---------------------------------------------------------------------------
 
-    def gateway_configuration(
+    async def gateway_configuration(
         self, principal: Principal, request: gateway_configuration_pb2.GetGatewayConfigurationRequest,
         *, request_host: str | None = None,
     ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
@@ -445,7 +466,7 @@ class ApiCore:
         if request.format != "semtechudp" or request.filename != "global_conf.json" or request.type:
             raise err_unsupported_format(request.format, request.filename)
         # Every plan of the gateway: one SX1301_conf each (an array when there are several), as the reference does.
-        plans = self.gs.gateway_frequency_plans(gateway_id)
+        plans = await resolve(self.gs.gateway_frequency_plans(gateway_id))
         if not plans:
             raise err_gateway_not_registered(gateway_id)
         eui = request.gateway_ids.eui or _gateway_eui(self.gs, gateway_id)

@@ -92,7 +92,7 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
     ) -> gateway_pb2.GatewayConnectionStats:
         async def call() -> gateway_pb2.GatewayConnectionStats:
             principal = self.core.authenticate(_authorization(context), "grpc")
-            return self.core.get_connection_stats(principal, request.gateway_id)
+            return await self.core.get_connection_stats(principal, request.gateway_id)
 
         return await _unary(context, "Gs/GetGatewayConnectionStats", call)
 
@@ -101,7 +101,7 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
     ) -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
         async def call() -> gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse:
             principal = self.core.authenticate(_authorization(context), "grpc")
-            return self.core.batch_get_connection_stats(principal, request)
+            return await self.core.batch_get_connection_stats(principal, request)
 
         return await _unary(context, "Gs/BatchGetGatewayConnectionStats", call)
 
@@ -149,7 +149,7 @@ class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
     ) -> regional_pb2.ConcentratorConfig:
         async def call() -> regional_pb2.ConcentratorConfig:
             principal = self.core.authenticate(_authorization(context), "grpc")
-            return self.core.concentrator_config(principal, _metadata(context, "id"))
+            return await self.core.concentrator_config(principal, _metadata(context, "id"))
 
         return await _unary(context, "GtwGs/GetConcentratorConfig", call)
 
@@ -201,6 +201,7 @@ class EventsService(events_pb2_grpc.EventsServicer):
             return
         metrics.count_request("grpc", "Events/Stream", "OK")
         try:
+            await subscription.ready()
             yield start.to_proto()
             while True:
                 batch = await subscription.next_batch()
@@ -218,7 +219,7 @@ class EventsService(events_pb2_grpc.EventsServicer):
     ) -> events_pb2.FindRelatedEventsResponse:
         async def call() -> events_pb2.FindRelatedEventsResponse:
             principal = self.core.authenticate(_authorization(context), "grpc")
-            return self.core.find_related(principal, request)
+            return await self.core.find_related(principal, request)
 
         return await _unary(context, "Events/FindRelated", call)
 
@@ -232,7 +233,7 @@ class GatewayConfigurationService(gateway_configuration_pb2_grpc.GatewayConfigur
     ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
         async def call() -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
             principal = self.core.authenticate(_authorization(context), "grpc")
-            return self.core.gateway_configuration(principal, request)
+            return await self.core.gateway_configuration(principal, request)
 
         return await _unary(context, "GatewayConfigurationService/GetGatewayConfiguration", call)
 

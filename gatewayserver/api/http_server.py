@@ -95,6 +95,7 @@ class HttpServer:
         ready: Callable[[], Any] | None = None,
         flush_interval: float = 0.02,
         reuse_port: bool = False,
+        metrics: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self.core = core
         self.listen = listen
@@ -104,6 +105,8 @@ class HttpServer:
             self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.ssl_context.load_cert_chain(tls_cert_file, tls_key_file)
         self.ready = ready
+        #: The exposition for `/metrics`; None: this process's registry (a worker of several merges its peers').
+        self.metrics_source = metrics
         self.flush_interval = flush_interval
         self.port: int | None = None
         self._streams: set[asyncio.Task[Any]] = set()
@@ -196,14 +199,14 @@ class HttpServer:
 
     async def get_connection_stats(self, request: web.Request) -> web.Response:
         async def call(principal: Principal) -> bytes:
-            return jsonpb.to_json(self.core.get_connection_stats(principal, request.match_info["gateway_id"]))
+            return jsonpb.to_json(await self.core.get_connection_stats(principal, request.match_info["gateway_id"]))
 
         return await self._unary(request, "Gs/GetGatewayConnectionStats", call)
 
     async def batch_get_connection_stats(self, request: web.Request) -> web.Response:
         async def call(principal: Principal) -> bytes:
             body = jsonpb.parse(await request.read(), gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest)
-            return jsonpb.to_json(self.core.batch_get_connection_stats(principal, body))  # type: ignore[arg-type]
+            return jsonpb.to_json(await self.core.batch_get_connection_stats(principal, body))  # type: ignore[arg-type]
 
         return await self._unary(request, "Gs/BatchGetGatewayConnectionStats", call)
 
@@ -211,7 +214,7 @@ class HttpServer:
         """Not in the reference: every connected gateway, for `gatewayserver gateways`."""
 
         async def call(principal: Principal) -> bytes:
-            return orjson.dumps({"gateways": self.core.list_connections(principal)})
+            return orjson.dumps({"gateways": await self.core.list_connections(principal)})
 
         return await self._unary(request, "Gs/ListConnections", call)
 
@@ -236,24 +239,24 @@ class HttpServer:
     async def find_related(self, request: web.Request) -> web.Response:
         async def call(principal: Principal) -> bytes:
             req = events_pb2.FindRelatedEventsRequest(correlation_id=request.query.get("correlation_id", ""))
-            return jsonpb.to_json(self.core.find_related(principal, req))
+            return jsonpb.to_json(await self.core.find_related(principal, req))
 
         return await self._unary(request, "Events/FindRelated", call)
 
     # --- GatewayConfigurationService -------------------------------------------------------------------------
 
-    def _configuration(
+    async def _configuration(
         self, request: web.Request, principal: Principal, fmt: str, type_: str, filename: str
     ) -> gateway_configuration_pb2.GetGatewayConfigurationResponse:
         req = gateway_configuration_pb2.GetGatewayConfigurationRequest(format=fmt, type=type_, filename=filename)
         req.gateway_ids.gateway_id = request.match_info["gateway_id"]
-        return self.core.gateway_configuration(principal, req, request_host=request.host)
+        return await self.core.gateway_configuration(principal, req, request_host=request.host)
 
     async def global_conf(self, request: web.Request) -> web.Response:
         """The file itself, ready for `curl -o global_conf.json`."""
 
         async def call(principal: Principal) -> bytes:
-            return self._configuration(request, principal, "semtechudp", "", "global_conf.json").contents
+            return (await self._configuration(request, principal, "semtechudp", "", "global_conf.json")).contents
 
         return await self._unary(request, "GatewayConfigurationService/global_conf.json", call)
 
@@ -262,7 +265,9 @@ class HttpServer:
 
         async def call(principal: Principal) -> bytes:
             info = request.match_info
-            response = self._configuration(request, principal, info["format"], info.get("type", ""), info["filename"])
+            response = await self._configuration(
+                request, principal, info["format"], info.get("type", ""), info["filename"]
+            )
             return jsonpb.to_json(response)
 
         return await self._unary(request, "GatewayConfigurationService/GetGatewayConfiguration", call)
@@ -294,6 +299,7 @@ class HttpServer:
         if task is not None:
             self._streams.add(task)
         try:
+            await subscription.ready()
             await response.prepare(request)
             await response.write(b'{"result":' + start.to_json() + b"}" + separator)
             await self._pump(request, response, subscription, separator)
@@ -336,7 +342,11 @@ class HttpServer:
     # --- operations --------------------------------------------------------------------------------------------
 
     async def metrics(self, request: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(REGISTRY))
+        if self.metrics_source is not None:
+            body = await self.metrics_source()
+        else:
+            body = generate_latest(REGISTRY)
+        response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 

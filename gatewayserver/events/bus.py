@@ -184,6 +184,10 @@ class Subscription:
     def pending(self) -> int:
         return len(self._queue)
 
+    async def ready(self) -> None:
+        """Wait until every source of the stream is listening (at once here; a stream over several workers waits
+        for each worker's history), so the API sends `events.stream.start` only when no event can be missed."""
+
     async def next_batch(self, max_items: int = 1024, timeout: float | None = None) -> list[Event]:
         """Wait for events and return all queued (up to `max_items`).
 
@@ -271,6 +275,10 @@ class EventBackend(abc.ABC):
     def related(self, correlation_id: str) -> list[Event]:
         """Remembered events carrying `correlation_id`, oldest first."""
 
+    async def related_everywhere(self, correlation_id: str) -> list[Event]:
+        """`related` over every process sharing the API (several workers); one process: `related` itself."""
+        return self.related(correlation_id)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; subscriptions end cleanly."""
 
@@ -343,23 +351,35 @@ class EventBus(EventBackend):
         after_ns: int | None = None,
         now_ns: int | None = None,
     ) -> Subscription:
+        sub = Subscription(gateway_ids, names, buffer, rights)
+        if tail > 0 or after_ns is not None:
+            sub.prefill(self.history(sub, tail=tail, after_ns=after_ns, now_ns=now_ns))
+        self.attach(sub)
+        return sub
+
+    def attach(self, sub: Subscription, *, counted: bool = True) -> None:
+        """Deliver live events to a subscription built elsewhere (a stream merging several workers' events builds
+        its own, a worker serving a peer's stream reads its history first). `counted=False` keeps it out of
+        `gs_event_stream_subscribers`: a peer's internal stream is not one more client stream."""
         if self._loop is None:
             try:
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
                 pass
-        sub = Subscription(gateway_ids, names, buffer, rights, self._unsubscribe)
-        if tail > 0 or after_ns is not None:
-            sub.prefill(self.history(sub, tail=tail, after_ns=after_ns, now_ns=now_ns))
+        sub._unregister = self._unsubscribe if counted else self._unsubscribe_uncounted
         if sub.gateway_ids is None:
             self._wildcard = [*self._wildcard, sub]
         else:
             for gateway_id in sub.gateway_ids:
                 self._by_gateway[gateway_id] = [*self._by_gateway.get(gateway_id, ()), sub]
-        metrics.stream_subscribers.inc()
-        return sub
+        if counted:
+            metrics.stream_subscribers.inc()
 
     def _unsubscribe(self, sub: Subscription) -> None:
+        self._unsubscribe_uncounted(sub)
+        metrics.stream_subscribers.dec()
+
+    def _unsubscribe_uncounted(self, sub: Subscription) -> None:
         # Copy-on-write: a publish may be iterating the old list when an overflow unsubscribes from inside it.
         if sub.gateway_ids is None:
             self._wildcard = [s for s in self._wildcard if s is not sub]
@@ -372,7 +392,6 @@ class EventBus(EventBackend):
                         self._by_gateway[gateway_id] = remaining
                     else:
                         del self._by_gateway[gateway_id]
-        metrics.stream_subscribers.dec()
 
     def subscriber_count(self) -> int:
         return len(self._wildcard) + len({id(s) for subs in self._by_gateway.values() for s in subs})

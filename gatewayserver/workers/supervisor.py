@@ -32,9 +32,10 @@ import orjson
 
 from .. import logs, preflight
 from ..bind_errors import bind_error, probe
-from ..config import OPTIONS_BY_NAME, Config
+from ..config import OPTIONS_BY_NAME, Config, ConfigError
 from . import steering
-from .spec import WorkerSpec
+from .internal import MAX_SOCKET_PATH
+from .spec import WorkerSpec, socket_path
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +130,24 @@ def probe_api_ports(config: Config) -> None:
                 raise bind_error(option, address, OSError(code, os.strerror(code)), socket.SOCK_STREAM)
 
 
-def runtime_directory() -> str:
-    """A private (0700) directory for the workers' Unix sockets: under systemd's RuntimeDirectory when set."""
+def runtime_directory(count: int) -> str:
+    """A private (0700) directory for the workers' Unix sockets: under systemd's RuntimeDirectory when set.
+
+    A Unix socket address holds 107 bytes of path, so a directory too deep for the last worker's socket is refused
+    here, in one line, before any worker starts (each worker would otherwise fail on its own).
+    """
     base = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
     if base is not None and not os.path.isdir(base):
         base = None
-    return tempfile.mkdtemp(prefix="gatewayserver-workers-", dir=base)
+    path = tempfile.mkdtemp(prefix="gs-workers-", dir=base)
+    longest = socket_path(path, count - 1)
+    if len(os.fsencode(longest)) > MAX_SOCKET_PATH:
+        os.rmdir(path)
+        raise ConfigError(
+            f"workers: the internal socket path {longest} is longer than the {MAX_SOCKET_PATH} bytes a Unix socket "
+            "address holds; set RUNTIME_DIRECTORY (or TMPDIR) to a shorter directory"
+        )
+    return path
 
 
 @dataclass
@@ -295,7 +308,7 @@ async def _supervise(config: Config) -> int:
     runtime_dir = ""
     try:
         probe_api_ports(config)
-        runtime_dir = runtime_directory()
+        runtime_dir = runtime_directory(config.workers)
         supervisor = Supervisor(config, groups, runtime_dir)
         loop.add_signal_handler(signal.SIGTERM, supervisor.stopping.set)
         loop.add_signal_handler(signal.SIGINT, supervisor.stopping.set)
