@@ -1,7 +1,7 @@
 """ScheduleDownlink throughput and latency over gRPC, and the cost of one pure scheduling decision.
 
 Run: .venv/bin/python benchmarks/schedule.py [--seconds 10] [--gateways 50] [--concurrency 128] [--clients 1]
-     [--ns standin|jsonlines] [--no-floor] [--api-ceiling]
+     [--ns standin|jsonlines] [--no-floor] [--api-ceiling] [--half-rate]
 
 Two parts:
 
@@ -156,10 +156,10 @@ async def serve(
     if stub_downlinks:  # --api-ceiling: everything but the downlink service
         from gatewayserver.ttnpb import gatewayserver_pb2
 
-        async def schedule(message: Any) -> Any:
+        def schedule(message: Any, now: int) -> Any:
             return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
 
-        daemon.server.downlinks.schedule = schedule
+        daemon.server.core.schedule_downlink = schedule  # type: ignore[method-assign]
     grpc_port = None
     for api in daemon.apis:
         grpc_server = getattr(api, "grpc", None)
@@ -237,7 +237,10 @@ def cpu_seconds(pid: int) -> float:
 # --- part 2: clients ------------------------------------------------------------------------------------------
 
 
-async def call_loop(grpc_port: int, tokens: list[bytes], concurrency: int) -> tuple[list[int], int, float]:
+async def call_loop(
+    grpc_port: int, tokens: list[bytes], concurrency: int, pace: float | None = None
+) -> tuple[list[int], int, float]:
+    """Call ScheduleDownlink once per token, `concurrency` in flight; with `pace`, call i starts at i / pace s."""
     import grpc
 
     from gatewayserver.ttnpb import gatewayserver_pb2_grpc
@@ -255,7 +258,13 @@ async def call_loop(grpc_port: int, tokens: list[bytes], concurrency: int) -> tu
             nonlocal index, errors
             while index < len(requests):
                 req = requests[index]
-                index += 1
+                if pace is not None:
+                    delay = start + index / pace - time.perf_counter()
+                    index += 1
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                else:
+                    index += 1
                 t0 = time.perf_counter_ns()
                 try:
                     await stub.ScheduleDownlink(req, metadata=metadata, timeout=10)
@@ -288,7 +297,7 @@ def start_standin() -> Any:
     return StandinNs(None)
 
 
-async def drive(args: argparse.Namespace, stub_downlinks: bool = False) -> dict[str, Any]:
+async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: float | None = None) -> dict[str, Any]:
     from gatewayserver.simulator import SimulatedGateway
     from gatewayserver.tokens import UplinkTokens
 
@@ -323,7 +332,7 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False) -> dict[
         # Warm-up: one downlink per gateway, acknowledged, shows the daemon a jit queue so later PULL_RESPs go
         # out at once instead of being held until 800 ms before transmission.
         tokens = UplinkTokens(TOKEN_KEY)
-        total = int(args.rate_hint * args.seconds)
+        total = int((pace or args.rate_hint) * args.seconds)
         per_gateway = total // args.gateways + 1
         now = time.time_ns()
         main = []
@@ -343,8 +352,8 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False) -> dict[
         if errors:
             print(f"warm-up: {errors} errors", file=sys.stderr)
         cpu_before = cpu_seconds(daemon.pid)
-        if args.clients <= 1:
-            latencies, errors, elapsed = await call_loop(ports["grpc"], main, args.concurrency)
+        if args.clients <= 1 or pace is not None:
+            latencies, errors, elapsed = await call_loop(ports["grpc"], main, args.concurrency, pace)
         else:
             procs, outs = [], []
             for c in range(args.clients):
@@ -382,7 +391,7 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False) -> dict[
             daemon.kill()
         if standin is not None:
             standin.close()
-    floor_result = await floor(args, main) if not args.no_floor and not stub_downlinks else None
+    floor_result = await floor(args, main) if not args.no_floor and not stub_downlinks and pace is None else None
     latencies.sort()
     n = len(latencies)
     return {
@@ -421,6 +430,8 @@ def main() -> None:
     # the default now; kept for old commands
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing NsGs ceiling")
+    parser.add_argument("--half-rate", action="store_true",
+                        help="then run again paced at half the calls/s reached, for the latency there")
     parser.add_argument("--api-ceiling", action="store_true",
                         help="also run the daemon with a do-nothing downlink service behind its gRPC API")
     parser.add_argument("--ns", choices=("standin", "jsonlines"), default="standin",
@@ -474,6 +485,8 @@ def main() -> None:
             g["ratio_calls_per_s"] = round(g["calls_per_s"] / f["calls_per_s"], 3)
             if g["calls_per_daemon_cpu_s"] and f["calls_per_cpu_s"]:
                 g["ratio_calls_per_cpu_s"] = round(g["calls_per_daemon_cpu_s"] / f["calls_per_cpu_s"], 3)
+        if args.half_rate:
+            results["half_rate"] = asyncio.run(drive(args, pace=g["calls_per_s"] / 2))
         if args.api_ceiling:
             results["api_ceiling"] = asyncio.run(drive(args, stub_downlinks=True))
     if args.json:
@@ -508,6 +521,12 @@ def main() -> None:
                 f"  ScheduleDownlink / ceiling: {g['ratio_calls_per_s']:.2f} in calls/s, "
                 f"{g.get('ratio_calls_per_cpu_s', 0):.2f} in calls per daemon CPU-second"
             )
+    if "half_rate" in results:
+        h = results["half_rate"]
+        print(
+            f"at half that rate, paced ({h['calls_per_s']} calls/s, {h['errors']} errors): "
+            f"p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms"
+        )
     if "api_ceiling" in results:
         a = results["api_ceiling"]
         print(
