@@ -106,6 +106,8 @@ class WorkerProcesses:
         self.runtime_dir = str(workdir / "run")
         os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
         self.secret = secrets.token_hex(32)
+        # One uplink token key for the group, as the supervisor gives its workers.
+        self.token_key = secrets.token_hex(32)
         self.keys_file = str(workdir / "keys.json")
         self.admin_key, _ = create_key(self.keys_file, "admin", ["RIGHT_ALL"])
         self.registry = workdir / "gateways.yml"
@@ -133,6 +135,7 @@ class WorkerProcesses:
                 "--gateways", str(self.registry),
                 "--ns-address", f"127.0.0.1:{self.ns_port}",
                 "--cluster-key", CLUSTER_KEY,
+                "--uplink-token-key", self.token_key,
                 "--log-level", "info",
             ]
             with open(worker.log_path, "ab") as log:
