@@ -133,10 +133,16 @@ class LinkAnnouncer:
                 try:
                     await self.peers.unary(index, wire.LINKS, doc, deadline=LINKS_DEADLINE)
                 except GsError as exc:
-                    log.warning(
-                        "cannot tell a worker about gateway links; it routes their calls by EUI until it restarts",
-                        extra={"worker": index, "reason": exc.attributes.get("reason", exc.name)},
-                    )
+                    reason = str(exc.attributes.get("reason", exc.name))
+                    if reason.startswith("UNAVAILABLE"):  # down: it asks for every link when it starts again
+                        self.peer_dead(index)
+                        log.info("worker down; it learns the gateway links when it starts",
+                                 extra={"worker": index, "reason": reason})
+                    else:
+                        log.warning(
+                            "cannot tell a worker about gateway links; it may route their calls by EUI",
+                            extra={"worker": index, "reason": reason},
+                        )
 
     # --- the peers' links ------------------------------------------------------------------------------------------
 

@@ -143,3 +143,58 @@ def test_peer_found_dead_loses_its_links() -> None:
     links.apply(doc(2, [["+", "gw-a", EUI.hex(), 10]]))
     links.peer_dead(2)
     assert links.worker_of("gw-a") is None
+
+
+class RecordingPeers:
+    """Peers that take every call (or refuse it, as a dead worker does) and record what was sent."""
+
+    others = [0, 2]
+
+    def __init__(self, refuse: int | None = None) -> None:
+        self.sent: list[tuple[int, dict[str, Any]]] = []
+        self.refuse = refuse
+
+    async def unary(self, index: int, method: str, request: bytes, **kw: Any) -> bytes:
+        from gatewayserver.workers import wire
+
+        assert method == wire.LINKS
+        if index == self.refuse:
+            raise wire.err_worker_unavailable(index, "UNAVAILABLE: failed to connect")
+        self.sent.append((index, orjson.loads(request)))
+        return orjson.dumps({"worker": index, "full": True, "ops": []})
+
+
+async def test_announcements_reach_every_peer_in_order_and_an_overflow_becomes_a_full_list() -> None:
+    import asyncio
+
+    import gatewayserver.workers.links as links_module
+
+    server = Server()
+    peers = RecordingPeers(refuse=2)
+    links = LinkAnnouncer(WorkerSpec(1, 3, "/nonexistent", "00"), server, peers)  # type: ignore[arg-type]
+    links.apply(doc(2, [["+", "gw-z", EUI.hex(), 1]]))
+    await links.start()  # full lists exchanged with the peers that are up
+    assert peers.sent == [(0, {"worker": 1, "full": True, "ops": []})]
+    first, second = Conn("gw-a", EUI, 10), Conn("gw-a", EUI, 20)
+    links.linked(first)
+    links.unlinked(first)
+    links.linked(second)
+    for _ in range(100):
+        await asyncio.sleep(0)
+    ops = [op for index, sent in peers.sent[1:] if index == 0 for op in sent["ops"]]
+    assert ops == [["+", "gw-a", EUI.hex(), 10], ["-", "gw-a", 10], ["+", "gw-a", EUI.hex(), 20]]
+    assert links.worker_of("gw-z") is None  # worker 2 refused the connection: dead, its links gone
+    peers.sent.clear()
+    before = LINKS_DROPPED.labels("resync")._value.get()
+    server.core.conns["gw-a"] = second
+    old_max, links_module.MAX_PENDING = links_module.MAX_PENDING, 3
+    try:
+        for n in range(5):
+            links.linked(Conn(f"gw-{n}", EUI, n))  # nothing sent yet: the sender runs once we yield
+        for _ in range(100):
+            await asyncio.sleep(0)
+    finally:
+        links_module.MAX_PENDING = old_max
+        await links.stop()
+    assert LINKS_DROPPED.labels("resync")._value.get() - before >= 1
+    assert [(i, d["full"], d["ops"]) for i, d in peers.sent] == [(0, True, [["+", "gw-a", EUI.hex(), 20]])]
