@@ -11,8 +11,9 @@ A second link of a gateway on another worker replaces the first: the worker hold
 
 Restarts and dead peers: a worker starting sends each peer a *full* list (its own links: none yet, the APIs are
 not up) and gets each peer's full list back, so a restarted worker's stale entries are dropped everywhere and it
-learns the live links at once. A peer that refuses connections is dead: its entries are dropped
-(`forget_worker`), its streams having died with it.
+learns the live links at once. A peer that refuses a forwarded call's connection is dead: its entries are
+dropped (`forget_worker`), its streams having died with it. A lost announcement is only logged: the peer it did
+not reach is down, and asks for every link when it starts again.
 """
 
 from __future__ import annotations
@@ -131,18 +132,16 @@ class LinkAnnouncer:
                     pending.clear()
                     doc = self._doc(False, ops)
                 try:
-                    await self.peers.unary(index, wire.LINKS, doc, deadline=LINKS_DEADLINE)
+                    # Waiting for the channel: a peer that just restarted may still be in this channel's backoff.
+                    await self.peers.unary(index, wire.LINKS, doc, deadline=LINKS_DEADLINE, wait_for_ready=True)
                 except GsError as exc:
                     reason = str(exc.attributes.get("reason", exc.name))
-                    if reason.startswith("UNAVAILABLE"):  # down: it asks for every link when it starts again
-                        self.peer_dead(index)
-                        log.info("worker down; it learns the gateway links when it starts",
+                    if exc.name == "worker_unavailable":  # down: it asks for every link when it starts again
+                        log.info("worker not answering; it learns the gateway links when it starts",
                                  extra={"worker": index, "reason": reason})
                     else:
-                        log.warning(
-                            "cannot tell a worker about gateway links; it may route their calls by EUI",
-                            extra={"worker": index, "reason": reason},
-                        )
+                        log.warning("worker refused a gateway link announcement",
+                                    extra={"worker": index, "reason": reason})
 
     # --- the peers' links ------------------------------------------------------------------------------------------
 
