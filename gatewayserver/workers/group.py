@@ -35,7 +35,7 @@ class WorkerGroup:
         self.internal = InternalServer(spec, server, bus, self.links)
         self.gateway_server = RoutedGatewayServer(server, spec, self.peers, self.links)
         self.events = RoutedEventBackend(bus, self.peers)
-        WORKER_GATEWAYS.labels(str(spec.index)).set_function(lambda: len(server.udp))
+        WORKER_GATEWAYS.labels(str(spec.index)).set_function(lambda: len(server.core))  # UDP and gRPC links
 
     async def start(self) -> None:
         await self.internal.start()

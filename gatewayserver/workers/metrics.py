@@ -13,8 +13,8 @@ WORKER_RESTARTS = Gauge(
 )
 WORKER_GATEWAYS = Gauge(
     "gs_worker_gateways_connected",
-    "Gateways connected to this worker (the ones it owns that are live): how the EUI steering spreads the fleet. "
-    "Their sum is gs_gateways_connected.",
+    "Gateways connected to this worker: UDP forwarders it owns by EUI and gRPC links whose stream it accepted (how "
+    "the steering spreads the fleet). Their sum is gs_gateways_connected summed over protocols.",
     ["worker"],
 )
 forwarded = Counter(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from gatewayserver.ttnpb import gatewayserver_pb2_grpc
 from gatewayserver.workers.peers import peer_error
 
 from downlink.downlink_support import class_a, token_of
+from test_workers_api_e2e import sample
 from workers_support import CLUSTER_KEY, NetworkServerThread, WorkerProcesses, Worker, eui_owned_by, http_json
 
 COUNT = 3
@@ -63,6 +65,11 @@ async def wait_linked_everywhere(group: WorkerProcesses, gateway_id: str, timeou
                 break
             assert time.monotonic() < deadline, (worker.spec.index, status, body)
             await asyncio.sleep(0.1)
+
+
+def scrape(worker: Worker) -> str:
+    with urllib.request.urlopen(worker.http + "/metrics", timeout=20) as response:
+        return str(response.read().decode())
 
 
 async def uplink_token(ns: NetworkServerThread, gw: LinkedGateway) -> bytes:
@@ -122,6 +129,10 @@ async def test_connection_stats_of_a_linked_gateway_from_every_worker(
                 {"gateway_ids": [{"gateway_id": gateway_id}]},
             )
             assert status == 200 and body["entries"][gateway_id]["protocol"] == "grpc", body
+        # The link counts for the worker that accepted it, whichever worker is scraped.
+        for worker in group.workers:
+            text = await asyncio.to_thread(scrape, worker)
+            assert (sample(text, "gs_worker_gateways_connected", worker="1") or 0) >= 1, text
     finally:
         await gw.close()
 
