@@ -360,6 +360,8 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, workers:
         else:
             await run.wait_ready()
             ports = {"udp": run.udp_port, "grpc": run.grpc_port}
+            # Here, not after the warm-up: the tokens' RX1 slots start 7 s after they are issued.
+            wait_quiet_before(args)
         gws = []
         for i in range(args.gateways):
             gw = await SimulatedGateway.connect(
@@ -394,7 +396,6 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, workers:
         if errors:
             print(f"warm-up: {errors} errors", file=sys.stderr)
         if run is not None:
-            wait_quiet_before(args)
             forwarded_before = forwarded_calls(run)
             meter = process_meter(daemon.pid, standin)
             meter.start()
