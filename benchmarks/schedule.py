@@ -1,7 +1,8 @@
 """ScheduleDownlink throughput and latency over gRPC, and the cost of one pure scheduling decision.
 
 Run: .venv/bin/python benchmarks/schedule.py [--seconds 10] [--gateways 50] [--concurrency 128] [--clients 1]
-     [--ns standin|jsonlines] [--no-floor] [--api-ceiling] [--workers 1,2 [--channels 16] [--wait-quiet 30]]
+     [--ns standin|jsonlines] [--no-floor] [--api-ceiling] [--half-rate]
+     [--workers 1,2 [--channels 16] [--wait-quiet 30]]
 
 Two parts:
 
@@ -172,10 +173,10 @@ async def serve(
     if stub_downlinks:  # --api-ceiling: everything but the downlink service
         from gatewayserver.ttnpb import gatewayserver_pb2
 
-        async def schedule(message: Any) -> Any:
+        def schedule(message: Any, now: int) -> Any:
             return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
 
-        daemon.server.downlinks.schedule = schedule
+        daemon.server.core.schedule_downlink = schedule  # type: ignore[method-assign]
     grpc_port = None
     for api in daemon.apis:
         grpc_server = getattr(api, "grpc", None)
@@ -237,7 +238,7 @@ async def floor(args: argparse.Namespace, tokens: list[bytes], channels: int = 1
             await asyncio.sleep(0.05)
         port = json.loads(port_file.read_text())["grpc"]
         cpu_before = cpu_seconds(proc.pid)
-        latencies, errors, elapsed = await call_loop(port, tokens, args.concurrency, channels)
+        latencies, errors, elapsed = await call_loop(port, tokens, args.concurrency, None, channels)
         cpu_used = cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -268,8 +269,11 @@ def open_channels(target: str, count: int) -> list[Any]:
 
 
 async def call_loop(
-    grpc_port: int, tokens: list[bytes], concurrency: int, channels: int = 1
+    grpc_port: int, tokens: list[bytes], concurrency: int, pace: float | None = None, channels: int = 1
 ) -> tuple[list[int], int, float]:
+    """Call ScheduleDownlink once per token, `concurrency` in flight; with `pace`, call i starts at i / pace s.
+
+    The calls go round-robin over `channels` connections (see `open_channels`)."""
     import grpc
 
     from gatewayserver.ttnpb import gatewayserver_pb2_grpc
@@ -289,7 +293,13 @@ async def call_loop(
             nonlocal index, errors
             while index < len(requests):
                 req = requests[index]
-                index += 1
+                if pace is not None:
+                    delay = start + index / pace - time.perf_counter()
+                    index += 1
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                else:
+                    index += 1
                 t0 = time.perf_counter_ns()
                 try:
                     await stub.ScheduleDownlink(req, metadata=metadata, timeout=10)
@@ -308,7 +318,7 @@ async def call_loop(
 
 def client_main(args: argparse.Namespace) -> None:
     tokens = [base64.b64decode(line) for line in Path(args.tokens).read_text().split()]
-    latencies, errors, elapsed = asyncio.run(call_loop(args.grpc_port, tokens, args.concurrency, args.channels))
+    latencies, errors, elapsed = asyncio.run(call_loop(args.grpc_port, tokens, args.concurrency, None, args.channels))
     Path(args.out).write_text(json.dumps({"latencies": latencies, "errors": errors, "elapsed": elapsed}))
 
 
@@ -325,7 +335,9 @@ def start_standin() -> Any:
     return StandinNs(None)
 
 
-async def drive(args: argparse.Namespace, stub_downlinks: bool = False, workers: int | None = None) -> dict[str, Any]:
+async def drive(
+    args: argparse.Namespace, stub_downlinks: bool = False, pace: float | None = None, workers: int | None = None
+) -> dict[str, Any]:
     """Part 2 against one daemon: `--serve` in-process (default), or `gatewayserver run` with `workers` workers."""
     from gatewayserver.simulator import SimulatedGateway
     from gatewayserver.tokens import UplinkTokens
@@ -376,7 +388,7 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, workers:
         # Warm-up: one downlink per gateway, acknowledged, shows the daemon a jit queue so later PULL_RESPs go
         # out at once instead of being held until 800 ms before transmission.
         tokens = UplinkTokens(TOKEN_KEY)
-        total = int(args.rate_hint * args.seconds)
+        total = int((pace or args.rate_hint) * args.seconds)
         per_gateway = total // args.gateways + 1
         now = time.time_ns()
         main = []
@@ -391,7 +403,7 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, workers:
         main = [main[g * per_gateway + k] for k in range(per_gateway) for g in range(args.gateways)]
         now = time.time_ns()
         warm = [tokens.issue(f"bench-{i}", gw.eui, 0, gw.tmst(), now, 0) for i, gw in enumerate(gws)]
-        lat, errors, _ = await call_loop(ports["grpc"], warm, 16, channels)
+        lat, errors, _ = await call_loop(ports["grpc"], warm, 16, None, channels)
         await asyncio.sleep(1.5)
         if errors:
             print(f"warm-up: {errors} errors", file=sys.stderr)
@@ -401,8 +413,8 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, workers:
             meter.start()
             spread = asyncio.create_task(connection_spread(daemon.pid, ports["grpc"], 1.0))
         cpu_before = cpu_seconds(daemon.pid)
-        if args.clients <= 1:
-            latencies, errors, elapsed = await call_loop(ports["grpc"], main, args.concurrency, channels)
+        if args.clients <= 1 or pace is not None:
+            latencies, errors, elapsed = await call_loop(ports["grpc"], main, args.concurrency, pace, channels)
         else:
             procs, outs = [], []
             for c in range(args.clients):
@@ -457,7 +469,7 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, workers:
         if standin is not None:
             standin.close()
     # With --workers the ceiling is measured once, after every worker count (see main()).
-    with_floor = not args.no_floor and not stub_downlinks and workers is None
+    with_floor = not args.no_floor and not stub_downlinks and pace is None and workers is None
     floor_result = await floor(args, main) if with_floor else None
     latencies.sort()
     n = len(latencies)
@@ -629,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     # the default now; kept for old commands
     parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing NsGs ceiling")
+    parser.add_argument("--half-rate", action="store_true",
+                        help="then run again paced at half the calls/s reached, for the latency there")
     parser.add_argument("--api-ceiling", action="store_true",
                         help="also run the daemon with a do-nothing downlink service behind its gRPC API")
     parser.add_argument("--ns", choices=("standin", "jsonlines"), default="standin",
@@ -685,7 +699,12 @@ def main() -> None:
 
     results: dict[str, Any] = {"decision": decision_cost(args.decisions)}
     if args.workers and not args.skip_grpc:
-        results["workers"] = [asyncio.run(drive(args, workers=count)) for count in args.workers]
+        results["workers"] = []
+        for count in args.workers:
+            run = asyncio.run(drive(args, workers=count))
+            if args.half_rate:  # the latency at half the calls/s this worker count reached, paced
+                run["half_rate"] = asyncio.run(drive(args, pace=run["calls_per_s"] / 2, workers=count))
+            results["workers"].append(run)
         if not args.no_floor:
             wait_quiet_before(args)
             dummy = [bytes(64)] * int(args.rate_hint * args.seconds)
@@ -703,6 +722,8 @@ def main() -> None:
             g["ratio_calls_per_s"] = round(g["calls_per_s"] / f["calls_per_s"], 3)
             if g["calls_per_daemon_cpu_s"] and f["calls_per_cpu_s"]:
                 g["ratio_calls_per_cpu_s"] = round(g["calls_per_daemon_cpu_s"] / f["calls_per_cpu_s"], 3)
+        if args.half_rate:
+            results["half_rate"] = asyncio.run(drive(args, pace=g["calls_per_s"] / 2))
         if args.api_ceiling:
             results["api_ceiling"] = asyncio.run(drive(args, stub_downlinks=True))
     if args.json:
@@ -737,6 +758,12 @@ def main() -> None:
                 f"  ScheduleDownlink / ceiling: {g['ratio_calls_per_s']:.2f} in calls/s, "
                 f"{g.get('ratio_calls_per_cpu_s', 0):.2f} in calls per daemon CPU-second"
             )
+    if "half_rate" in results:
+        h = results["half_rate"]
+        print(
+            f"at half that rate, paced ({h['calls_per_s']} calls/s, {h['errors']} errors): "
+            f"p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms"
+        )
     if "api_ceiling" in results:
         a = results["api_ceiling"]
         print(
@@ -765,6 +792,11 @@ def report_workers(results: dict[str, Any]) -> str:
             f"(pid: count): {r['connections_per_worker']}; PULL_RESP {r['pull_resp_received']}, "
             f"TX acks at the NS {r['tx_acks_forwarded']}; exit {r.get('daemon_exit')}"
         )
+        h = r.get("half_rate")
+        if h:
+            lines.append(f"      at half that rate, paced ({h['calls_per_s']} calls/s, {h['errors']} errors): "
+                         f"p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms; cores: "
+                         + ", ".join(f"{k.removesuffix('_cores')} {v}" for k, v in h["cores"].items()))
     if f:
         lines.append(f"  do-nothing NsGs ceiling, same run, same client: {f['calls_per_s']} calls/s, "
                      f"{f['calls_per_cpu_s']} calls per CPU-second")

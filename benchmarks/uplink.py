@@ -10,6 +10,8 @@ What it does, in order (loopback only; every process is stopped at the end; boun
 3. Starts ``gatewayserver run`` pinned to its own core and drives it with the simulator (in this process,
    pinned to the auxiliary core) at increasing rates; a rate is *sustained* when fewer than 0.1 % of the uplinks
    sent are missing at the stand-in one settle period after the last send. The search ramps, then bisects.
+   The same search then runs with the simulator's gateways linked through ``GtwGs.LinkGateway`` (gRPC frontend,
+   ``--protocols``), against the same daemon and stand-in, so both frontends' figures come from one run.
 4. **Latency** at half the sustained rate: datagram read (``UplinkMessage.received_at``, set by the daemon) to
    stand-in receipt, and simulator send (stamp in the FRMPayload) to stand-in receipt; p50/p99.
 5. **Memory per idle gateway**: a fresh daemon; RSS before, then 10,000 simulated gateways (two simulator
@@ -232,6 +234,13 @@ class Daemon:
         self.workers = workers
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.http_port = free_port(socket.SOCK_STREAM)
+        self.grpc_port = free_port(socket.SOCK_STREAM)
+        # A link key for every simulated gateway (`eui-…`), for the LinkGateway steps.
+        from gatewayserver.api.keys import create_key
+
+        self.keys_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"gs-bench-keys-{os.getpid()}-{self.udp_port}.json"
+        self.keys_path.unlink(missing_ok=True)
+        self.api_key, _ = create_key(str(self.keys_path), "bench", ["RIGHT_GATEWAY_LINK"])
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"gs-bench-daemon-{os.getpid()}-{self.udp_port}.log"
         self._log = open(self.log_path, "wb")
         cmd = [
@@ -239,7 +248,8 @@ class Daemon:
             "--ns-address", f"127.0.0.1:{ns_port}",
             "--udp-listen", f"127.0.0.1:{self.udp_port}",
             "--http-listen", f"127.0.0.1:{self.http_port}",
-            "--grpc-listen", "127.0.0.1:0",
+            "--grpc-listen", f"127.0.0.1:{self.grpc_port}",
+            "--keys-file", str(self.keys_path),
             "--log-level", "warning",
             *(["--workers", str(workers)] if workers > 1 else []),
             *extra,
@@ -281,6 +291,7 @@ class Daemon:
     def close(self) -> int | None:
         code = stop_process(self.proc, 15.0)
         self._log.close()
+        self.keys_path.unlink(missing_ok=True)
         return code
 
 
@@ -457,14 +468,16 @@ STEP_HEADER = ("    rate     sent    count  at NS     loss  read→NS ms      se
 
 
 async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, gateways: int, eui_base: int,
-                   settle: float) -> Step:
+                   settle: float, protocol: str = "udp") -> Step:
     quiesce(ns)
     ns.reset()
     meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, "simulator": os.getpid()},
                      trees=("daemon",))
     meter.start()
+    port = daemon.grpc_port if protocol == "grpc" else daemon.udp_port
     summary = await run_simulation(SimulationConfig(
-        address=("127.0.0.1", daemon.udp_port), gateways=gateways, rate=rate, duration=seconds,
+        protocol=protocol, api_key=daemon.api_key,
+        address=("127.0.0.1", port), gateways=gateways, rate=rate, duration=seconds,
         eui_base=eui_base, stat_interval=30.0, keepalive_interval=10.0, start_spread=0.2, drain=0.0,
         payload_size=12, spreading_factors=(7, 8, 9, 10), seed=eui_base & 0xFFFF,
     ))
@@ -505,7 +518,7 @@ def before_phase(args: argparse.Namespace) -> None:
 
 
 async def find_sustained(daemon: Daemon, ns: StandinNs, args: argparse.Namespace, start_rate: float,
-                         steps: list[Step]) -> float:
+                         steps: list[Step], protocol: str = "udp") -> float:
     """Ramp up by ``--ramp-factor`` until a step fails, then bisect; at most ``--max-steps`` steps."""
     eui = 0x0016C00100000000
 
@@ -515,7 +528,7 @@ async def find_sustained(daemon: Daemon, ns: StandinNs, args: argparse.Namespace
         await asyncio.sleep(1.0)  # let the previous step's tail drain
         for attempt in range(3):
             before_phase(args)
-            step = await run_step(daemon, ns, rate, args.step_seconds, args.gateways, eui, args.settle)
+            step = await run_step(daemon, ns, rate, args.step_seconds, args.gateways, eui, args.settle, protocol)
             steps.append(step)
             print(step.row(), file=sys.stderr, flush=True)
             if not step.contended or attempt == 2 or len(steps) >= args.max_steps:
@@ -724,6 +737,22 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         break
                 assert half is not None  # the loop ran at least once
                 result["half_rate"] = half.__dict__ | {"ok": half.ok}
+            if "grpc" in args.protocols:
+                log("uplink rate search through GtwGs.LinkGateway (gRPC frontend)\n" + STEP_HEADER)
+                grpc_steps: list[Step] = []
+                grpc_start = args.start_rate or max(500.0, round((sustained or 1000.0) * 0.5, -2))
+                grpc_sustained = await find_sustained(daemon, ns, args, grpc_start, grpc_steps, "grpc")
+                grpc_result: dict[str, Any] = {
+                    "sustained_rate": grpc_sustained, "steps": [st.__dict__ | {"ok": st.ok} for st in grpc_steps],
+                }
+                if grpc_sustained > 0:
+                    await asyncio.sleep(1.0)
+                    before_phase(args)
+                    half_grpc = await run_step(daemon, ns, grpc_sustained / 2, args.latency_seconds, args.gateways,
+                                               0x0016C001FFE00000, args.settle, "grpc")
+                    print(half_grpc.row(), file=sys.stderr, flush=True)
+                    grpc_result["half_rate"] = half_grpc.__dict__ | {"ok": half_grpc.ok}
+                result["grpc"] = grpc_result
             result["daemon_dropped"] = daemon.metric("gs_uplinks_dropped_total")
             result["daemon_forwarded"] = daemon.metric("gs_uplinks_forwarded_total")
             result["daemon_udp_dropped"] = daemon.metric("gs_udp_datagrams_dropped_total")
@@ -778,6 +807,17 @@ def report(r: dict[str, Any]) -> str:
                      f"p50 {ms(half['send_us'], 'p50')}, p99 {ms(half['send_us'], 'p99')}")
         lines.append(f"  PUSH_ACK round trip at {half['rate']:.0f}/s: p50 {half['push_ack_ms']['p50']} ms, "
                      f"p99 {half['push_ack_ms']['p99']} ms")
+    g = r.get("grpc")
+    if g is not None:
+        udp_rate = r.get("sustained_rate") or 0
+        beside = f" ({100 * g['sustained_rate'] / udp_rate:.0f} % of UDP's in this run)" if udp_rate else ""
+        lines.append(f"  sustained uplinks/s through GtwGs.LinkGateway (gRPC frontend): {g['sustained_rate']:.0f}"
+                     f"{beside}; through UDP: {udp_rate:.0f}")
+        gh = g.get("half_rate")
+        if gh:
+            lines.append(f"  LinkGateway latency at {gh['rate']:.0f}/s, message read → NS receipt: "
+                         f"p50 {gh['read_us']['p50'] / 1000:.2f} ms, p99 {gh['read_us']['p99'] / 1000:.2f} ms"
+                         if gh["read_us"].get("p50") is not None else "  LinkGateway latency: -")
     runs = r.get("workers") or []
     for run in runs:
         lines.append(f"  --workers {run['workers']}: sustained {run['sustained_rate']:.0f} uplinks/s, daemon CPU per "
@@ -802,6 +842,10 @@ def report(r: dict[str, Any]) -> str:
     lines.append("\n".join("  " + line for line in STEP_HEADER.splitlines()))
     for s in r.get("steps", []):
         lines.append("  " + Step(**{k: v for k, v in s.items() if k != "ok"}).row())
+    if r.get("grpc"):
+        lines.append("  LinkGateway steps:")
+        for s in r["grpc"]["steps"]:
+            lines.append("  " + Step(**{k: v for k, v in s.items() if k != "ok"}).row())
     others = [s["cpu"].get("other_cores", 0) for s in r.get("steps", [])] + [c.get("other_cores", 0)]
     if max(others, default=0) > 0.15:
         lines.append(f"  note: other processes used up to {max(others):.2f} cores during the run; "
@@ -841,6 +885,8 @@ def main() -> int:
     p.add_argument("--phases", type=lambda s: set(s.split(",")), default={"ceiling", "rate", "idle"},
                    help="comma-separated subset of ceiling,rate,idle")
     p.add_argument("--daemon-arg", action="append", default=[], help="extra argument for gatewayserver run")
+    p.add_argument("--protocols", type=lambda s: set(s.split(",")), default={"udp", "grpc"},
+                   help="frontends of the rate search: udp, grpc (GtwGs.LinkGateway) or both")
     p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[],
                    help="run the rate search once per worker count, e.g. 1,2 (gatewayserver run --workers N)")
     args = p.parse_args()

@@ -26,7 +26,9 @@ from .logs import format_address
 from .io.udp.connection import ConnectionSettings
 from .io.udp.frontend import UdpFrontend
 from .registry import GatewayRegistry, RegistryError
+from .io.grpc.frontend import GrpcFrontend
 from .server import GatewayServer
+from .timer import DeadlineTimer
 from .tokens import UplinkTokens
 from .upstream.jsonlines import JsonLinesSink
 from .upstream.ns import NetworkServerRouter, UpstreamSettings
@@ -64,6 +66,8 @@ class Daemon:
     apis: list[Any] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     api: Any = None
+    timer: Any = None
+    links: Any = None  # the gRPC gateway frontend (GtwGs.LinkGateway), built with the APIs
     #: This process's place among `--workers N` (None: the only process). `group` serves and calls the peers.
     worker: WorkerSpec | None = None
     group: Any = None
@@ -87,7 +91,10 @@ class Daemon:
         except RegistryError as exc:
             log.error("gateway registry reload failed, keeping the old one", extra={"error": str(exc)})
         else:
-            self.server.registry_reloaded(time.time_ns())
+            now = time.time_ns()
+            self.server.registry_reloaded(now)
+            if self.links is not None:
+                self.links.registry_reloaded(now)
         for api in self.apis:
             reload = getattr(api, "reload", None)
             if reload is not None:
@@ -106,15 +113,6 @@ class Daemon:
     async def stop(self) -> None:
         self.stopping.set()
 
-    async def _expiry_loop(self) -> None:
-        server = self.server
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                server.expire(time.time_ns())
-            except Exception:
-                log.exception("connection expiry failed")
-
     async def run_until_stopped(self) -> None:
         await self.stopping.wait()
         await self.shutdown()
@@ -127,6 +125,8 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.server.close_all(time.time_ns())
+        if self.timer is not None:
+            self.timer.close()
         abandoned = await self.upstream.close(config.shutdown_timeout)
         # Exact: still queued + in a call + waiting to retry when shutdown_timeout ran out; beside it, those that
         # failed (no more retries once stopping) or went stale during the wait. Neither reached the Network Server.
@@ -201,10 +201,10 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         forward_crc_failed=config.forward_crc_failed,
         stats_retention_ns=int(config.stats_retention * _NS),
         frequency_plans=plans,
+        schedule_late_ns=int(config.schedule_late_time * _NS),
         max_rxpk_per_datagram=config.max_rxpk_per_datagram,
     )
     holder["server"] = server
-    _attach_downlinks(server, config, plans)
     upstream.start()
     frontends: list[UdpFrontend] = []
     group: Any = None
@@ -213,10 +213,13 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         for number, address in enumerate(config.udp_listen):
             try:
                 sock = socket.socket(fileno=inherited[number]) if inherited else None
-                frontends.append(await UdpFrontend.listen(server, address, sock))
+                frontends.append(await UdpFrontend.listen(server.udp_handler, address, sock))
             except OSError as exc:
                 raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
         daemon = Daemon(config, server, frontends, upstream, registry, plans, bus, worker=worker)
+        # The one timer of the loop: the core's held downlinks and forgotten stats, the UDP connections' expiry.
+        daemon.timer = DeadlineTimer(asyncio.get_running_loop(), [server.core, server.udp_handler])
+        server.core.on_deadline = server.udp_handler.on_deadline = daemon.timer.poke
         if worker is not None:
             from .workers.group import WorkerGroup
 
@@ -234,7 +237,6 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         raise
     loop = asyncio.get_running_loop()
     daemon.tasks = [loop.create_task(f.run()) for f in frontends]
-    daemon.tasks.append(loop.create_task(daemon._expiry_loop()))
     log.info(
         "gateway server started",
         extra={
@@ -259,12 +261,6 @@ def _api_port(api: Any, name: str) -> str:
     return f"{host}:{server.port}"
 
 
-def _attach_downlinks(server: GatewayServer, config: Config, plans: Any) -> None:
-    from .downlink import DownlinkService
-
-    server.downlinks = DownlinkService(server, plans, schedule_late_ns=int(config.schedule_late_time * _NS))
-
-
 def _log_missing_keys(path: str) -> None:
     """Say once at start when no API key can be valid: every API call that needs one will be refused."""
     create = "gatewayserver keys create --keys-file {} --name NAME --rights RIGHT_GATEWAY_STATUS_READ ..."
@@ -287,6 +283,7 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
+    daemon.links = GrpcFrontend(daemon.server.core, daemon.registry)
     group = daemon.group
     api = ApiServers(
         group.gateway_server if group is not None else daemon.server,
@@ -309,6 +306,7 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
         grpc_tls=TlsFiles(config.grpc_tls_cert, config.grpc_tls_key) if config.grpc_tls_cert else None,
         http_tls=TlsFiles(config.http_tls_cert, config.http_tls_key) if config.http_tls_cert else None,
         ready=daemon.readiness,
+        links=daemon.links,
         reuse_port=shared_ports,
         metrics=group.metrics if group is not None else None,
     )

@@ -1,4 +1,5 @@
-"""Simulated Semtech UDP packet forwarders, for trying, testing and benchmarking the daemon.
+"""Simulated gateways, for trying, testing and benchmarking the daemon: Semtech UDP packet forwarders, or
+gateways linked through `GtwGs.LinkGateway` (`--protocol grpc`, see `simulator_grpc`), driven the same way.
 
 Each simulated gateway behaves like Semtech's reference forwarder: an "up" socket for PUSH_DATA (rxpk and
 stat) and a separate "down" socket for PULL_DATA keepalives and TX_ACK, so the daemon sees two source ports per
@@ -24,6 +25,7 @@ import base64
 import dataclasses
 import datetime as _dt
 import math
+import os
 import random
 import resource
 import struct
@@ -654,6 +656,8 @@ class SimulationConfig:
     location: tuple[float, float, int] | None = None
     seed: int = 1
     hold: float = 0.0  # keep the idle gateways connected (keepalives only) this long after the uplinks
+    protocol: str = "udp"  # "grpc": link through GtwGs.LinkGateway at `address` (the gRPC port) with `api_key`
+    api_key: str = ""
 
 
 def _summarize_latencies(values_ns: list[int]) -> dict[str, float | None]:
@@ -672,9 +676,15 @@ async def run_simulation(
 ) -> dict[str, Any]:
     """Run the configured gateways to completion and return the summary (plain JSON-able data)."""
     _raise_nofile_limit(config.gateways * (1 if config.single_socket else 2) + 64)
-    gateways: list[SimulatedGateway] = []
+    gateways: list[Any] = []
+    channel: Any = None
     try:
-        for chunk_start in range(0, config.gateways, 1000):
+        if config.protocol == "grpc":
+            import grpc
+
+            channel = grpc.aio.insecure_channel(f"{config.address[0]}:{config.address[1]}")
+            gateways.extend([_link_gateway(config, i, channel) for i in range(config.gateways)])
+        for chunk_start in range(0, config.gateways if channel is None else 0, 1000):
             chunk = range(chunk_start, min(config.gateways, chunk_start + 1000))
             gateways.extend(await asyncio.gather(*(_make_gateway(config, i) for i in chunk)))
         if on_ready is not None:
@@ -691,10 +701,15 @@ async def run_simulation(
         waiting = [gw for gw in gateways if gw.outstanding_acks]
         if config.drain > 0 and waiting:
             await asyncio.gather(*(gw.wait_for_acks(config.drain) for gw in waiting))
+        if channel is not None:  # a link has no acks: wait until everything queued was written
+            await asyncio.gather(*(gw.drain(max(config.drain, 1.0)) for gw in gateways))
         wall = time.monotonic() - started
     finally:
         for gw in gateways:
             await gw.close()
+        if channel is not None:
+            await channel.close()
+    link_errors = [gw.error for gw in gateways if getattr(gw, "error", None) is not None]
     downlinks: list[dict[str, Any]] = []
     totals = GatewayCounters()
     push_lat: list[int] = []
@@ -707,7 +722,11 @@ async def run_simulation(
         while not gw.received_downlinks.empty():
             d = gw.received_downlinks.get_nowait()
             pull_resp_count += 1
-            if len(downlinks) < 50:
+            if channel is not None:
+                if len(downlinks) < 50:
+                    downlinks.append({"gateway_id": gw.gateway_id, "correlation_ids": list(d.correlation_ids),
+                                      "frequency": d.scheduled.frequency, "timestamp": d.scheduled.timestamp})
+            elif len(downlinks) < 50:
                 downlinks.append(
                     {"eui": gw.eui.hex(), "token": d.token.hex(), "txpk": d.txpk, "tx_ack_error": d.tx_ack_error,
                      "answered": d.answered}
@@ -715,7 +734,9 @@ async def run_simulation(
     summary: dict[str, Any] = {
         "address": f"{config.address[0]}:{config.address[1]}",
         "gateways": len(gateways),
+        "protocol": config.protocol,
         "protocol_version": config.protocol_version,
+        "link_errors": [f"{e.code().name}: {e.details()}" for e in link_errors[:10]],
         "target_rate": config.rate,
         "uplinks_sent": sent,
         "uplink_seconds": round(elapsed, 3),
@@ -731,8 +752,6 @@ async def run_simulation(
 
 
 async def _make_gateway(config: SimulationConfig, index: int) -> SimulatedGateway:
-    dpg = max(1, config.devices_per_gateway)
-    devices = [SimulatedDevice(config.dev_addr_base + index * dpg + j) for j in range(dpg)]
     return await SimulatedGateway.connect(
         config.address,
         gateway_eui(config.eui_base, index),
@@ -740,20 +759,41 @@ async def _make_gateway(config: SimulationConfig, index: int) -> SimulatedGatewa
         protocol_version=config.protocol_version,
         tx_ack=config.tx_ack,
         ack_timeout=config.ack_timeout,
-        frequencies=config.frequencies,
-        spreading_factors=config.spreading_factors,
-        bandwidth_khz=config.bandwidth_khz,
-        coding_rate=config.coding_rate,
-        payload_size=config.payload_size,
-        devices=devices,
         gps=config.gps,
         location=config.location,
-        seed=config.seed * 1_000_003 + index,
+        **_radio_settings(config, index),
     )
 
 
-async def _keepalive(config: SimulationConfig, gw: SimulatedGateway, index: int, stop: asyncio.Event) -> None:
-    """PULL_DATA at start and every keepalive interval; stat at start and every stat interval."""
+def _radio_settings(config: SimulationConfig, index: int) -> dict[str, Any]:
+    """What gateway `index` transmits and for which devices, the same whichever protocol carries it."""
+    dpg = max(1, config.devices_per_gateway)
+    return {
+        "frequencies": config.frequencies,
+        "spreading_factors": config.spreading_factors,
+        "bandwidth_khz": config.bandwidth_khz,
+        "coding_rate": config.coding_rate,
+        "payload_size": config.payload_size,
+        "devices": [SimulatedDevice(config.dev_addr_base + index * dpg + j) for j in range(dpg)],
+        "seed": config.seed * 1_000_003 + index,
+    }
+
+
+def _link_gateway(config: SimulationConfig, index: int, channel: Any) -> Any:
+    """Gateway `index` on a `LinkGateway` stream of the shared channel, as `eui-<its EUI>`."""
+    from .simulator_grpc import LinkedGateway
+
+    return LinkedGateway(
+        channel,
+        "eui-" + gateway_eui(config.eui_base, index).hex(),
+        config.api_key,
+        tx_ack=config.tx_ack if isinstance(config.tx_ack, str) and config.tx_ack != "check" else None,
+        **_radio_settings(config, index),
+    )
+
+
+async def _keepalive(config: SimulationConfig, gw: Any, index: int, stop: asyncio.Event) -> None:
+    """PULL_DATA at start and every keepalive interval (UDP only); stat at start and every stat interval."""
     rnd = random.Random(config.seed * 7919 + index)
     if config.start_spread > 0 and config.gateways > 1:
         await asyncio.sleep(rnd.uniform(0, config.start_spread))  # the first PULL_DATA and stat always go out
@@ -763,7 +803,8 @@ async def _keepalive(config: SimulationConfig, gw: SimulatedGateway, index: int,
     while True:
         now = loop.time()
         if now >= next_pull:
-            await gw.pull_data()
+            if config.protocol == "udp":
+                await gw.pull_data()
             next_pull = now + config.keepalive_interval if config.keepalive_interval > 0 else math.inf
         if now >= next_stat:
             await gw.send_status()
@@ -782,7 +823,7 @@ async def _wait(event: asyncio.Event, timeout: float | None) -> bool:
         return False
 
 
-async def _pace(gateways: Sequence[SimulatedGateway], rate: float, duration: float) -> tuple[int, float]:
+async def _pace(gateways: Sequence[Any], rate: float, duration: float) -> tuple[int, float]:
     """Send round(rate * duration) uplinks, round-robin over the gateways, evenly spaced in time."""
     total = round(rate * duration) if rate > 0 else 0
     if total == 0 or not gateways:
@@ -839,7 +880,13 @@ def _location(text: str) -> tuple[float, float, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``simulate`` options; shared by the subcommand and ``python -m gatewayserver.simulator``."""
-    parser.add_argument("--address", default="127.0.0.1:1700", help="Gateway Server UDP address (HOST:PORT)")
+    parser.add_argument("--protocol", choices=("udp", "grpc"), default="udp",
+                        help="udp: Semtech packet forwarders; grpc: gateways linked through GtwGs.LinkGateway")
+    parser.add_argument("--address", default=None,
+                        help="Gateway Server address (HOST:PORT); default 127.0.0.1:1700 (udp), 127.0.0.1:1884 (grpc)")
+    parser.add_argument("--api-key", default=os.environ.get("GS_API_KEY", ""),
+                        help="grpc: API key with RIGHT_GATEWAY_LINK for the simulated gateways (eui-<EUI>); "
+                             "default $GS_API_KEY")
     parser.add_argument("--gateways", type=int, default=1, help="number of simulated gateways")
     parser.add_argument("--rate", type=float, default=1.0, help="uplinks per second, all gateways together")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of uplink traffic")
@@ -891,8 +938,14 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         raise SystemExit("simulate: --gateways must be at least 1")
     if args.payload_size < 0 or args.payload_size > 222:
         raise SystemExit("simulate: --payload-size must be 0..222")
+    if args.protocol == "grpc" and not args.api_key:
+        raise SystemExit("simulate: --protocol grpc needs an API key with the gateway link right "
+                         "(--api-key or GS_API_KEY; create one with `gatewayserver keys create`)")
+    address = args.address or ("127.0.0.1:1884" if args.protocol == "grpc" else "127.0.0.1:1700")
     return SimulationConfig(
-        address=parse_address(args.address),
+        protocol=args.protocol,
+        api_key=args.api_key,
+        address=parse_address(address, 1884 if args.protocol == "grpc" else 1700),
         gateways=args.gateways,
         rate=args.rate,
         duration=args.duration,
@@ -926,21 +979,33 @@ def format_summary(s: Mapping[str, Any]) -> str:
         return f"p50 {d['p50']:.3f} ms, p99 {d['p99']:.3f} ms, max {d['max']:.3f} ms"
 
     lines = [
-        f"simulated {s['gateways']} gateway(s) against {s['address']} (protocol v{s['protocol_version']})",
+        f"simulated {s['gateways']} gateway(s) against {s['address']} "
+        + (f"(protocol v{s['protocol_version']})" if s.get("protocol", "udp") == "udp" else "(gRPC LinkGateway)"),
         f"  uplinks sent      {s['uplinks_sent']} in {s['uplink_seconds']} s "
         f"({s['achieved_rate']}/s, target {s['target_rate']}/s)",
         f"  status sent       {s['status_sent']}",
-        f"  PUSH_DATA         {s['push_data_sent']} sent, {s['push_acks']} PUSH_ACK, {s['push_acks_lost']} lost",
-        f"  PUSH_ACK latency  {lat(s['push_ack_latency_ms'])}",
-        f"  PULL_DATA         {s['pull_data_sent']} sent, {s['pull_acks']} PULL_ACK, {s['pull_acks_lost']} lost",
-        f"  PULL_ACK latency  {lat(s['pull_ack_latency_ms'])}",
-        f"  PULL_RESP         {s['pull_resp_received']} received, {s['tx_acks_sent']} TX_ACK sent "
-        f"({s['tx_ack_errors_sent']} with an error)",
     ]
+    if s.get("protocol", "udp") == "udp":
+        lines += [
+            f"  PUSH_DATA         {s['push_data_sent']} sent, {s['push_acks']} PUSH_ACK, {s['push_acks_lost']} lost",
+            f"  PUSH_ACK latency  {lat(s['push_ack_latency_ms'])}",
+            f"  PULL_DATA         {s['pull_data_sent']} sent, {s['pull_acks']} PULL_ACK, {s['pull_acks_lost']} lost",
+            f"  PULL_ACK latency  {lat(s['pull_ack_latency_ms'])}",
+            f"  PULL_RESP         {s['pull_resp_received']} received, {s['tx_acks_sent']} TX_ACK sent "
+            f"({s['tx_ack_errors_sent']} with an error)",
+        ]
+    else:
+        lines.append(f"  downlinks         {s['pull_resp_received']} received, {s['tx_acks_sent']} TX acknowledgments "
+                     f"sent ({s['tx_ack_errors_sent']} with an error)")
     problems = {k: s[k] for k in ("unexpected_acks", "version_mismatches", "malformed", "send_errors") if s[k]}
     if problems:
         lines.append("  problems          " + ", ".join(f"{k} {v}" for k, v in problems.items()))
+    if s.get("link_errors"):
+        lines.append("  link errors       " + "; ".join(s["link_errors"]))
     for d in s["downlinks"]:
+        if "txpk" not in d:
+            lines.append(f"  downlink {d['gateway_id']} {d['frequency']} Hz tmst {d['timestamp']}")
+            continue
         answer = ("TX_ACK " + (d["tx_ack_error"] or "ok")) if d["answered"] else "no TX_ACK"
         lines.append(f"  downlink {d['eui']} token {d['token']}: {orjson.dumps(d['txpk']).decode()} -> {answer}")
     return "\n".join(lines)
@@ -960,7 +1025,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_summary(summary) + "\n")
     sys.stdout.flush()
-    lost = summary["push_acks_lost"] + summary["pull_acks_lost"]
+    lost = summary["push_acks_lost"] + summary["pull_acks_lost"] + len(summary["link_errors"])
     return 1 if lost else 0
 
 
@@ -968,8 +1033,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``simulate`` subcommand to the ``gatewayserver`` command."""
     parser = subparsers.add_parser(
         "simulate",
-        help="run simulated Semtech UDP gateways against a Gateway Server",
-        description="Run N simulated packet forwarders (PUSH_DATA rxpk/stat on one socket, PULL_DATA/TX_ACK on "
+        help="run simulated gateways (Semtech UDP, or gRPC LinkGateway) against a Gateway Server",
+        description="Run N simulated gateways: with --protocol grpc each links through GtwGs.LinkGateway with "
+                    "--api-key; by default packet forwarders (PUSH_DATA rxpk/stat on one socket, PULL_DATA/TX_ACK on "
                     "another) against a Gateway Server and report the acks, latencies and downlinks seen.",
     )
     add_arguments(parser)

@@ -85,7 +85,7 @@ async def server() -> Any:
 @pytest.mark.parametrize("channels", [1, 4])
 async def test_calls_spread_over_one_connection_per_channel(server: Any, channels: int) -> None:
     recorder, port = server
-    latencies, errors, _ = await schedule.call_loop(port, [bytes(64)] * 64, 8, channels)
+    latencies, errors, _ = await schedule.call_loop(port, [bytes(64)] * 64, 8, channels=channels)
     assert (len(latencies), errors) == (64, 0)
     assert len(set(recorder.peers)) == channels  # distinct client ports: one TCP connection per channel
 

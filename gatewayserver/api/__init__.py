@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .core import ApiCore, ApiSettings, GatewayServerLike, MqttAddresses
 from .gcs import GcsSettings
 from .keys import KeyStore, Principal
+
+if TYPE_CHECKING:
+    from .grpc_server import GatewayLinks
 
 
 class ListenError(Exception):
@@ -54,6 +58,7 @@ class ApiServers:
         grpc_tls: TlsFiles | None = None,
         http_tls: TlsFiles | None = None,
         ready: Callable[[], object] | None = None,
+        links: GatewayLinks | None = None,
         reuse_port: bool = False,
         metrics: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
@@ -68,6 +73,7 @@ class ApiServers:
                 grpc_listen,
                 tls_cert_file=grpc_tls.cert_file if grpc_tls else None,
                 tls_key_file=grpc_tls.key_file if grpc_tls else None,
+                links=links,
                 options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
             )
             if grpc_listen

@@ -431,6 +431,17 @@ class ApiCore:
             raise err_gateway_not_registered(gateway_id)
         return concentrator_config(plans)
 
+    def link_gateway(self, principal: Principal, gateway_id: str | None) -> str:
+        """`LinkGateway`: the gateway the caller links as (metadata `id`), which its key must hold the link right for.
+
+        Checked before the stream does any work; returns the gateway ID.
+        """
+        if not gateway_id:
+            raise err_no_gateway_id()
+        check_gateway_id(gateway_id, "id")
+        principal.require(gateway_id, RIGHT_LINK)
+        return gateway_id
+
     def mqtt_connection_info(self, principal: Principal, gateway_id: str, *, v2: bool) -> mqtt_pb2.MQTTConnectionInfo:
         """Where an MQTT gateway connects and as whom (its gateway ID), as this deployment announces it."""
         check_gateway_id(gateway_id)

@@ -3,21 +3,22 @@
 Operators call `Gs`/`Events`/`GatewayConfigurationService` with `authorization: Bearer <API key>`; a Network
 Server calls `NsGs` with `authorization: ClusterKey <hex>`; a gateway calls `GtwGs` with its own key and its
 gateway ID in the metadata `id`. Every failure leaves as a gRPC status carrying the reference's `ErrorDetails`.
-`GtwGs.LinkGateway` is not served yet (the base servicer answers UNIMPLEMENTED).
+`GtwGs.LinkGateway` is authorised here and then served by the gRPC gateway frontend the daemon passes in as
+`links` (this module does not import frontends); without one it answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from gatewayserver.errors import GsError
+from gatewayserver.errors import UNIMPLEMENTED, GsError
 from gatewayserver.ttnpb import (
     events_pb2,
     events_pb2_grpc,
@@ -105,11 +106,43 @@ class GsService(gatewayserver_pb2_grpc.GsServicer):
         return await _unary(context, "Gs/BatchGetGatewayConnectionStats", call)
 
 
-class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
-    """The calls a gateway makes for itself; LinkGateway is inherited (UNIMPLEMENTED) until it is built."""
+class GatewayLinks(Protocol):
+    """What serves `LinkGateway` streams once authorised (`gatewayserver.io.grpc.frontend.GrpcFrontend`)."""
 
-    def __init__(self, core: ApiCore) -> None:
+    def entry_for(self, gateway_id: str) -> Any:
+        """The gateway's registry entry; raises `GsError` (NOT_FOUND) when it may not connect."""
+
+    async def serve(
+        self, entry: Any, requests: AsyncIterator[gatewayserver_pb2.GatewayUp], context: grpc.aio.ServicerContext
+    ) -> None:
+        """Run the link until it ends."""
+
+
+class GtwGsService(gatewayserver_pb2_grpc.GtwGsServicer):
+    """The calls a gateway makes for itself."""
+
+    def __init__(self, core: ApiCore, links: GatewayLinks | None = None) -> None:
         self.core = core
+        self.links = links
+
+    async def LinkGateway(
+        self, request_iterator: AsyncIterator[gatewayserver_pb2.GatewayUp], context: grpc.aio.ServicerContext
+    ) -> None:
+        """Rights first (no work for an unauthorised caller), then the frontend serves the stream."""
+        method = "GtwGs/LinkGateway"
+        try:
+            principal = self.core.authenticate(_authorization(context), "grpc")
+            gateway_id = self.core.link_gateway(principal, _metadata(context, "id"))
+            if self.links is None:
+                raise GsError(
+                    "pkg/gatewayserver", "link_unavailable", "gateway links are not served", code=UNIMPLEMENTED
+                )
+            entry = self.links.entry_for(gateway_id)
+        except Exception as exc:
+            await _abort(context, exc, method)
+            return
+        metrics.count_request("grpc", method, "OK")
+        await self.links.serve(entry, request_iterator, context)
 
     async def GetConcentratorConfig(
         self, request: Any, context: grpc.aio.ServicerContext
@@ -224,6 +257,7 @@ class GrpcServer:
         tls_cert_file: str | None = None,
         tls_key_file: str | None = None,
         options: list[tuple[str, Any]] | None = None,
+        links: GatewayLinks | None = None,
     ) -> None:
         self.core = core
         self.listen = listen
@@ -233,7 +267,7 @@ class GrpcServer:
         self.port: int | None = None
 
         gatewayserver_pb2_grpc.add_GsServicer_to_server(GsService(core), self.server)
-        gatewayserver_pb2_grpc.add_GtwGsServicer_to_server(GtwGsService(core), self.server)
+        gatewayserver_pb2_grpc.add_GtwGsServicer_to_server(GtwGsService(core, links), self.server)
         gatewayserver_pb2_grpc.add_NsGsServicer_to_server(NsGsService(core), self.server)
         events_pb2_grpc.add_EventsServicer_to_server(EventsService(core), self.server)
         gateway_configuration_pb2_grpc.add_GatewayConfigurationServiceServicer_to_server(
@@ -263,4 +297,4 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-__all__ = ["GrpcServer", "SERVICE_NAMES", "server_credentials"]
+__all__ = ["GatewayLinks", "GrpcServer", "SERVICE_NAMES", "server_credentials"]

@@ -1,14 +1,13 @@
-"""Downlinks: NsGs.ScheduleDownlink decisions (`planner`, sans-I/O) and the UDP shell (`service`)."""
+"""Downlinks: ScheduleDownlink decisions for one gateway (`planner`, sans-I/O) and the reference's errors.
+
+The core's `Connection` (`gatewayserver/core/connection.py`) books downlinks through the planner and hands them to
+the gateway's frontend; the frontends write them in their own wire format.
+"""
 
 from .planner import GatewayDownlinkState, Planned, plan_request, plan_window
-from .service import MAX_HELD, MAX_PENDING, DownlinkService, PendingTx
 
 __all__ = [
-    "DownlinkService",
     "GatewayDownlinkState",
-    "MAX_HELD",
-    "MAX_PENDING",
-    "PendingTx",
     "Planned",
     "plan_request",
     "plan_window",

@@ -1,8 +1,9 @@
-"""Downlink decisions for one gateway, sans-I/O: which window, when, at which power, and the txpk to send.
+"""Downlink decisions for one gateway, sans-I/O: which window, when, at which power.
 
 Everything here is handed `now` (server time, Unix ns) and the gateway's `GatewayScheduler`; it returns a
-`Planned` downlink (emission booked, txpk body ready) or raises the reference's errors. The asyncio shell in
-`service.py` only sends, holds and times out what this module decides.
+`Planned` downlink (emission booked, settings chosen) or raises the reference's errors. The core's `Connection`
+(`gatewayserver/core/connection.py`) turns that into the `DownlinkMessage` it hands to the gateway's frontend,
+which writes it in its own wire format (a txpk for UDP).
 
 A gateway may have several frequency plans of one band. The scheduler keeps one duty-cycle ledger over the
 sub-bands of all of them; each window is then checked against the plans in the gateway's order (or only the plan
@@ -36,7 +37,6 @@ from scheduler.clock import TIMESTAMP_MODULUS
 
 from ..errors import GsError
 from ..gpstime import unix_ns_to_gps_ns
-from ..io.udp.translate import txpk_from_downlink
 from ..registry import GatewayEntry
 from ..ttnpb import lorawan_pb2
 from . import errors as err
@@ -58,13 +58,13 @@ IMME_LATENCY_NS = 1_000_000_000
 
 
 class GatewayDownlinkState:
-    """Per-connection downlink state: plans, scheduler (clock, RTT, emissions, duty cycle) and shell bookkeeping.
+    """Per-connection downlink state: plans and scheduler (clock, RTT, emissions, duty cycle).
 
     Raises `frequency_plan_not_configured` / `frequency_plans_not_from_same_band` (GsError) for plans the registry
     should have refused, and the scheduler's `frequency_plans_overlap_sub_band` for sub-bands that do not combine.
     """
 
-    __slots__ = ("entry", "plans", "plan", "scheduler", "synthetic_clock", "held", "_rates", "_eirp", "_covering")
+    __slots__ = ("entry", "plans", "plan", "scheduler", "synthetic_clock", "_rates", "_eirp", "_covering")
 
     def __init__(self, entry: GatewayEntry, plans: Any) -> None:
         self.entry = entry
@@ -80,8 +80,6 @@ class GatewayDownlinkState:
         )
         # True while the clock runs on a stand-in anchor (class C sent `imme` before any uplink synced it).
         self.synthetic_clock = False
-        # Shell: PULL_RESPs held back for schedule-late, id -> timer handle.
-        self.held: dict[int, Any] = {}
         # Per-decision look-ups that depend only on the plans, memoised (bounded by `_MEMO_LIMIT` entries each):
         # data rate key -> _Rate, (plan position, frequency) -> tx power, frequency -> positions of the plans
         # whose sub-bands contain it.
@@ -150,8 +148,7 @@ class Planned:
     tx_server_time: int  # Unix ns of the start of transmission
     timestamp: int | None  # tmst written, if any
     gps_time_ms: int | None
-    immediate: bool
-    body: bytes  # the PULL_RESP body {"txpk": ...}
+    immediate: bool  # the gateway's clock is unknown: it is to send at once (booked at its real delay)
     # Class A: the other window's start, for an automatic RX2 retry after the gateway refuses RX1.
     rx2_timestamp: int | None = None
 
@@ -280,7 +277,7 @@ def plan_window(
     """
     only = requested_plan(state, plan_id)
     rate = _rate(state, data_rate, window)
-    modulation, kind, index = rate.modulation, rate.kind, rate.index
+    index = rate.index
     position, toa = _admitting_plan(state, rate, frequency, len(payload), only)
 
     sched = state.scheduler
@@ -326,28 +323,6 @@ def plan_window(
         tx_power = state.plans[position].eirp_for(frequency) - state.entry.antenna_gain
         if len(state._eirp) < _MEMO_LIMIT:
             state._eirp[eirp_key] = tx_power
-    if kind == "lora":
-        body = txpk_from_downlink(
-            payload,
-            frequency_hz=frequency,
-            eirp_dbm=tx_power,
-            spreading_factor=modulation.spreading_factor,
-            bandwidth_hz=modulation.bandwidth,
-            coding_rate=modulation.coding_rate,
-            timestamp=timestamp,
-            gps_time_ms=gps_ms,
-            immediate=immediate,
-        )
-    else:
-        body = txpk_from_downlink(
-            payload,
-            frequency_hz=frequency,
-            eirp_dbm=tx_power,
-            bit_rate=modulation.bit_rate,
-            timestamp=timestamp,
-            gps_time_ms=gps_ms,
-            immediate=immediate,
-        )
     return Planned(
         window=window,
         emission=emission,
@@ -359,7 +334,6 @@ def plan_window(
         timestamp=timestamp,
         gps_time_ms=gps_ms,
         immediate=immediate,
-        body=body,
     )
 
 

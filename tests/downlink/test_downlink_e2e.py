@@ -414,16 +414,16 @@ async def test_disconnect_cancels_held_downlinks(harness) -> None:
     await harness.uplink(gw)
     await harness.server.schedule_downlink(class_c(absolute_time_ns=now_ns() + 1_500_000_000))
     conn = harness.server.udp.get(GATEWAY_ID)
-    assert len(conn.downlink.held) == 1
-    harness.server.expire(now_ns() + 10**12)
+    assert conn.core.held_count == 1
+    harness.server.udp_handler.handle_timer(now_ns() + 10**12)  # the connection expires
     assert harness.server.udp.get(GATEWAY_ID) is None
-    assert not conn.downlink.held
+    assert conn.core.held_count == 0
     await asyncio.sleep(1.0)
     assert gw.received_downlinks.empty()
 
 
 async def test_pending_tx_bounded(harness) -> None:
-    from gatewayserver.downlink import MAX_PENDING
+    from gatewayserver.core.connection import MAX_PENDING
 
     gw = await harness.gateway(auto_tx_ack=False)
     await harness.uplink(gw)
@@ -431,8 +431,9 @@ async def test_pending_tx_bounded(harness) -> None:
     conn.has_jit_queue = True  # send at once so the PULL_RESPs pile up unacknowledged
     for _ in range(MAX_PENDING + 6):
         await harness.server.schedule_downlink(class_c(data_rate=lora(7)))
-    assert len(conn.pending_tx) == MAX_PENDING
-    oldest = min(conn.pending_tx)
+    tokens = conn.core.link.tokens  # PULL_RESP token -> downlink, as the UDP frontend keeps them for TX_ACK
+    assert len(tokens) == MAX_PENDING and conn.core.pending_count == MAX_PENDING
+    oldest = min(tokens)
     assert oldest == 1 + 6  # the first six were forgotten
 
 
@@ -468,17 +469,19 @@ async def test_not_a_tx_request(harness) -> None:
 
 
 async def test_connection_without_a_sender_fails_the_downlink_cleanly(harness) -> None:
-    """A connection no frontend has attached a sender to has no downlink path: counted failure, no crash.
+    """A connection no frontend has attached a sender to has no downlink path: a clean refusal, no crash.
 
     The send step used to fall back to a `GatewayServer.transmit` that does not exist, so this raised AttributeError
-    out of ScheduleDownlink (or, for a held downlink, out of a timer callback).
+    out of ScheduleDownlink (or, for a held downlink, out of a timer callback). The UDP link now reports such a
+    connection as having no downlink path, so the request is refused before anything is booked.
     """
     gw = await harness.gateway()
     up, _ = await harness.uplink(gw)
     conn = harness.server.udp.get(GATEWAY_ID)
     conn.transmit = None
-    await harness.server.schedule_downlink(class_a(token_of(up)))
-    (fail,) = await harness.events.wait_for("gs.down.tx.fail", timeout=10.0)
-    assert fail.data.string_value == "downlink_path_expired"
+    with pytest.raises(GsError) as info:
+        await harness.server.schedule_downlink(class_a(token_of(up)))
+    (path_error,) = info.value.details[0].path_errors
+    assert path_error.cause.name == "downlink_path_expired"
     assert "gs.down.send" not in harness.events.names()
     assert gw.received_downlinks.empty()

@@ -16,7 +16,7 @@ from gatewayserver.errors import GsError
 
 from downlink_support import GATEWAY_ID, class_a, class_c, token_of
 
-LOGGER = "gatewayserver.downlink.service"
+LOGGER = "gatewayserver.core.connection"
 
 
 def outcome_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

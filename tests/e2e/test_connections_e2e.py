@@ -189,7 +189,7 @@ def test_connect_log_line_has_uppercase_eui_and_host_port(caplog: pytest.LogCapt
     """Item 18/23: the API prints EUIs uppercase, and so must the log; addresses are host:port, not tuples."""
     import logging
 
-    caplog.set_level(logging.INFO, logger="gatewayserver.server")
+    caplog.set_level(logging.INFO, logger="gatewayserver.core.gateways")
     with Harness() as harness:
         fwd = Forwarder(harness.udp_address, bytes.fromhex("abcdef0123456789"))
         try:

@@ -80,7 +80,7 @@ def stall_ms(gs: Harness, datagram: bytes) -> float:
     """Time the daemon's own handling of one datagram on its loop (a figure to print, not to assert on)."""
     def handle() -> float:
         t0 = time.perf_counter()
-        server = gs.daemon.server
+        server = gs.daemon.server.udp_handler  # the UDP frontend's datagram handling
         now = time.time_ns()
         result = server.udp.accept(datagram, ("127.0.0.1", 9), now)
         server.accepted(result, ("127.0.0.1", 9), now)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from harness import EventRecorder, Forwarder, Harness, data_frame, free_tcp_port, free_udp_port, metric, rxpk, wait_for
 
-from gatewayserver.server import MAX_RETAINED_UNREGISTERED
+from gatewayserver.core.gateways import MAX_RETAINED_UNREGISTERED
 from gatewayserver.ttnpb import lorawan_pb2, messages_pb2
 
 REGISTERED_EUI = bytes.fromhex("0102030405060708")

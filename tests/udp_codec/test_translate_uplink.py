@@ -477,3 +477,10 @@ def test_parse_data_rate_table() -> None:
     assert parse_data_rate("SF9BW500", None) == (0, 9, 500_000, "")
     assert parse_data_rate(50000, None) == (1, 50_000, 0, "")
     assert parse_data_rate("M1CW336", "4/6") == (2, 1, 336_000, "2/3")
+
+
+def test_data_rate_cache_tells_true_from_one() -> None:
+    """`datr: true` was taken for FSK at 1 bit/s whenever a `datr: 1` had been parsed first (True == 1)."""
+    assert parse_data_rate(1, "4/5")[1] == 1
+    with pytest.raises(ValueError):
+        parse_data_rate(True, "4/5")

@@ -32,9 +32,8 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...events.event import new_ulid
 from ...registry import GatewayEntry, GatewayRegistry
 from .packets import (
     PULL_ACK,
@@ -47,6 +46,9 @@ from .packets import (
     encode_ack,
     parse_datagram,
 )
+
+if TYPE_CHECKING:
+    from ...core.connection import Connection as CoreConnection
 
 Address = tuple[Any, ...]
 
@@ -84,8 +86,6 @@ class Connection:
         "entry",
         "gateway_id",
         "eui",
-        "correlation_id",
-        "connected_at_ns",
         "last_seen_ns",
         "host",
         "up_addr",
@@ -96,31 +96,18 @@ class Connection:
         "registered",
         "_flood",
         "_flood_size",
-        "last_uplink_key",
-        "uplink_count",
-        "last_uplink_ns",
-        "downlink_count",
-        "last_downlink_ns",
-        "tx_ack_count",
-        "last_tx_ack_ns",
-        "last_status",
-        "last_status_ns",
-        "status_count",
         "has_jit_queue",
         "next_pull_resp_token",
-        "pending_tx",
-        "downlink",
         "translator",
         "transmit",
         "closed",
+        "core",
     )
 
     def __init__(self, entry: GatewayEntry, addr: Address, now: int, flood_datagrams: int) -> None:
         self.entry = entry
         self.gateway_id = entry.gateway_id
         self.eui = entry.eui
-        self.correlation_id = "gs:conn:" + new_ulid(now)
-        self.connected_at_ns = now
         self.last_seen_ns = now
         self.host = addr[0]
         self.up_addr: Address | None = None
@@ -133,29 +120,18 @@ class Connection:
         # Source address -> ring of the last `flood_datagrams` accept times, its write index in the extra last slot.
         self._flood: dict[Address, list[int]] | None = {} if flood_datagrams > 0 else None
         self._flood_size = flood_datagrams
-        self.last_uplink_key: Any = None
-        self.uplink_count = 0
-        self.last_uplink_ns = 0
-        self.downlink_count = 0
-        self.last_downlink_ns = 0
-        self.tx_ack_count = 0
-        self.last_tx_ack_ns = 0
-        self.last_status: Any = None
-        self.last_status_ns = 0
-        self.status_count = 0
         self.has_jit_queue = False
         # Tokens of PULL_RESP we sent; the forwarder echoes them in TX_ACK. Starts at a fixed non-zero value so a
         # stray TX_ACK with token 0 (protocol v1 zeroes tokens) is never mistaken for ours.
         self.next_pull_resp_token = 1
-        # PULL_RESP token -> whatever the downlink layer needs to report the TX_ACK (bounded by the caller).
-        self.pending_tx: dict[int, Any] = {}
-        # Per-gateway downlink state (scheduler, clock, RTT), created lazily by the downlink layer.
-        self.downlink: Any = None
         # The connection's uplink translator, built at its first uplink (status-only gateways never need one).
         self.translator: Any = None
         # How datagrams reach this gateway: the send function of the listener it talks to.
         self.transmit: Callable[[bytes, Address], None] | None = None
         self.closed = False
+        # The gateway's frontend-neutral connection (`gatewayserver.core.connection.Connection`): identity, plans,
+        # scheduler, clock, counters. Set by the UDP handler when the connection is made.
+        self.core: CoreConnection | None = None
 
     def flood_check(self, addr: Address, now: int, window_ns: int) -> bool:
         """True when this datagram may pass: the N-th previous one from the same source address is older than the
@@ -372,6 +348,10 @@ class UdpConnections:
             live = [item for item in heap if not item[2].closed]
             heapq.heapify(live)
             self._expiry = live
+
+    def remove(self, conn: Connection) -> None:
+        """Forget a connection the core ended for another reason (another frontend took the gateway over)."""
+        self._remove(conn)
 
     def _remove(self, conn: Connection) -> None:
         conn.closed = True

@@ -31,7 +31,7 @@ from .connection import Rejected
 from .metrics import DATAGRAMS_DROPPED
 
 if TYPE_CHECKING:
-    from ...server import GatewayServer
+    from .handler import UdpHandler
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ async def bind(address: str, sock: socket.socket | None = None) -> Bound:
 class UdpFrontend:
     """One listener. `run()` handles datagrams until the socket closes; `send()` is how downlinks leave."""
 
-    def __init__(self, server: GatewayServer, bound: Bound) -> None:
-        self.server = server
+    def __init__(self, handler: UdpHandler, bound: Bound) -> None:
+        self.handler = handler
         self.stream = bound.stream
         self._protocol = bound.protocol
         self._transport = bound.transport  # sendto without an await per ack
@@ -123,8 +123,8 @@ class UdpFrontend:
         self._closing = False
 
     @classmethod
-    async def listen(cls, server: GatewayServer, address: str, sock: socket.socket | None = None) -> UdpFrontend:
-        return cls(server, await bind(address, sock))
+    async def listen(cls, handler: UdpHandler, address: str, sock: socket.socket | None = None) -> UdpFrontend:
+        return cls(handler, await bind(address, sock))
 
     @property
     def address(self) -> tuple[str, int]:
@@ -155,15 +155,15 @@ class UdpFrontend:
 
     def _handle(self, data: bytes, addr: Any) -> None:
         now = time.time_ns()
-        result = self.server.udp.accept(data, addr, now)
+        result = self.handler.udp.accept(data, addr, now)
         if isinstance(result, Rejected):
-            self.server.rejected(result, addr)
+            self.handler.rejected(result, addr)
             return
         if result.ack is not None:
             self._transport.sendto(result.ack, addr)
         if result.new_connection:
             result.connection.transmit = self.send
-        self.server.accepted(result, addr, now)
+        self.handler.accepted(result, addr, now)
 
     def close(self) -> None:
         self._closing = True

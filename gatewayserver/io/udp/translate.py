@@ -129,7 +129,7 @@ _LORA: Final = 0
 _FSK: Final = 1
 _LRFHSS: Final = 2
 
-_DR_CACHE: dict[tuple[Any, Any], tuple[int, int, int, str]] = {}
+_DR_CACHE: dict[tuple[type, Any, Any], tuple[int, int, int, str]] = {}
 _DR_CACHE_MAX: Final = 512
 
 
@@ -149,7 +149,9 @@ def parse_data_rate(datr: Any, codr: Any) -> tuple[int, int, int, str]:
     (_LRFHSS, modulation type, operating channel width Hz, reduced codr: "4/6" -> "2/3"). Raises ValueError.
     Results are cached: forwarders use a handful of distinct strings.
     """
-    key = (datr, codr)
+    # The type is part of the key: True == 1 and 1.0 == 1 hash alike, and `datr: true` must not find the FSK
+    # entry a `datr: 1` left behind (it did, whenever such a datagram came first).
+    key = (type(datr), datr, codr)
     try:
         return _DR_CACHE[key]
     except (KeyError, TypeError):
@@ -786,3 +788,24 @@ def txpk_from_downlink(
     txpk["ncrc"] = True
     txpk["data"] = binascii.b2a_base64(payload, newline=False).decode("ascii")
     return orjson.dumps({"txpk": txpk})
+
+
+def txpk_from_scheduled(
+    message: messages_pb2.DownlinkMessage, tx_power: float, *, immediate: bool, gps_time_ms: int | None
+) -> bytes:
+    """The PULL_RESP body for a downlink the core scheduled (`message.scheduled`), timed as the core said:
+    `imme` when the gateway's clock is unknown, `tmms` by its GPS clock, else `tmst`."""
+    settings = message.scheduled
+    data_rate = settings.data_rate
+    timestamp = None if immediate or gps_time_ms is not None else settings.timestamp
+    if data_rate.WhichOneof("modulation") == "fsk":
+        return txpk_from_downlink(
+            message.raw_payload, frequency_hz=settings.frequency, eirp_dbm=tx_power, bit_rate=data_rate.fsk.bit_rate,
+            timestamp=timestamp, gps_time_ms=gps_time_ms, immediate=immediate,
+        )
+    lora = data_rate.lora
+    return txpk_from_downlink(
+        message.raw_payload, frequency_hz=settings.frequency, eirp_dbm=tx_power,
+        spreading_factor=lora.spreading_factor, bandwidth_hz=lora.bandwidth, coding_rate=lora.coding_rate or "4/5",
+        timestamp=timestamp, gps_time_ms=gps_time_ms, immediate=immediate,
+    )
