@@ -527,6 +527,7 @@ def start_workers_daemon(work: Path, gateways: int, ns_address: str, workers: in
             config = work / "config.yml"
             config.write_text(json.dumps({**settings, "workers": workers}))  # JSON is YAML
             self.log_path = work / "daemon.log"
+            self.keys_path = work / "keys.json"  # Daemon.close() removes it; no API keys needed here
             self._log = open(self.log_path, "wb")
             cpus = {cpu} if workers == 1 else set(sorted(os.sched_getaffinity(0))[:workers])
             self.proc = subprocess.Popen(
