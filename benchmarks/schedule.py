@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python benchmarks/schedule.py [--seconds 10] [--gateways 50] [--concurrency 128] [--clients 1]
      [--ns standin|jsonlines] [--no-floor] [--api-ceiling] [--half-rate]
+     [--workers 1,2 [--channels 16] [--wait-quiet 30]]
 
 Two parts:
 
@@ -22,6 +23,13 @@ Two parts:
    depend on whether the client or the server is the bottleneck). `--api-ceiling` also runs the real daemon
    with a do-nothing downlink service behind its gRPC API (authentication, error mapping, metrics included).
 
+4. `--workers 1,2`: part 2 once per worker count, each a `gatewayserver run --workers N` (config in a YAML file;
+   fixed API ports, since each worker binds them with SO_REUSEPORT), in the same run and beside the same ceiling.
+   The client opens `--channels` gRPC channels, each with its own TCP connection (`grpc.use_local_subchannel_pool`),
+   so the kernel's SO_REUSEPORT hash spreads them over the workers; a call reaching a worker that does not own the
+   gateway is forwarded to the owner (`gs_worker_forwarded_calls_total`, read from the daemon-wide /metrics). CPU
+   is reported per process: "daemon" is the supervisor and every worker summed.
+
 Gateways are registered with `enforce_duty_cycle: false`: one gateway's duty cycle would otherwise refuse all
 but a few dozen downlinks per hour, and refusals are cheaper than bookings, which would flatter the figures.
 """
@@ -34,6 +42,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -113,15 +122,8 @@ def decision_cost(n: int) -> dict[str, float]:
 # --- part 2: the daemon process ---------------------------------------------------------------------------------
 
 
-async def serve(
-    port_file: Path, gateways: int, cpu: int | None, ns_address: str = "", stub_downlinks: bool = False
-) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
-    from gatewayserver.config import resolve
-    from gatewayserver.daemon import start_daemon
-
-    registry = Path(tempfile.mkdtemp()) / "gateways.yml"
+def write_registry(work: Path, gateways: int) -> Path:
+    registry = work / "gateways.yml"
     registry.write_text(
         json.dumps(
             {
@@ -137,21 +139,36 @@ async def serve(
             }
         )
     )
-    config = resolve(
-        {
-            "udp_listen": ["127.0.0.1:0"],
-            "grpc_listen": "127.0.0.1:0",
-            "http_listen": "127.0.0.1:0",
-            "gateways": str(registry),
-            "uplink_output": os.devnull,
-            **({"ns_address": ns_address} if ns_address else {}),
-            "uplink_token_key": TOKEN_KEY.hex(),
-            "cluster_key": CLUSTER_KEY.hex(),
-            "log_level": "error",
-            "flood_datagrams": 0,
-        },
-        environ={},
-    )
+    return registry
+
+
+def daemon_settings(registry: Path, ns_address: str, grpc: str = "127.0.0.1:0", http: str = "127.0.0.1:0",
+                    udp: str = "127.0.0.1:0") -> dict[str, Any]:
+    """The daemon's options, the same for `--serve` (in-process) and `gatewayserver run --workers N` (YAML)."""
+    return {
+        "udp_listen": [udp],
+        "grpc_listen": grpc,
+        "http_listen": http,
+        "gateways": str(registry),
+        "uplink_output": os.devnull,
+        **({"ns_address": ns_address} if ns_address else {}),
+        "uplink_token_key": TOKEN_KEY.hex(),
+        "cluster_key": CLUSTER_KEY.hex(),
+        "log_level": "error",
+        "flood_datagrams": 0,
+    }
+
+
+async def serve(
+    port_file: Path, gateways: int, cpu: int | None, ns_address: str = "", stub_downlinks: bool = False
+) -> None:
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+    from gatewayserver.config import resolve
+    from gatewayserver.daemon import start_daemon
+
+    registry = write_registry(Path(tempfile.mkdtemp()), gateways)
+    config = resolve(daemon_settings(registry, ns_address), environ={})
     daemon = await start_daemon(config)
     if stub_downlinks:  # --api-ceiling: everything but the downlink service
         from gatewayserver.ttnpb import gatewayserver_pb2
@@ -209,7 +226,7 @@ async def serve_floor(port_file: Path, cpu: int | None) -> None:
     await server.stop(0)
 
 
-async def floor(args: argparse.Namespace, tokens: list[bytes]) -> dict[str, Any]:
+async def floor(args: argparse.Namespace, tokens: list[bytes], channels: int = 1) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp())
     port_file = work / "ports.json"
     cpu = (os.cpu_count() or 1) - 1
@@ -221,7 +238,7 @@ async def floor(args: argparse.Namespace, tokens: list[bytes]) -> dict[str, Any]
             await asyncio.sleep(0.05)
         port = json.loads(port_file.read_text())["grpc"]
         cpu_before = cpu_seconds(proc.pid)
-        latencies, errors, elapsed = await call_loop(port, tokens, args.concurrency)
+        latencies, errors, elapsed = await call_loop(port, tokens, args.concurrency, None, channels)
         cpu_used = cpu_seconds(proc.pid) - cpu_before
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -237,10 +254,26 @@ def cpu_seconds(pid: int) -> float:
 # --- part 2: clients ------------------------------------------------------------------------------------------
 
 
+def open_channels(target: str, count: int) -> list[Any]:
+    """`count` grpc.aio channels to `target`, each on its own TCP connection.
+
+    Channels of one process with the same target and arguments share one subchannel (one TCP connection) through
+    gRPC's global subchannel pool; a local pool per channel gives each its own connection. With `--workers N` the
+    kernel's SO_REUSEPORT hash places each connection on one worker, so several connections are what spreads the
+    calls over the workers. One channel is opened exactly as before (no options).
+    """
+    import grpc
+
+    options = [("grpc.use_local_subchannel_pool", 1)] if count > 1 else []
+    return [grpc.aio.insecure_channel(target, options=options) for _ in range(count)]
+
+
 async def call_loop(
-    grpc_port: int, tokens: list[bytes], concurrency: int, pace: float | None = None
+    grpc_port: int, tokens: list[bytes], concurrency: int, pace: float | None = None, channels: int = 1
 ) -> tuple[list[int], int, float]:
-    """Call ScheduleDownlink once per token, `concurrency` in flight; with `pace`, call i starts at i / pace s."""
+    """Call ScheduleDownlink once per token, `concurrency` in flight; with `pace`, call i starts at i / pace s.
+
+    The calls go round-robin over `channels` connections (see `open_channels`)."""
     import grpc
 
     from gatewayserver.ttnpb import gatewayserver_pb2_grpc
@@ -249,12 +282,14 @@ async def call_loop(
     requests = [class_a_request(t) for t in tokens]
     latencies: list[int] = []
     errors = 0
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-        stub = gatewayserver_pb2_grpc.NsGsStub(channel)
-        await channel.channel_ready()
+    opened = open_channels(f"127.0.0.1:{grpc_port}", max(1, min(channels, concurrency)))
+    try:
+        stubs = [gatewayserver_pb2_grpc.NsGsStub(channel) for channel in opened]
+        for channel in opened:
+            await channel.channel_ready()
         index = 0
 
-        async def worker() -> None:
+        async def worker(stub: Any) -> None:
             nonlocal index, errors
             while index < len(requests):
                 req = requests[index]
@@ -273,14 +308,17 @@ async def call_loop(
                 latencies.append(time.perf_counter_ns() - t0)
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(stubs[k % len(stubs)]) for k in range(concurrency)))
         elapsed = time.perf_counter() - start
+    finally:
+        for channel in opened:
+            await channel.close()
     return latencies, errors, elapsed
 
 
 def client_main(args: argparse.Namespace) -> None:
     tokens = [base64.b64decode(line) for line in Path(args.tokens).read_text().split()]
-    latencies, errors, elapsed = asyncio.run(call_loop(args.grpc_port, tokens, args.concurrency))
+    latencies, errors, elapsed = asyncio.run(call_loop(args.grpc_port, tokens, args.concurrency, None, args.channels))
     Path(args.out).write_text(json.dumps({"latencies": latencies, "errors": errors, "elapsed": elapsed}))
 
 
@@ -297,7 +335,10 @@ def start_standin() -> Any:
     return StandinNs(None)
 
 
-async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: float | None = None) -> dict[str, Any]:
+async def drive(
+    args: argparse.Namespace, stub_downlinks: bool = False, pace: float | None = None, workers: int | None = None
+) -> dict[str, Any]:
+    """Part 2 against one daemon: `--serve` in-process (default), or `gatewayserver run` with `workers` workers."""
     from gatewayserver.simulator import SimulatedGateway
     from gatewayserver.tokens import UplinkTokens
 
@@ -305,19 +346,34 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: fl
     port_file = work / "ports.json"
     cpu = (os.cpu_count() or 1) - 1
     standin = start_standin() if args.ns == "standin" and not stub_downlinks else None
-    cmd = [sys.executable, __file__, "--serve", str(port_file), "--gateways", str(args.gateways), "--cpu", str(cpu)]
-    if standin is not None:
-        cmd += ["--ns-address", f"127.0.0.1:{standin.grpc_port}"]
-    if stub_downlinks:
-        cmd.append("--stub-downlinks")
-    daemon = subprocess.Popen(cmd)
+    ns_address = f"127.0.0.1:{standin.grpc_port}" if standin is not None else ""
+    channels = args.channels if workers is not None else 1
+    run: Any = None  # the `gatewayserver run` of --workers
+    if workers is None:
+        cmd = [sys.executable, __file__, "--serve", str(port_file), "--gateways", str(args.gateways), "--cpu",
+               str(cpu)]
+        if ns_address:
+            cmd += ["--ns-address", ns_address]
+        if stub_downlinks:
+            cmd.append("--stub-downlinks")
+        daemon = subprocess.Popen(cmd)
+    else:
+        run = start_workers_daemon(work, args.gateways, ns_address, workers, cpu)
+        daemon = run.proc
     tx_acks_forwarded = None
+    extra: dict[str, Any] = {}
     try:
-        for _ in range(300):
-            if port_file.exists() and port_file.read_text():
-                break
-            await asyncio.sleep(0.05)
-        ports = json.loads(port_file.read_text())
+        if run is None:
+            for _ in range(300):
+                if port_file.exists() and port_file.read_text():
+                    break
+                await asyncio.sleep(0.05)
+            ports = json.loads(port_file.read_text())
+        else:
+            await run.wait_ready()
+            ports = {"udp": run.udp_port, "grpc": run.grpc_port}
+            # Here, not after the warm-up: the tokens' RX1 slots start 7 s after they are issued.
+            wait_quiet_before(args)
         gws = []
         for i in range(args.gateways):
             gw = await SimulatedGateway.connect(
@@ -347,13 +403,18 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: fl
         main = [main[g * per_gateway + k] for k in range(per_gateway) for g in range(args.gateways)]
         now = time.time_ns()
         warm = [tokens.issue(f"bench-{i}", gw.eui, 0, gw.tmst(), now, 0) for i, gw in enumerate(gws)]
-        lat, errors, _ = await call_loop(ports["grpc"], warm, 16)
+        lat, errors, _ = await call_loop(ports["grpc"], warm, 16, None, channels)
         await asyncio.sleep(1.5)
         if errors:
             print(f"warm-up: {errors} errors", file=sys.stderr)
+        if run is not None:
+            forwarded_before = forwarded_calls(run)
+            meter = process_meter(daemon.pid, standin)
+            meter.start()
+            spread = asyncio.create_task(connection_spread(daemon.pid, ports["grpc"], 1.0))
         cpu_before = cpu_seconds(daemon.pid)
         if args.clients <= 1 or pace is not None:
-            latencies, errors, elapsed = await call_loop(ports["grpc"], main, args.concurrency, pace)
+            latencies, errors, elapsed = await call_loop(ports["grpc"], main, args.concurrency, pace, channels)
         else:
             procs, outs = [], []
             for c in range(args.clients):
@@ -366,6 +427,7 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: fl
                         sys.executable, __file__, "--client", "--grpc-port", str(ports["grpc"]),
                         "--tokens", str(tok_file), "--out", str(out_file),
                         "--concurrency", str(args.concurrency // args.clients),
+                        *(["--channels", str(max(1, channels // args.clients))] if channels > 1 else []),
                     )
                 )
             for p in procs:
@@ -377,6 +439,18 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: fl
                 errors += data["errors"]
                 elapsed = max(elapsed, data["elapsed"])
         cpu_used = cpu_seconds(daemon.pid) - cpu_before
+        if run is not None:
+            cores = meter.stop()
+            cpu_used = cores["daemon_cores"] * meter.wall  # the supervisor and every worker
+            forwarded = {k: v - forwarded_before.get(k, 0.0) for k, v in forwarded_calls(run).items()}
+            extra = {
+                "workers": workers,
+                "channels": channels,
+                "cores": cores,
+                "forwarded": forwarded,
+                "connections_per_worker": await spread,
+                "daemon_log": str(run.log_path),
+            }
         await asyncio.sleep(0.5)
         received = sum(gw.counters.pull_resp_received for gw in gws)
         if standin is not None:
@@ -384,14 +458,19 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: fl
         for gw in gws:
             await gw.close()
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        if run is not None:
+            extra["daemon_exit"] = run.close()
+        else:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
         if standin is not None:
             standin.close()
-    floor_result = await floor(args, main) if not args.no_floor and not stub_downlinks and pace is None else None
+    # With --workers the ceiling is measured once, after every worker count (see main()).
+    with_floor = not args.no_floor and not stub_downlinks and pace is None and workers is None
+    floor_result = await floor(args, main) if with_floor else None
     latencies.sort()
     n = len(latencies)
     return {
@@ -411,10 +490,143 @@ async def drive(args: argparse.Namespace, stub_downlinks: bool = False, pace: fl
         "gateways": args.gateways,
         "concurrency": args.concurrency,
         "clients": args.clients,
+        **extra,
     }
 
 
-def main() -> None:
+# --- part 4: --workers --------------------------------------------------------------------------------------------
+
+
+def _uplink_module() -> Any:
+    """benchmarks/uplink.py: its daemon launcher, CPU meter and quiet wait are reused here."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import uplink
+
+    return uplink
+
+
+def start_workers_daemon(work: Path, gateways: int, ns_address: str, workers: int, cpu: int) -> Any:
+    """`gatewayserver run` with `workers` workers and the options of `--serve`, from a YAML (JSON) config file.
+
+    The API ports are fixed: every worker binds them with SO_REUSEPORT, and with port 0 each would get its own.
+    One worker is pinned to `cpu` like `--serve`; N > 1 workers may use the first N cores.
+    """
+    uplink = _uplink_module()
+    from uplink import Daemon
+
+    class WorkersDaemon(Daemon):
+        def __init__(self) -> None:
+            self.workers = workers
+            self.udp_port = uplink.free_port(socket.SOCK_DGRAM)
+            self.http_port = uplink.free_port(socket.SOCK_STREAM)
+            self.grpc_port = uplink.free_port(socket.SOCK_STREAM)
+            settings = daemon_settings(
+                write_registry(work, gateways), ns_address, grpc=f"127.0.0.1:{self.grpc_port}",
+                http=f"127.0.0.1:{self.http_port}", udp=f"127.0.0.1:{self.udp_port}",
+            )
+            config = work / "config.yml"
+            config.write_text(json.dumps({**settings, "workers": workers}))  # JSON is YAML
+            self.log_path = work / "daemon.log"
+            self.keys_path = work / "keys.json"  # Daemon.close() removes it; no API keys needed here
+            self._log = open(self.log_path, "wb")
+            cpus = {cpu} if workers == 1 else set(sorted(os.sched_getaffinity(0))[:workers])
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gatewayserver", "run", "--config", str(config)],
+                cwd=uplink.REPO, stdout=self._log, stderr=subprocess.STDOUT,
+                preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+            )
+
+    return WorkersDaemon()
+
+
+def process_meter(daemon_pid: int, standin: Any) -> Any:
+    """CPU of the daemon (supervisor and workers summed), the stand-in, this load generator and everything else."""
+    uplink = _uplink_module()
+    pids = {"daemon": daemon_pid, "client": os.getpid()}
+    if standin is not None:
+        pids["standin"] = standin.proc.pid
+    return uplink.CpuMeter(pids, trees=("daemon",))
+
+
+def wait_quiet_before(args: argparse.Namespace) -> None:
+    if args.wait_quiet > 0:
+        busy = _uplink_module().wait_quiet(args.wait_quiet)
+        print(f"benchmark: machine busy {busy:.2f} cores before the measurement", file=sys.stderr)
+
+
+def parse_forwarded(text: str) -> dict[str, float]:
+    """`gs_worker_forwarded_calls_total` samples of a /metrics page by `method/code`."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("gs_worker_forwarded_calls_total{"):
+            labels, _, value = line.rpartition(" ")
+            fields = dict(
+                part.split("=", 1) for part in labels[labels.index("{") + 1 : labels.rindex("}")].split(",") if part
+            )
+            key = f"{fields.get('method', '').strip(chr(34))}/{fields.get('code', '').strip(chr(34))}"
+            out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def forwarded_calls(run: Any) -> dict[str, float]:
+    """API calls forwarded between workers so far, daemon-wide (any worker's /metrics shows every worker's)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{run.http_port}/metrics", timeout=20) as response:
+            return parse_forwarded(response.read().decode())
+    except OSError as exc:
+        print(f"benchmark: /metrics not readable: {exc}", file=sys.stderr)
+        return {}
+
+
+def _socket_inodes(port: int) -> set[str]:
+    """Inodes of the established TCP connections whose local port is `port` (the server side)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(fields[9])
+    return inodes
+
+
+async def connection_spread(daemon_pid: int, port: int, after: float) -> dict[str, int]:
+    """How the kernel spread the client's connections to `port` over the daemon's processes (pid: count)."""
+    await asyncio.sleep(after)
+    inodes = _socket_inodes(port)
+    out: dict[str, int] = {}
+    for pid in [daemon_pid, *_uplink_module()._children(daemon_pid)]:
+        count = 0
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    count += 1
+        except OSError:
+            continue
+        if count:
+            out[str(pid)] = count
+    return out
+
+
+
+def worker_counts(text: str) -> list[int]:
+    """`--workers 1,2` -> [1, 2]; each count at least 1."""
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of worker counts, each at least 1 (e.g. 1,2)")
+    return counts
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="approximate run length (sizes the token list)")
     parser.add_argument("--rate-hint", type=float, default=1000.0, help="expected calls/s (sizes the token list)")
@@ -444,7 +656,17 @@ def main() -> None:
     parser.add_argument("--grpc-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tokens", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=worker_counts, default=None, metavar="LIST",
+                        help="run the gRPC part once per worker count (gatewayserver run --workers N), e.g. 1,2")
+    parser.add_argument("--channels", type=int, default=16,
+                        help="with --workers: gRPC channels (TCP connections) the client spreads its calls over")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="with --workers: before each measurement wait up to this long for the machine to go quiet")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
 
     if args.serve:
         try:
@@ -477,6 +699,22 @@ def main() -> None:
         return
 
     results: dict[str, Any] = {"decision": decision_cost(args.decisions)}
+    if args.workers and not args.skip_grpc:
+        results["workers"] = []
+        for count in args.workers:
+            run = asyncio.run(drive(args, workers=count))
+            if args.half_rate:  # the latency at half the calls/s this worker count reached, paced
+                run["half_rate"] = asyncio.run(drive(args, pace=run["calls_per_s"] / 2, workers=count))
+            results["workers"].append(run)
+        if not args.no_floor:
+            wait_quiet_before(args)
+            dummy = [bytes(64)] * int(args.rate_hint * args.seconds)
+            results["floor"] = asyncio.run(floor(args, dummy, args.channels))
+        if args.json:
+            print(json.dumps(results, indent=2))
+        else:
+            print(report_workers(results))
+        return
     if not args.skip_grpc:
         results["grpc"] = asyncio.run(drive(args))
         g = results["grpc"]
@@ -533,6 +771,46 @@ def main() -> None:
             f"daemon with a do-nothing downlink service (gRPC API, auth, metrics): {a['calls_per_s']} calls/s, "
             f"p99 {a['p99_ms']} ms, {a['calls_per_daemon_cpu_s']} calls per CPU-second"
         )
+
+
+def report_workers(results: dict[str, Any]) -> str:
+    f = results.get("floor")
+    runs = results["workers"]
+    lines = [f"NsGs.ScheduleDownlink over gRPC per worker count ({runs[0]['gateways']} gateways, "
+             f"concurrency {runs[0]['concurrency']}, {runs[0]['channels']} client channels):"]
+    for r in runs:
+        c = r["cores"]
+        per_call = round(r["daemon_cpu_s"] / r["calls"] * 1e6) if r["calls"] else None
+        forwarded_ok = sum(v for k, v in r["forwarded"].items() if k.startswith("ScheduleDownlink/"))
+        lines.append(
+            f"  --workers {r['workers']}: {r['calls_per_s']} calls/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
+            f"{r['errors']} errors; daemon CPU {per_call} µs per call; cores: "
+            + ", ".join(f"{k.removesuffix('_cores')} {v}" for k, v in c.items())
+        )
+        lines.append(
+            f"      served where they arrived {r['calls'] - forwarded_ok:.0f}, forwarded to the owner "
+            f"{forwarded_ok:.0f} (all forwarded: {r['forwarded'] or 0}); client connections per process "
+            f"(pid: count): {r['connections_per_worker']}; PULL_RESP {r['pull_resp_received']}, "
+            f"TX acks at the NS {r['tx_acks_forwarded']}; exit {r.get('daemon_exit')}"
+        )
+        h = r.get("half_rate")
+        if h:
+            lines.append(f"      at half that rate, paced ({h['calls_per_s']} calls/s, {h['errors']} errors): "
+                         f"p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms; cores: "
+                         + ", ".join(f"{k.removesuffix('_cores')} {v}" for k, v in h["cores"].items()))
+    if f:
+        lines.append(f"  do-nothing NsGs ceiling, same run, same client: {f['calls_per_s']} calls/s, "
+                     f"{f['calls_per_cpu_s']} calls per CPU-second")
+        for r in runs:
+            lines.append(f"  --workers {r['workers']} / ceiling: {r['calls_per_s'] / f['calls_per_s']:.2f}")
+    if len(runs) > 1 and runs[0]["calls_per_s"]:
+        base = runs[0]
+        base_cpu = base["daemon_cpu_s"] / base["calls"]
+        for r in runs[1:]:
+            growth = 100 * (r["daemon_cpu_s"] / r["calls"] / base_cpu - 1) if base_cpu and r["calls"] else 0.0
+            lines.append(f"  {r['workers']} vs {base['workers']} workers: calls/s "
+                         f"×{r['calls_per_s'] / base['calls_per_s']:.2f}, daemon CPU per call {growth:+.0f} %")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -752,8 +752,6 @@ async def run_simulation(
 
 
 async def _make_gateway(config: SimulationConfig, index: int) -> SimulatedGateway:
-    dpg = max(1, config.devices_per_gateway)
-    devices = [SimulatedDevice(config.dev_addr_base + index * dpg + j) for j in range(dpg)]
     return await SimulatedGateway.connect(
         config.address,
         gateway_eui(config.eui_base, index),
@@ -761,36 +759,36 @@ async def _make_gateway(config: SimulationConfig, index: int) -> SimulatedGatewa
         protocol_version=config.protocol_version,
         tx_ack=config.tx_ack,
         ack_timeout=config.ack_timeout,
-        frequencies=config.frequencies,
-        spreading_factors=config.spreading_factors,
-        bandwidth_khz=config.bandwidth_khz,
-        coding_rate=config.coding_rate,
-        payload_size=config.payload_size,
-        devices=devices,
         gps=config.gps,
         location=config.location,
-        seed=config.seed * 1_000_003 + index,
+        **_radio_settings(config, index),
     )
+
+
+def _radio_settings(config: SimulationConfig, index: int) -> dict[str, Any]:
+    """What gateway `index` transmits and for which devices, the same whichever protocol carries it."""
+    dpg = max(1, config.devices_per_gateway)
+    return {
+        "frequencies": config.frequencies,
+        "spreading_factors": config.spreading_factors,
+        "bandwidth_khz": config.bandwidth_khz,
+        "coding_rate": config.coding_rate,
+        "payload_size": config.payload_size,
+        "devices": [SimulatedDevice(config.dev_addr_base + index * dpg + j) for j in range(dpg)],
+        "seed": config.seed * 1_000_003 + index,
+    }
 
 
 def _link_gateway(config: SimulationConfig, index: int, channel: Any) -> Any:
     """Gateway `index` on a `LinkGateway` stream of the shared channel, as `eui-<its EUI>`."""
     from .simulator_grpc import LinkedGateway
 
-    dpg = max(1, config.devices_per_gateway)
-    devices = [SimulatedDevice(config.dev_addr_base + index * dpg + j) for j in range(dpg)]
     return LinkedGateway(
         channel,
         "eui-" + gateway_eui(config.eui_base, index).hex(),
         config.api_key,
         tx_ack=config.tx_ack if isinstance(config.tx_ack, str) and config.tx_ack != "check" else None,
-        frequencies=config.frequencies,
-        spreading_factors=config.spreading_factors,
-        bandwidth_khz=config.bandwidth_khz,
-        coding_rate=config.coding_rate,
-        payload_size=config.payload_size,
-        devices=devices,
-        seed=config.seed * 1_000_003 + index,
+        **_radio_settings(config, index),
     )
 
 
