@@ -285,6 +285,8 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
     daemon.links = GrpcFrontend(daemon.server.core, daemon.registry)
     group = daemon.group
+    if group is not None:
+        daemon.links.observer = group.links
     api = ApiServers(
         group.gateway_server if group is not None else daemon.server,
         group.events if group is not None else daemon.bus,

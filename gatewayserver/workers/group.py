@@ -15,6 +15,7 @@ from gatewayserver.errors import GsError
 from . import wire
 from .events import RoutedEventBackend
 from .internal import InternalServer
+from .links import LinkAnnouncer
 from .metrics import WORKER_GATEWAYS
 from .exposition import merge_expositions
 from .peers import METRICS_DEADLINE, Peers
@@ -30,15 +31,18 @@ class WorkerGroup:
     def __init__(self, spec: WorkerSpec, server: GatewayServer, bus: EventBus) -> None:
         self.spec = spec
         self.peers = Peers(spec)
-        self.internal = InternalServer(spec, server, bus)
-        self.gateway_server = RoutedGatewayServer(server, spec, self.peers)
+        self.links = LinkAnnouncer(spec, server, self.peers)
+        self.internal = InternalServer(spec, server, bus, self.links)
+        self.gateway_server = RoutedGatewayServer(server, spec, self.peers, self.links)
         self.events = RoutedEventBackend(bus, self.peers)
-        WORKER_GATEWAYS.labels(str(spec.index)).set_function(lambda: len(server.udp))
+        WORKER_GATEWAYS.labels(str(spec.index)).set_function(lambda: len(server.core))  # UDP and gRPC links
 
     async def start(self) -> None:
         await self.internal.start()
+        await self.links.start()  # after our server is up: a peer starting now can ask us
 
     async def stop(self) -> None:
+        await self.links.stop()
         await self.internal.stop()
         await self.peers.close()
 

@@ -31,6 +31,8 @@ from .spec import AUTH_SCHEME, WorkerSpec, socket_path
 if TYPE_CHECKING:  # pragma: no cover
     from gatewayserver.server import GatewayServer
 
+    from .links import LinkAnnouncer
+
 log = logging.getLogger(__name__)
 
 #: Bounds on what a peer may ask for (it is trusted, but a bug must not take the worker's memory).
@@ -52,7 +54,9 @@ def err_worker_auth(reason: str) -> GsError:
 class InternalServer:
     """Serves `wire.SERVICE` for the peers of `spec.index` on `socket_path(spec.runtime_dir, spec.index)`."""
 
-    def __init__(self, spec: WorkerSpec, server: GatewayServer, bus: EventBus) -> None:
+    def __init__(
+        self, spec: WorkerSpec, server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None = None
+    ) -> None:
         self.spec = spec
         self.server = server
         self.bus = bus
@@ -67,6 +71,8 @@ class InternalServer:
             "Related": self._related,
             "Metrics": self._metrics,
         }
+        if links is not None:
+            unary["Links"] = self._links(links)
         handlers: dict[str, grpc.RpcMethodHandler] = {
             name: grpc.unary_unary_rpc_method_handler(
                 self._guarded(name, call), request_deserializer=wire.identity, response_serializer=wire.identity
@@ -174,6 +180,13 @@ class InternalServer:
         for event in self.bus.related(request.decode()):
             response.events.append(event.to_proto())
         return bytes(response.SerializeToString())
+
+    @staticmethod
+    def _links(links: LinkAnnouncer) -> Callable[[bytes], Awaitable[bytes]]:
+        async def call(request: bytes) -> bytes:
+            return links.apply(request)
+
+        return call
 
     async def _metrics(self, request: bytes) -> bytes:
         return bytes(generate_latest(REGISTRY))

@@ -1,5 +1,5 @@
 """Metrics of the worker processes and their cross-worker calls (declared beside the code that sets them:
-supervisor.py, peers.py, internal.py)."""
+supervisor.py, peers.py, internal.py, links.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ WORKER_RESTARTS = Gauge(
 )
 WORKER_GATEWAYS = Gauge(
     "gs_worker_gateways_connected",
-    "Gateways connected to this worker (the ones it owns that are live): how the EUI steering spreads the fleet. "
-    "Their sum is gs_gateways_connected.",
+    "Gateways connected to this worker: UDP forwarders it owns by EUI and gRPC links whose stream it accepted (how "
+    "the steering spreads the fleet). Their sum is gs_gateways_connected summed over protocols.",
     ["worker"],
 )
 forwarded = Counter(
@@ -30,3 +30,13 @@ refused = Counter(
 REFUSED_REASONS = ("missing", "wrong")
 for _reason in REFUSED_REASONS:
     refused.labels(_reason)
+
+LINKS_DROPPED = Counter(
+    "gs_worker_links_dropped",
+    "Cross-worker link announcements not kept, by reason: evicted (the bounded table of gateways linked at peers "
+    "was full, the oldest entry was dropped), resync (too many pending for one peer, replaced by a full list), "
+    "invalid (a malformed announcement)",
+    ["reason"],
+)
+for _reason in ("evicted", "resync", "invalid"):
+    LINKS_DROPPED.labels(_reason)

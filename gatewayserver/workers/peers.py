@@ -77,8 +77,13 @@ class Peers:
             channel = self._channels[index] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
         return channel
 
-    async def unary(self, index: int, method: str, request: bytes, *, deadline: float = CALL_DEADLINE) -> bytes:
-        """Call `method` on worker `index`; raises the peer's `GsError`, or `worker_unavailable`."""
+    async def unary(
+        self, index: int, method: str, request: bytes, *, deadline: float = CALL_DEADLINE, wait_for_ready: bool = False
+    ) -> bytes:
+        """Call `method` on worker `index`; raises the peer's `GsError`, or `worker_unavailable`.
+
+        `wait_for_ready`: wait (within the deadline) for a channel still backing off after the peer was down,
+        instead of failing at once; for calls that must reach a peer that just came back."""
         call = self._unary.get((index, method))
         if call is None:
             call = self._unary[(index, method)] = self.channel(index).unary_unary(
@@ -86,7 +91,9 @@ class Peers:
             )
         label = method.rpartition("/")[2]
         try:
-            response: bytes = await call(request, metadata=self._metadata, timeout=deadline)
+            response: bytes = await call(
+                request, metadata=self._metadata, timeout=deadline, wait_for_ready=wait_for_ready
+            )
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             metrics.forwarded.labels(label, code.name if code else "UNKNOWN").inc()

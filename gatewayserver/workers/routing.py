@@ -9,6 +9,8 @@ checked by `ApiCore` before any method here runs, so a refused caller never caus
 Which gateway a call is about, and so its EUI:
 - a downlink path's uplink token names the gateway and its EUI (the owner issued the token and verifies it);
 - a fixed path may carry the EUI; else the registry entry of its gateway ID; else an `eui-<16 hex>` gateway ID;
+- a gateway linked over `GtwGs.LinkGateway` is owned by the worker that accepted its stream, whatever its EUI:
+  that worker told every peer (`links.py`), and the table of links is consulted before the EUI rule;
 - a gateway whose EUI cannot be found at all cannot be connected to any worker under EUI steering, so the local
   daemon answers (with today's `not_connected` / not-found errors).
 """
@@ -33,6 +35,8 @@ from .spec import WorkerSpec, owner_of_eui
 if TYPE_CHECKING:  # pragma: no cover
     from gatewayserver.server import GatewayServer
 
+    from .links import LinkAnnouncer
+
 Stats = gateway_pb2.GatewayConnectionStats
 
 
@@ -50,14 +54,21 @@ class RoutedGatewayServer:
     """A `GatewayServerLike` over the local `GatewayServer` and the peers. Methods that may need a peer return an
     awaitable; `ApiCore` awaits whatever it gets."""
 
-    def __init__(self, local: GatewayServer, spec: WorkerSpec, peers: Peers) -> None:
+    def __init__(
+        self, local: GatewayServer, spec: WorkerSpec, peers: Peers, links: LinkAnnouncer | None = None
+    ) -> None:
         self.local = local
         self.spec = spec
         self.peers = peers
+        self.links = links
 
     # --- ownership -------------------------------------------------------------------------------------------------
 
     def owner_of_gateway(self, gateway_id: str, eui: bytes = b"") -> int:
+        if self.links is not None:
+            linked = self.links.worker_of(gateway_id, eui)
+            if linked is not None:
+                return linked  # a LinkGateway stream: owned by the worker that accepted it
         if len(eui) != 8:
             eui = self.local.gateway_eui(gateway_id) or eui_of_id(gateway_id)
         if len(eui) != 8:
@@ -104,7 +115,7 @@ class RoutedGatewayServer:
         request = gatewayserver_pb2.BatchGetGatewayConnectionStatsRequest()
         for gateway_id in gateway_ids:
             request.gateway_ids.add().gateway_id = gateway_id
-        raw = await self.peers.unary(owner, wire.CONNECTION_STATS, request.SerializeToString())
+        raw = await self._call(owner, wire.CONNECTION_STATS, request.SerializeToString())
         response = gatewayserver_pb2.BatchGetGatewayConnectionStatsResponse.FromString(raw)
         return dict(response.entries.items())
 
@@ -176,8 +187,19 @@ class RoutedGatewayServer:
     ) -> gatewayserver_pb2.ScheduleDownlinkResponse:
         if owner == self.spec.index:
             return await self.local.schedule_downlink(message)
-        raw = await self.peers.unary(owner, wire.SCHEDULE_DOWNLINK, message.SerializeToString())
+        raw = await self._call(owner, wire.SCHEDULE_DOWNLINK, message.SerializeToString())
         return gatewayserver_pb2.ScheduleDownlinkResponse.FromString(raw)
+
+    async def _call(self, owner: int, method: str, request: bytes) -> bytes:
+        """A forward to the owner; a peer refusing the connection is dead, and so are the links it held."""
+        try:
+            return await self.peers.unary(owner, method, request)
+        except GsError as exc:
+            if self.links is not None and exc.name == "worker_unavailable" and str(
+                exc.attributes.get("reason", "")
+            ).startswith("UNAVAILABLE"):
+                self.links.peer_dead(owner)
+            raise
 
     # --- the rest of the daemon, for anything else that reaches for it ---------------------------------------------
 

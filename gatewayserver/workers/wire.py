@@ -29,6 +29,7 @@ GATEWAY_INFO = f"/{SERVICE}/GatewayInfo"
 EVENTS = f"/{SERVICE}/Events"
 RELATED = f"/{SERVICE}/Related"
 METRICS = f"/{SERVICE}/Metrics"
+LINKS = f"/{SERVICE}/Links"  # JSON: gateways linked (GtwGs.LinkGateway) at the sender; see links.py
 
 #: Event stream frames: one kind byte, then the payload.
 FRAME_EVENT = b"\x01"  # + serialized ttn.lorawan.v3.Event
@@ -138,6 +139,7 @@ __all__ = [
     "FRAME_EVENT",
     "FRAME_HISTORY_END",
     "GATEWAY_INFO",
+    "LINKS",
     "METRICS",
     "RELATED",
     "SCHEDULE_DOWNLINK",

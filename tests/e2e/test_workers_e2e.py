@@ -95,11 +95,12 @@ class Workers:
         self.count = count
         self.udp_port = free_udp_port()
         self.http_port = free_tcp_port()
+        self.grpc_port = free_tcp_port()
         self.log_path = workdir / f"workers-{count}.log"
         argv = [
             sys.executable, "-m", "gatewayserver", "run", "--workers", str(count),
             "--udp-listen", f"127.0.0.1:{self.udp_port}",
-            "--grpc-listen", f"127.0.0.1:{free_tcp_port()}",
+            "--grpc-listen", f"127.0.0.1:{self.grpc_port}",
             "--http-listen", f"127.0.0.1:{self.http_port}",
             "--ns-address", f"127.0.0.1:{ns_port}",
             "--shutdown-timeout", "2s",

@@ -106,6 +106,8 @@ class WorkerProcesses:
         self.runtime_dir = str(workdir / "run")
         os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
         self.secret = secrets.token_hex(32)
+        # One uplink token key for the group, as the supervisor gives its workers.
+        self.token_key = secrets.token_hex(32)
         self.keys_file = str(workdir / "keys.json")
         self.admin_key, _ = create_key(self.keys_file, "admin", ["RIGHT_ALL"])
         self.registry = workdir / "gateways.yml"
@@ -121,37 +123,50 @@ class WorkerProcesses:
         return self.workers[owner_of_eui(eui, self.count)]
 
     def start(self, timeout: float = 60.0) -> WorkerProcesses:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GS_")}
         for worker in self.workers:
-            worker.log_path = self.workdir / f"worker-{worker.spec.index}.log"
-            argv = [
-                sys.executable, LAUNCHER,
-                "--udp-listen", f"127.0.0.1:{worker.udp_port}",
-                "--grpc-listen", worker.grpc_target,
-                "--http-listen", f"127.0.0.1:{worker.http_port}",
-                "--keys-file", self.keys_file,
-                "--gateways", str(self.registry),
-                "--ns-address", f"127.0.0.1:{self.ns_port}",
-                "--cluster-key", CLUSTER_KEY,
-                "--log-level", "info",
-            ]
-            with open(worker.log_path, "ab") as log:
-                worker.process = subprocess.Popen(
-                    argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir
-                )
-            assert worker.process.stdin is not None
-            worker.process.stdin.write(worker.spec.to_json())
-            worker.process.stdin.close()
+            self._spawn(worker)
         deadline = time.monotonic() + timeout
         for worker in self.workers:
-            while not self._healthy(worker):
-                assert worker.process is not None
-                if worker.process.poll() is not None:
-                    raise AssertionError(f"worker {worker.spec.index} exited:\n{worker.log()}")
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"worker {worker.spec.index} not healthy:\n{worker.log()}")
-                time.sleep(0.1)
+            self._wait_healthy(worker, deadline)
         return self
+
+    def restart(self, index: int, timeout: float = 60.0) -> None:
+        """Start a killed worker again with the same spec and ports, as the supervisor does."""
+        worker = self.workers[index]
+        self._spawn(worker)
+        self._wait_healthy(worker, time.monotonic() + timeout)
+
+    def _spawn(self, worker: Worker) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GS_")}
+        worker.log_path = self.workdir / f"worker-{worker.spec.index}.log"
+        argv = [
+            sys.executable, LAUNCHER,
+            "--udp-listen", f"127.0.0.1:{worker.udp_port}",
+            "--grpc-listen", worker.grpc_target,
+            "--http-listen", f"127.0.0.1:{worker.http_port}",
+            "--keys-file", self.keys_file,
+            "--gateways", str(self.registry),
+            "--ns-address", f"127.0.0.1:{self.ns_port}",
+            "--cluster-key", CLUSTER_KEY,
+            "--uplink-token-key", self.token_key,
+            "--log-level", "info",
+        ]
+        with open(worker.log_path, "ab") as log:
+            worker.process = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir
+            )
+        assert worker.process.stdin is not None
+        worker.process.stdin.write(worker.spec.to_json())
+        worker.process.stdin.close()
+
+    def _wait_healthy(self, worker: Worker, deadline: float) -> None:
+        while not self._healthy(worker):
+            assert worker.process is not None
+            if worker.process.poll() is not None:
+                raise AssertionError(f"worker {worker.spec.index} exited:\n{worker.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker {worker.spec.index} not healthy:\n{worker.log()}")
+            time.sleep(0.1)
 
     @staticmethod
     def _healthy(worker: Worker) -> bool:

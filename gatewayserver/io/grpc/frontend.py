@@ -16,7 +16,7 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -136,6 +136,12 @@ def deliver(conn: Connection, up: gatewayserver_pb2.GatewayUp, now: int) -> None
         conn.handle_tx_ack(ack, now)
 
 
+class LinkObserver(Protocol):
+    def linked(self, conn: Connection) -> None: ...
+
+    def unlinked(self, conn: Connection) -> None: ...
+
+
 class GrpcFrontend:
     """Serves `LinkGateway` streams for the core; the API server calls `entry_for` and `serve`."""
 
@@ -151,6 +157,8 @@ class GrpcFrontend:
         self.registry = registry
         self.send_queue = send_queue
         self.clock = clock
+        #: Told of every link made and ended here (with several workers: the peers are told, `workers/links.py`).
+        self.observer: LinkObserver | None = None
 
     def entry_for(self, gateway_id: str) -> GatewayEntry:
         """The registry's entry for a linking gateway (as for UDP: unknown ones are admitted unless registration
@@ -195,6 +203,9 @@ class GrpcFrontend:
         link = GrpcLink(_peer_ip(context.peer()), self.send_queue)
         conn = self.core.connect(entry, link, self.clock())
         link.conn = conn
+        observer = self.observer
+        if observer is not None:
+            observer.linked(conn)
         tasks = [
             asyncio.ensure_future(self._read(conn, link, requests)),
             asyncio.ensure_future(self._write(link, context)),
@@ -208,6 +219,8 @@ class GrpcFrontend:
             await asyncio.gather(*tasks, return_exceptions=True)
             link.close("closed")
             self.core.disconnect(conn, self.clock(), link.close_reason or "closed")
+            if observer is not None:
+                observer.unlinked(conn)
         status = _STATUS.get(link.close_reason or "")
         if status is not None:
             await context.abort(status, f"gateway link ended: {link.close_reason}")
