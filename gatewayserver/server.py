@@ -13,9 +13,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any
 
-from .core.gateways import GatewayCore
+from .core.gateways import GatewayCore, Upstream
 from .downlink.planner import GatewayDownlinkState
 from .errors import NOT_FOUND, GsError
 from .events.bus import EventBackend
@@ -30,15 +30,6 @@ from .ttnpb import gateway_pb2, gatewayserver_pb2, messages_pb2
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
-
-
-class Upstream(Protocol):
-    def submit_uplink(self, uplink: messages_pb2.UplinkMessage, context: Any = None, received_ns: int = ...) -> None:
-        """`received_ns`: when the uplink was read (Unix ns); it ages from there (upstream_max_age)."""
-
-    def submit_tx_ack(self, ack: Any) -> None: ...
-
-    async def close(self, timeout: float) -> int: ...
 
 
 class GatewayServer:
@@ -59,11 +50,6 @@ class GatewayServer:
         max_rxpk_per_datagram: int = DEFAULT_MAX_RXPK,
         clock: Any = time.time_ns,
     ) -> None:
-        self.registry = registry
-        self.events = events
-        self.upstream = upstream
-        self.tokens = tokens
-        self.frequency_plans = frequency_plans
         self.clock = clock
         self.core = GatewayCore(
             registry=registry, events=events, upstream=upstream, tokens=tokens, frequency_plans=frequency_plans,
@@ -75,6 +61,27 @@ class GatewayServer:
             self.core, self.udp, schedule_late_ns=schedule_late_ns, max_rxpk_per_datagram=max_rxpk_per_datagram
         )
         self._utilization_labels: set[str] = set()
+
+    # The core's parts, read through it rather than kept twice.
+    @property
+    def registry(self) -> GatewayRegistry:
+        return self.core.registry
+
+    @property
+    def events(self) -> EventBackend:
+        return self.core.events
+
+    @property
+    def upstream(self) -> Upstream:
+        return self.core.upstream
+
+    @property
+    def tokens(self) -> UplinkTokens:
+        return self.core.tokens
+
+    @property
+    def frequency_plans(self) -> Any:
+        return self.core.frequency_plans
 
     # --- upstream -------------------------------------------------------------------------------------------------
 
