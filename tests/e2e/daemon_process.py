@@ -16,34 +16,20 @@ from pathlib import Path
 
 from gatewayserver.api.keys import create_key
 
-from harness import free_tcp_port, free_udp_port
+from harness import LoopbackPorts
 
 
-class DaemonProcess:
+class DaemonProcess(LoopbackPorts):
     """Start with `start()`; `restart()` stops it with SIGTERM and starts it again on the same ports."""
 
     def __init__(self, workdir: Path, *extra: str) -> None:
         self.workdir = workdir
         self.keys_file = str(workdir / "keys.json")
         self.admin_key, self.admin = create_key(self.keys_file, "admin", ["RIGHT_ALL"])
-        self.udp_port = free_udp_port()
-        self.grpc_port = free_tcp_port()
-        self.http_port = free_tcp_port()
+        super().__init__()
         self.log_path = workdir / "daemon.log"
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def udp_address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.udp_port)
 
     def start(self, timeout: float = 30.0) -> DaemonProcess:
         argv = [

@@ -56,6 +56,27 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
+class LoopbackPorts:
+    """Free UDP, gRPC and HTTP ports on loopback for one daemon process, and the addresses tests dial."""
+
+    def __init__(self) -> None:
+        self.udp_port = free_udp_port()
+        self.grpc_port = free_tcp_port()
+        self.http_port = free_tcp_port()
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def udp_address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.udp_port)
+
+
 class Harness:
     """Start with `Harness(...).start()`; `stop()` shuts the daemon down the way SIGTERM does."""
 

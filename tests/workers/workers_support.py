@@ -25,7 +25,7 @@ from gatewayserver.api.keys import create_key
 from gatewayserver.ttnpb import networkserver_pb2_grpc
 from gatewayserver.workers.spec import WorkerSpec, owner_of_eui
 
-from e2e.harness import StandInNetworkServer, free_tcp_port, free_udp_port
+from e2e.harness import LoopbackPorts, StandInNetworkServer, free_tcp_port
 
 LAUNCHER = str(Path(__file__).with_name("worker_launcher.py"))
 CLUSTER_KEY = "00112233445566778899aabbccddeeff"
@@ -72,26 +72,12 @@ class NetworkServerThread:
         self.thread.join(5)
 
 
-class Worker:
+class Worker(LoopbackPorts):
     def __init__(self, spec: WorkerSpec) -> None:
+        super().__init__()
         self.spec = spec
-        self.udp_port = free_udp_port()
-        self.grpc_port = free_tcp_port()
-        self.http_port = free_tcp_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def udp_address(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.udp_port)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
