@@ -20,9 +20,10 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -325,6 +326,31 @@ class Subscriber:
         self.err.flush()
 
     async def run(self) -> int:
+        """Stream until Ctrl-C (SIGINT or SIGTERM), reconnecting with backoff; 0 when interrupted.
+
+        The interrupt is handled here, not left to asyncio.run: a cancellation that aiohttp turns into a timeout
+        (when its timer races the cancel) would otherwise look like a dropped connection and be retried forever.
+        """
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        stopping = False
+
+        def interrupt() -> None:
+            nonlocal stopping
+            stopping = True
+            if main is not None:
+                main.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, interrupt)
+        try:
+            return await self._follow(lambda: stopping)
+        except asyncio.CancelledError:
+            if stopping:
+                return 0
+            raise
+
+    async def _follow(self, stopping: Callable[[], bool]) -> int:
         import aiohttp
 
         delay = BACKOFF_FIRST
@@ -340,7 +366,11 @@ class Subscriber:
                         delay = BACKOFF_FIRST  # it was connected: start the backoff over
                         reason = "stream closed by the daemon"
                 except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                    if stopping():
+                        return 0
                     reason = _connection_reason(exc, self.address)
+                if stopping():
+                    return 0
                 self._note(f"{reason}; reconnecting in {delay:g}s")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
