@@ -1,32 +1,31 @@
-"""The internal gRPC server of one worker: what its peers forward to it, on a Unix socket, secret required.
+"""What one worker serves its peers: the handler table (`worker_handlers`) and the server on its Unix socket.
 
 The receiving worker has already checked the caller's API key or cluster key and the rights before forwarding,
-so this server trusts the worker secret alone: it refuses any call without `authorization: GsWorker <secret>`
-(compared in constant time; the secret is never logged) and then answers from this worker's own state, exactly
-as the public API would for a gateway this worker owns.
+so this server trusts the worker secret alone: the transport refuses a connection that does not start with it
+(`transport.FramedServer`: compared in constant time, never logged), and the handlers then answer from this
+worker's own state, exactly as the public API would for a gateway this worker owns. The handlers know nothing of
+the transport (`dispatch.Handlers`), so the same table can be mounted elsewhere.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import grpc
 import orjson
 from prometheus_client import REGISTRY, generate_latest
 
-from gatewayserver.api.errors import grpc_status
-from gatewayserver.errors import PERMISSION_DENIED, UNAUTHENTICATED, GsError
 from gatewayserver.events import metrics as events_metrics
 from gatewayserver.events.bus import EventBus, Subscription
 from gatewayserver.events.definitions import match_all
 from gatewayserver.ttnpb import events_pb2, gatewayserver_pb2, messages_pb2
 
-from . import metrics, wire
-from .spec import AUTH_SCHEME, WorkerSpec, socket_path
+from . import wire
+from .dispatch import Handlers, Unary
+from .spec import WorkerSpec, socket_path
+from .transport import FramedServer, err_worker_auth
 
 if TYPE_CHECKING:  # pragma: no cover
     from gatewayserver.server import GatewayServer
@@ -41,48 +40,17 @@ MAX_STREAM_GATEWAYS = 100_000
 #: sun_path holds 108 bytes on Linux, one of them the terminating NUL.
 MAX_SOCKET_PATH = 107
 
-_STATUS_BY_CODE = {status.value[0]: status for status in grpc.StatusCode}
-
-
-def err_worker_auth(reason: str) -> GsError:
-    return GsError(
-        wire.NS, "worker_auth", "internal worker call refused: {reason} worker secret",
-        code=UNAUTHENTICATED if reason == "missing" else PERMISSION_DENIED, attributes={"reason": reason},
-    )
-
 
 class InternalServer:
-    """Serves `wire.SERVICE` for the peers of `spec.index` on `socket_path(spec.runtime_dir, spec.index)`."""
+    """Serves `worker_handlers` for the peers of `spec.index` on `socket_path(spec.runtime_dir, spec.index)`."""
 
     def __init__(
         self, spec: WorkerSpec, server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None = None
     ) -> None:
         self.spec = spec
-        self.server = server
-        self.bus = bus
         self.path = socket_path(spec.runtime_dir, spec.index)
-        self._expected = f"{AUTH_SCHEME} {spec.secret}".encode()
-        self.grpc = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
-        unary: dict[str, Callable[[bytes], Awaitable[bytes]]] = {
-            "ScheduleDownlink": self._schedule_downlink,
-            "ConnectionStats": self._connection_stats,
-            "Connections": self._connections,
-            "GatewayInfo": self._gateway_info,
-            "Related": self._related,
-            "Metrics": self._metrics,
-        }
-        if links is not None:
-            unary["Links"] = self._links(links)
-        handlers: dict[str, grpc.RpcMethodHandler] = {
-            name: grpc.unary_unary_rpc_method_handler(
-                self._guarded(name, call), request_deserializer=wire.identity, response_serializer=wire.identity
-            )
-            for name, call in unary.items()
-        }
-        handlers["Events"] = grpc.unary_stream_rpc_method_handler(
-            self._events, request_deserializer=wire.identity, response_serializer=wire.identity
-        )
-        self.grpc.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(wire.SERVICE, handlers),))
+        self.handlers = worker_handlers(server, bus, links)
+        self.transport = FramedServer(self.handlers, spec.secret.encode())
 
     async def start(self) -> None:
         """Bind the socket (a stale one from a previous run of this worker is replaced) with mode 0600."""
@@ -96,55 +64,43 @@ class InternalServer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        old_umask = os.umask(0o177)  # the socket is created 0600 from the start, not chmod-ed after
         try:
-            bound = self.grpc.add_insecure_port("unix:" + self.path)
-        except RuntimeError as exc:  # grpc's way of saying the bind failed, without errno
-            raise OSError(f"cannot bind the internal worker socket {self.path}: {exc}") from None
-        finally:
-            os.umask(old_umask)
-        if not bound:
-            raise OSError(f"cannot bind the internal worker socket {self.path}")
-        await self.grpc.start()
+            await self.transport.start(self.path)
+        except OSError as exc:
+            raise OSError(f"cannot bind the internal worker socket {self.path}: {exc.strerror or exc}") from None
         os.chmod(self.path, 0o600)
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        await self.grpc.stop(grace)
+        await self.transport.stop(grace)
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
 
-    # --- authentication -------------------------------------------------------------------------------------------
 
-    def _authenticate(self, context: grpc.aio.ServicerContext) -> None:
-        presented: bytes | None = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                presented = value.encode() if isinstance(value, str) else bytes(value)
-        if presented is None:
-            reason = "missing"
-        elif hmac.compare_digest(presented, self._expected):
-            return
-        else:
-            reason = "wrong"
-        metrics.refused.labels(reason).inc()
-        log.warning("internal worker call refused", extra={"reason": f"{reason} worker secret", "peer": context.peer()})
-        raise err_worker_auth(reason)
+def worker_handlers(server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None = None) -> Handlers:
+    """The internal API of one worker by method name (`wire.py`)."""
+    return _Handlers(server, bus, links).table()
 
-    def _guarded(
-        self, name: str, call: Callable[[bytes], Awaitable[bytes]]
-    ) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
-        async def handler(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            try:
-                self._authenticate(context)
-                return await call(request)
-            except Exception as exc:
-                await _abort(context, exc)
-                raise  # unreachable: abort raises
 
-        handler.__name__ = name
-        return handler
+class _Handlers:
+    def __init__(self, server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None) -> None:
+        self.server = server
+        self.bus = bus
+        self.links = links
+
+    def table(self) -> Handlers:
+        unary: dict[str, Unary] = {
+            wire.SCHEDULE_DOWNLINK: self._schedule_downlink,
+            wire.CONNECTION_STATS: self._connection_stats,
+            wire.CONNECTIONS: self._connections,
+            wire.GATEWAY_INFO: self._gateway_info,
+            wire.RELATED: self._related,
+            wire.METRICS: self._metrics,
+        }
+        if self.links is not None:
+            unary[wire.LINKS] = self._links
+        return Handlers(unary=unary, streams={wire.EVENTS: self._events})
 
     # --- unary -----------------------------------------------------------------------------------------------------
 
@@ -181,28 +137,21 @@ class InternalServer:
             response.events.append(event.to_proto())
         return bytes(response.SerializeToString())
 
-    @staticmethod
-    def _links(links: LinkAnnouncer) -> Callable[[bytes], Awaitable[bytes]]:
-        async def call(request: bytes) -> bytes:
-            return links.apply(request)
-
-        return call
+    async def _links(self, request: bytes) -> bytes:
+        assert self.links is not None
+        return self.links.apply(request)
 
     async def _metrics(self, request: bytes) -> bytes:
         return bytes(generate_latest(REGISTRY))
 
     # --- events ----------------------------------------------------------------------------------------------------
 
-    async def _events(self, request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def _events(self, request: bytes) -> AsyncIterator[bytes]:
         """This worker's history for a peer's stream (already filtered by names and rights), a history-end frame,
         then live events until the peer cancels. History and subscription are taken in one step of the loop, so
-        no event is both in the history and live, and none falls between them."""
-        try:
-            self._authenticate(context)
-            sub, history = self._open_events(orjson.loads(request))
-        except Exception as exc:
-            await _abort(context, exc)
-            return
+        no event is both in the history and live, and none falls between them. A subscription that overflows
+        (the peer reads too slowly) raises its `buffer_full`, which ends the peer's stream with that error."""
+        sub, history = self._open_events(orjson.loads(request))
         try:
             for frame in wire.event_frames(history):
                 yield frame
@@ -216,8 +165,6 @@ class InternalServer:
                 events_metrics.delivered.inc(-len(batch))
                 for frame in wire.event_frames(batch):
                     yield frame
-        except GsError as exc:  # buffer_full: the peer's stream ends with the same error a local one would
-            await _abort(context, exc)
         finally:
             sub.close()
 
@@ -237,9 +184,4 @@ class InternalServer:
         return sub, history
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-    code, message, trailers = grpc_status(exc)
-    await context.abort(_STATUS_BY_CODE.get(code, grpc.StatusCode.UNKNOWN), message, trailing_metadata=trailers)
-
-
-__all__ = ["InternalServer", "err_worker_auth"]
+__all__ = ["InternalServer", "err_worker_auth", "worker_handlers"]

@@ -40,3 +40,17 @@ LINKS_DROPPED = Counter(
 )
 for _reason in ("evicted", "resync", "invalid"):
     LINKS_DROPPED.labels(_reason)
+
+frames_rejected = Counter(
+    "gs_worker_frames_rejected",
+    "Internal worker connections closed for malformed input, by reason: oversize (a frame longer than allowed), "
+    "short (a length too small for a frame), kind (an unknown frame kind), call (an unreadable call), credit (a "
+    "bad credit, or stream items beyond it), duplicate_id (a request id already in use), unexpected (a frame out "
+    "of place), truncated (the peer stopped mid-frame), hello_timeout (no worker secret in time)",
+    ["reason"],
+)
+FRAME_REJECT_REASONS = (
+    "oversize", "short", "kind", "call", "credit", "duplicate_id", "unexpected", "truncated", "hello_timeout",
+)
+for _reason in FRAME_REJECT_REASONS:
+    frames_rejected.labels(_reason)

@@ -1,24 +1,31 @@
-"""Calling the other workers: one gRPC channel per peer over its Unix socket, the secret on every call, a deadline
-on every unary call, and every failure turned into an error that names the worker.
+"""Calling the other workers: one framed connection per peer over its Unix socket (`transport.py`), the secret
+at the start of each connection, a deadline on every unary call, and every failure turned into an error that
+names the worker.
 
 A peer that is down (restarting, crashed) refuses the connection at once: the caller gets UNAVAILABLE
-`worker_unavailable` naming the worker within the deadline, never a hang. An error the peer itself raised (the
-gateway is not connected, the downlink cannot be scheduled) comes back as that same error.
+`worker_unavailable` naming the worker, never a hang; the next call dials again, so a restarted worker is reached
+as soon as it listens. A peer that dies mid-call fails every call on its connection at once. An error the peer
+itself raised (the gateway is not connected, the downlink cannot be scheduled) comes back as that same error.
+
+`peer_error` reads the same errors from a gRPC status (the public API's shape), for clients of the public API.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator
 
 import grpc
+from prometheus_client import Counter
 
 from gatewayserver.api.errors import STATUS_DETAILS_KEY, decode_rpc_status
 from gatewayserver.errors import GsError
 from gatewayserver.ttnpb import error_pb2
 
 from . import metrics, wire
-from .spec import AUTH_SCHEME, WorkerSpec, socket_path
+from .spec import WorkerSpec, socket_path
+from .transport import ClientConnection, connect
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +35,15 @@ CALL_DEADLINE = 5.0
 METRICS_DEADLINE = 2.0
 #: How long an event stream waits for a peer's history before ending with `worker_unavailable`.
 HISTORY_DEADLINE = 10.0
+#: `wait_for_ready`: how often a refused connection is dialled again until the call's deadline.
+REDIAL_INTERVAL = 0.1
 
-_CHANNEL_OPTIONS = [
-    # Reconnect quickly after a worker restart instead of grpc's default backoff of up to two minutes.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_receive_message_length", 64 << 20),
-]
+_CODE_NAMES = {status.value[0]: status.name for status in grpc.StatusCode}
 
 
 def peer_error(index: int, exc: grpc.aio.AioRpcError) -> GsError:
-    """The error a failed internal call stands for: the peer's own typed error if it sent one, else
-    `worker_unavailable` with grpc's reason (connection refused, deadline exceeded)."""
+    """The error a failed gRPC call stands for: the server's own typed error if it sent one (the `ErrorDetails`
+    trailer), else `worker_unavailable` with grpc's reason (connection refused, deadline exceeded)."""
     for key, value in exc.trailing_metadata() or ():
         if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
             try:
@@ -56,70 +59,105 @@ def peer_error(index: int, exc: grpc.aio.AioRpcError) -> GsError:
 
 
 class Peers:
-    """Channels to every other worker of the group, opened on first use and kept."""
+    """Connections to every other worker of the group, opened on first use and kept until they fail."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self._channels: dict[int, grpc.aio.Channel] = {}
-        # Building a multi-callable costs about as much as a small call's own client work: keep one per method.
-        self._unary: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
-        # Never logged: the repr of this tuple is not used anywhere.
-        self._metadata = (("authorization", f"{AUTH_SCHEME} {spec.secret}"),)
+        self._secret = spec.secret.encode()  # never logged
+        self._connections: dict[int, ClientConnection] = {}
+        self._dialling: dict[int, asyncio.Task[ClientConnection]] = {}
+        self._methods: dict[str, tuple[bytes, str]] = {}
+        self._counted: dict[tuple[str, str], Counter] = {}
 
     @property
     def others(self) -> list[int]:
         return [i for i in range(self.spec.count) if i != self.spec.index]
 
-    def channel(self, index: int) -> grpc.aio.Channel:
-        channel = self._channels.get(index)
-        if channel is None:
-            target = "unix:" + socket_path(self.spec.runtime_dir, index)
-            channel = self._channels[index] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
-        return channel
+    async def _connection(self, index: int, deadline: float, wait_for_ready: bool) -> ClientConnection:
+        """The open connection to `index`, dialling it (once for every concurrent caller) when there is none."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + deadline
+        while True:
+            conn = self._connections.get(index)
+            if conn is not None and not conn.closed:
+                return conn
+            task = self._dialling.get(index)
+            if task is None:
+                task = self._dialling[index] = loop.create_task(self._dial(index))
+            try:
+                async with asyncio.timeout(max(give_up - loop.time(), 0.0)):
+                    return await asyncio.shield(task)
+            except TimeoutError:
+                raise wire.err_worker_unavailable(index, "DEADLINE_EXCEEDED: no connection within the deadline") \
+                    from None
+            except GsError:
+                if not wait_for_ready or loop.time() + REDIAL_INTERVAL >= give_up:
+                    raise
+            await asyncio.sleep(REDIAL_INTERVAL)
+
+    async def _dial(self, index: int) -> ClientConnection:
+        try:
+            conn = await connect(index, socket_path(self.spec.runtime_dir, index), self._secret)
+            self._connections[index] = conn
+            return conn
+        finally:
+            del self._dialling[index]
+
+    def _count(self, label: str, code: str) -> None:
+        counter = self._counted.get((label, code))
+        if counter is None:
+            counter = self._counted[(label, code)] = metrics.forwarded.labels(label, code)
+        counter.inc()
 
     async def unary(
         self, index: int, method: str, request: bytes, *, deadline: float = CALL_DEADLINE, wait_for_ready: bool = False
     ) -> bytes:
         """Call `method` on worker `index`; raises the peer's `GsError`, or `worker_unavailable`.
 
-        `wait_for_ready`: wait (within the deadline) for a channel still backing off after the peer was down,
-        instead of failing at once; for calls that must reach a peer that just came back."""
-        call = self._unary.get((index, method))
-        if call is None:
-            call = self._unary[(index, method)] = self.channel(index).unary_unary(
-                method, request_serializer=wire.identity, response_deserializer=wire.identity
-            )
-        label = method.rpartition("/")[2]
+        `wait_for_ready`: dial again (within the deadline) while the peer refuses connections, instead of failing
+        at once; for calls that must reach a peer that is just coming back."""
+        encoded = self._methods.get(method)
+        if encoded is None:
+            encoded = self._methods[method] = (method.encode(), method.rpartition("/")[2])
+        name, label = encoded
         try:
-            response: bytes = await call(
-                request, metadata=self._metadata, timeout=deadline, wait_for_ready=wait_for_ready
-            )
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            metrics.forwarded.labels(label, code.name if code else "UNKNOWN").inc()
-            raise peer_error(index, exc) from None
-        metrics.forwarded.labels(label, "OK").inc()
+            conn = self._connections.get(index)
+            if conn is None or conn.closed:
+                conn = await self._connection(index, deadline, wait_for_ready)
+            response = await conn.call(name, request, deadline)
+        except GsError as exc:
+            self._count(label, _code_label(exc))
+            raise
+        self._count(label, "OK")
         return response
 
     async def stream(self, index: int, method: str, request: bytes) -> AsyncGenerator[bytes, None]:
         """A server stream from worker `index` (no overall deadline: event streams live as long as the client's);
-        failures as in `unary`."""
-        call = self.channel(index).unary_stream(method, request_serializer=wire.identity,
-                                                response_deserializer=wire.identity)
-        stream = call(request, metadata=self._metadata)
+        failures as in `unary`. Closing the generator cancels the stream at the peer."""
+        conn = self._connections.get(index)
+        if conn is None or conn.closed:
+            conn = await self._connection(index, CALL_DEADLINE, False)
+        items = conn.stream(method.encode(), request)
         try:
-            async for frame in stream:
-                yield frame
-        except grpc.aio.AioRpcError as exc:
-            raise peer_error(index, exc) from None
+            async for item in items:
+                yield item
         finally:
-            stream.cancel()
+            await items.aclose()
 
     async def close(self) -> None:
-        channels, self._channels = self._channels, {}
-        self._unary.clear()
-        for channel in channels.values():
-            await channel.close()
+        for task in list(self._dialling.values()):
+            task.cancel()
+        connections, self._connections = self._connections, {}
+        for conn in connections.values():
+            conn.close()
+
+
+def _code_label(exc: GsError) -> str:
+    """The `code` label of a failed forward: the status name, or for a peer that did not answer the reason's
+    (UNAVAILABLE: refused or lost, DEADLINE_EXCEEDED: no answer in time)."""
+    if exc.name == "worker_unavailable" and exc.namespace == wire.NS:
+        return str(exc.attributes.get("reason", "UNAVAILABLE")).partition(":")[0]
+    return _CODE_NAMES.get(exc.code, "UNKNOWN")
 
 
 __all__ = ["CALL_DEADLINE", "HISTORY_DEADLINE", "METRICS_DEADLINE", "Peers", "peer_error"]

@@ -18,9 +18,10 @@ from typing import Any
 import grpc
 import pytest
 
+from gatewayserver.errors import PERMISSION_DENIED, UNAUTHENTICATED, GsError
 from gatewayserver.simulator import SimulatedGateway
-from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc, identifiers_pb2
-from gatewayserver.workers import wire
+from gatewayserver.ttnpb import error_pb2, gatewayserver_pb2, gatewayserver_pb2_grpc, identifiers_pb2
+from gatewayserver.workers import framing, transport, wire
 from gatewayserver.workers.peers import peer_error
 from gatewayserver.workers.spec import socket_path
 
@@ -308,23 +309,26 @@ async def test_metrics_from_any_worker_are_daemon_wide(group: WorkerProcesses, n
 
 
 async def internal_metrics(group: WorkerProcesses, index: int, secret: str | None = None) -> str:
-    metadata = (("authorization", f"GsWorker {secret or group.secret}"),)
-    async with grpc.aio.insecure_channel("unix:" + socket_path(group.runtime_dir, index)) as channel:
-        call = channel.unary_unary(wire.METRICS, request_serializer=wire.identity, response_deserializer=wire.identity)
-        return (await call(b"", metadata=metadata, timeout=15)).decode()
+    conn = await transport.connect(index, socket_path(group.runtime_dir, index), (secret or group.secret).encode())
+    try:
+        return (await conn.call(wire.METRICS.encode(), b"", 15)).decode()
+    finally:
+        conn.close()
 
 
 async def test_internal_calls_need_the_worker_secret(group: WorkerProcesses) -> None:
     path = socket_path(group.runtime_dir, 1)
     assert (Path(path).stat().st_mode & 0o777) == 0o600
-    async with grpc.aio.insecure_channel("unix:" + path) as channel:
-        call = channel.unary_unary(wire.METRICS, request_serializer=wire.identity, response_deserializer=wire.identity)
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await call(b"", timeout=15)
-        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await call(b"", metadata=(("authorization", "GsWorker " + "00" * 32),), timeout=15)
-        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # No secret: a call as the connection's first frame gets one refusal, and the connection is closed.
+    reader, writer = await asyncio.open_unix_connection(path)
+    writer.write(framing.encode_call(framing.CALL, 1, wire.METRICS.encode(), 15_000, b""))
+    (frame,) = framing.FrameDecoder(framing.SERVER_KINDS).feed(await asyncio.wait_for(reader.read(), 15))
+    writer.close()
+    assert frame.kind == framing.ERROR and error_pb2.ErrorDetails.FromString(frame.payload).code == UNAUTHENTICATED
+    conn = await transport.connect(1, path, ("00" * 32).encode())
+    with pytest.raises(GsError) as info:
+        await conn.call(wire.METRICS.encode(), b"", 15)
+    assert info.value.code == PERMISSION_DENIED and info.value.name == "worker_auth"
     text = await internal_metrics(group, 1)
     assert sample(text, "gs_worker_calls_refused_total", reason="missing") == 1
     assert sample(text, "gs_worker_calls_refused_total", reason="wrong") == 1
