@@ -359,7 +359,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio's classes
-        transport.write(self._hello)  # calls follow at once: the server reads the secret first
+        self.transport.write(self._hello)  # calls follow at once: the server reads the secret first
 
     def data_received(self, data: bytes) -> None:
         try:
