@@ -13,10 +13,6 @@ from dataclasses import dataclass
 
 import orjson
 
-#: gRPC metadata value prefix with which workers authenticate calls to each other: `authorization: GsWorker <hex>`.
-AUTH_SCHEME = "GsWorker"
-
-
 def owner_of_eui(eui: bytes, count: int) -> int:
     """The index of the worker that owns the gateway with this 8-byte EUI."""
     if len(eui) != 8:
@@ -25,7 +21,7 @@ def owner_of_eui(eui: bytes, count: int) -> int:
 
 
 def socket_path(runtime_dir: str, index: int) -> str:
-    """Where worker `index` serves the internal gRPC API (a Unix socket, mode 0600, in a 0700 directory)."""
+    """Where worker `index` serves the internal API (a Unix socket, mode 0600, in a 0700 directory)."""
     return os.path.join(runtime_dir, f"worker-{index}.sock")
 
 
@@ -72,4 +68,4 @@ class WorkerSpec:
         return spec
 
 
-__all__ = ["AUTH_SCHEME", "WorkerSpec", "owner_of_eui", "socket_path"]
+__all__ = ["WorkerSpec", "owner_of_eui", "socket_path"]

@@ -199,7 +199,7 @@ class ServerConnection(asyncio.Protocol):
 
     def _refuse(self, reason: str) -> None:
         metrics.refused.labels(reason).inc()
-        log.warning("internal worker connection refused", extra={"reason": f"{reason} worker secret"})
+        log.warning("internal worker call refused", extra={"reason": f"{reason} worker secret"})
         self._send(error_frame(0, err_worker_auth(reason)))
         self.close()
 

@@ -1,12 +1,13 @@
 """The internal API between workers: method names, frames, and errors across the process boundary.
 
-Workers call each other over gRPC on a Unix socket (`spec.socket_path`). The methods carry the public API's own
-protobuf messages where one exists (a forwarded ScheduleDownlink is the `DownlinkMessage` the Network Server sent),
-so nothing is translated twice; the few internal-only shapes (an event stream request, the gateway list) are JSON.
-No .proto is compiled for this: the service is registered with grpc's generic handlers and raw-bytes codecs.
+Workers call each other over framed connections on a Unix socket (`spec.socket_path`, `transport.py`). The
+methods carry the public API's own protobuf messages where one exists (a forwarded ScheduleDownlink is the
+`DownlinkMessage` the Network Server sent), so nothing is translated twice; the few internal-only shapes (an event
+stream request, the gateway list) are JSON. Method names have gRPC's `/service/Method` form, so the same handler
+table can also be mounted as a gRPC service (`dispatch.grpc_handler`).
 
-An error raised by the owner travels as the public API's own status (code, message and `ErrorDetails` trailer) and
-is rebuilt here as the same `GsError`, so the caller of the receiving worker gets exactly what the owner said.
+An error raised by the owner travels as the public API's own `ErrorDetails` and is rebuilt here as the same
+`GsError`, so the caller of the receiving worker gets exactly what the owner said.
 """
 
 from __future__ import annotations
