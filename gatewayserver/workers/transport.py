@@ -103,16 +103,17 @@ class FramedServer:
             os.umask(old_umask)
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        """Stop accepting; let running calls finish for up to `grace` seconds, then cancel them and close."""
+        """Stop accepting; let running unary calls finish for up to `grace` seconds (streams never finish by
+        themselves), then cancel whatever runs and drop the connections."""
         if self._server is not None:
             self._server.close()
             self._server = None
+        unary = [task for conn in self.connections for rid, task in conn.tasks.items() if rid not in conn.credits]
+        if unary and grace:
+            await asyncio.wait(unary, timeout=grace)
         tasks = [task for conn in self.connections for task in conn.tasks.values()]
-        if tasks and grace:
-            await asyncio.wait(tasks, timeout=grace)
         for conn in list(self.connections):
-            conn.close()
-        tasks = [task for conn in self.connections for task in conn.tasks.values()]
+            conn.abort()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -189,6 +190,14 @@ class ServerConnection(asyncio.Protocol):
             self._closed = True
             if self.transport is not None:
                 self.transport.close()
+
+    def abort(self) -> None:
+        """Cancel every call and drop the connection now, unwritten answers included (server stopping)."""
+        self._closed = True
+        for task in self.tasks.values():
+            task.cancel()
+        if self.transport is not None:
+            self.transport.abort()
 
     # --- frames ---
 

@@ -388,3 +388,28 @@ async def test_the_same_handlers_mount_on_a_grpc_server(tmp_path: Path) -> None:
             assert peer_error(1, info.value).name == "stream_over"
     finally:
         await server.stop(None)
+
+
+async def test_stopping_the_server_ends_open_streams_and_calls_at_once(tmp_path: Path) -> None:
+    """A worker shutting down with a peer's event stream open (never finishing by itself, its reader slow) and a
+    call in progress: the stop does not wait for them, and the peer learns at once."""
+    table = Table()
+    server = await serve(tmp_path, table)
+    peers = Peers(spec(tmp_path))
+    try:
+        items = peers.stream(1, COUNT, b"")
+        assert await anext(items) == b"1"
+        call = asyncio.create_task(peers.unary(1, HANG, b"", deadline=60))
+        async with asyncio.timeout(30):
+            await table.started.wait()
+            await server.stop(grace=0.1)
+        with pytest.raises(GsError) as info:
+            await call
+        assert info.value.attributes["reason"] == "UNAVAILABLE: connection lost"
+        with pytest.raises(GsError) as info:
+            while True:
+                await anext(items)
+        assert info.value.attributes["reason"] == "UNAVAILABLE: connection lost"
+        assert table.stream_closed.is_set() and table.cancelled == 1
+    finally:
+        await peers.close()
