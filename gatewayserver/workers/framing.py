@@ -86,13 +86,16 @@ class FrameDecoder:
         """Bytes of a frame not complete yet: non-zero at end of stream means the peer stopped mid-frame."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes, max_frames: int | None = None) -> list[Frame]:
+        """The frames `data` completes. With `max_frames`, stop after that many and keep the rest unparsed, for
+        the next call to read under a limit changed meanwhile (the server reads the HELLO alone under
+        `MAX_HELLO_FRAME`, then the calls pipelined right behind it under `MAX_FRAME`)."""
         buffer = self._buffer
         buffer += data
         frames: list[Frame] = []
         pos = 0
         end = len(buffer)
-        while end - pos >= 4:
+        while end - pos >= 4 and (max_frames is None or len(frames) < max_frames):
             # Each field is checked as soon as it is readable, not once the rest arrives: no waiting on a lie.
             (length,) = _U32.unpack_from(buffer, pos)
             if length > self.max_frame:

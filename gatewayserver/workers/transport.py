@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENT = 4096
 #: How long a new connection may take to present the worker secret.
 HELLO_TIMEOUT = 5.0
+#: How long a refused client may take to close its side after reading the refusal.
+REFUSE_LINGER = 1.0
 #: Stream items the server may send ahead of the client's reading: the most a client's queue holds.
 STREAM_WINDOW = 256
 
@@ -157,6 +159,15 @@ class ServerConnection(asyncio.Protocol):
         if self._closed:
             return
         try:
+            if not self.authenticated:
+                # The HELLO alone, under the small limit; calls pipelined behind it are read once it passed.
+                hello = self.decoder.feed(data, 1)
+                if not hello:
+                    return
+                self._hello(hello[0])
+                if self._closed:
+                    return
+                data = b""
             for frame in self.decoder.feed(data):
                 self._frame(frame)
                 if self._closed:
@@ -210,22 +221,31 @@ class ServerConnection(asyncio.Protocol):
         metrics.refused.labels(reason).inc()
         log.warning("internal worker call refused", extra={"reason": f"{reason} worker secret"})
         self._send(error_frame(0, err_worker_auth(reason)))
-        self.close()
+        self._closed = True  # from now on whatever arrives is dropped unread (data_received)
+        transport = self.transport
+        if transport is not None:
+            # Half-close and drain instead of closing: a Unix socket closed with unread data (the client's calls
+            # right behind its HELLO) resets the connection, and the client could lose the refusal with it.
+            if transport.can_write_eof():
+                transport.write_eof()
+                self._loop.call_later(REFUSE_LINGER, transport.abort)
+            else:  # pragma: no cover - every stream transport asyncio and uvloop give here can
+                transport.close()
+
+    def _hello(self, frame: fr.Frame) -> None:
+        if frame.kind != fr.HELLO:
+            self._refuse("missing")
+        elif not hmac.compare_digest(frame.payload, self.server.secret):
+            self._refuse("wrong")
+        else:
+            self.authenticated = True
+            self.decoder.max_frame = fr.MAX_FRAME
+            if self._hello_timer is not None:
+                self._hello_timer.cancel()
+                self._hello_timer = None
 
     def _frame(self, frame: fr.Frame) -> None:
         kind, request_id, payload = frame
-        if not self.authenticated:
-            if kind != fr.HELLO:
-                self._refuse("missing")
-            elif not hmac.compare_digest(payload, self.server.secret):
-                self._refuse("wrong")
-            else:
-                self.authenticated = True
-                self.decoder.max_frame = fr.MAX_FRAME
-                if self._hello_timer is not None:
-                    self._hello_timer.cancel()
-                    self._hello_timer = None
-            return
         if kind == fr.CALL or kind == fr.OPEN:
             method, number, body = fr.decode_call(payload)
             if request_id in self.tasks:

@@ -65,6 +65,16 @@ def test_before_the_secret_only_a_small_frame_is_accepted() -> None:
     assert info.value.reason == "oversize"
 
 
+def test_calls_pipelined_behind_the_hello_are_read_under_the_limit_set_after_it() -> None:
+    d = decoder(max_frame=fr.MAX_HELLO_FRAME)
+    call = fr.encode_call(fr.CALL, 1, b"m", 1000, b"x" * 5000)
+    (hello,) = d.feed(fr.encode(fr.HELLO, 0, b"secret") + call, max_frames=1)
+    assert hello.kind == fr.HELLO and d.pending == len(call)  # not parsed yet, so not refused as oversize
+    d.max_frame = fr.MAX_FRAME
+    (frame,) = d.feed(b"")
+    assert fr.decode_call(frame.payload) == (b"m", 1000, b"x" * 5000)
+
+
 def test_a_length_too_short_for_a_frame_is_refused() -> None:
     with pytest.raises(fr.FrameError) as info:
         decoder().feed(struct.pack(">IBI", 2, fr.CALL, 1))

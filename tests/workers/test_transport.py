@@ -413,3 +413,43 @@ async def test_stopping_the_server_ends_open_streams_and_calls_at_once(tmp_path:
         assert table.stream_closed.is_set() and table.cancelled == 1
     finally:
         await peers.close()
+
+
+async def test_the_refusal_reaches_a_client_that_sent_calls_right_behind_a_wrong_secret(tmp_path: Path) -> None:
+    """Closing a Unix socket with unread data resets it, which could drop the refusal before the client read it:
+    the server half-closes and drains instead."""
+    server = await serve(tmp_path, Table())
+    try:
+        for _ in range(20):
+            reader, writer = await asyncio.open_unix_connection(socket_path(str(tmp_path), 1))
+            calls = b"".join(fr.encode_call(fr.CALL, i, ECHO.encode(), 1000, b"x" * 8000) for i in range(1, 60))
+            writer.write(fr.encode(fr.HELLO, 0, b"00" * 32) + calls)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the server has refused and stopped reading what followed the HELLO
+            answer = await asyncio.wait_for(reader.read(), 30)
+            (frame,) = fr.FrameDecoder(fr.SERVER_KINDS).feed(answer)
+            assert error_pb2.ErrorDetails.FromString(frame.payload).name == "worker_auth"
+            writer.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_large_call_right_behind_the_hello_is_answered(tmp_path: Path) -> None:
+    """The HELLO is read under the small pre-authentication limit; a call in the same read (the first forwarded
+    ScheduleDownlink on a new connection) is read under the full one, not refused as oversize."""
+    server = await serve(tmp_path, Table())
+    try:
+        reader, writer = await asyncio.open_unix_connection(socket_path(str(tmp_path), 1))
+        body = b"\x00" + b"y" * 5000
+        writer.write(fr.encode(fr.HELLO, 0, SECRET.encode()) + fr.encode_call(fr.CALL, 7, ECHO.encode(), 5000, body))
+        decoder = fr.FrameDecoder(fr.SERVER_KINDS)
+        frames: list[fr.Frame] = []
+        async with asyncio.timeout(30):
+            while not frames:
+                chunk = await reader.read(65536)
+                assert chunk, "connection closed"
+                frames = decoder.feed(chunk)
+        assert frames == [fr.Frame(fr.RESPONSE, 7, body[::-1])]
+        writer.close()
+    finally:
+        await server.stop()
