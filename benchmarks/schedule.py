@@ -318,7 +318,7 @@ class StallProbe:
                 "max_ms": round(ordered[-1] / 1e6, 2),
             }
 
-        out = {f"gc{gen}": summary(v) for gen, v in self.gc.items()}
+        out: dict[str, Any] = {f"gc{gen}": summary(v) for gen, v in self.gc.items()}
         out["loop_lag"] = summary(self.lags)
         for name, (ns, count) in getattr(self, "cpu", {}).items():
             out[f"cpu_us_per_{name}"] = (round(ns / count / 1000, 1), count) if count else (0, 0)
