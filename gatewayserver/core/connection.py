@@ -462,11 +462,18 @@ class Connection:
             GATEWAY_RTT.observe(rtt / _NS)
         if not ok:  # not transmitted: its slot and airtime are free again (also for the RX2 retry)
             self.downlink_state().scheduler.release(pending.planned.emission)
-        ack_msg = messages_pb2.TxAcknowledgment(correlation_ids=pending.correlation_ids, result=result)
+        # Built inside the message forwarded to the Network Server, which the event shares: one copy of the
+        # downlink (the `gs.down.send` event holds the original), none of the acknowledgment. Neither is changed
+        # after publishing.
+        forward = messages_pb2.GatewayTxAcknowledgment()
+        ack_msg = forward.tx_ack
+        ack_msg.correlation_ids.extend(pending.correlation_ids)
+        ack_msg.result = result
         if not ok and self._retry_rx2(pending, result, now):
             self._publish(ev.GS_TXACK_RECEIVE, now, ack_msg, pending.correlation_ids)
             return
-        ack_msg.downlink_message.CopyFrom(self._scheduled_message(pending))  # copy: the event holds the original
+        ack_msg.downlink_message.CopyFrom(self._scheduled_message(pending))
+        forward.gateway_ids.CopyFrom(self.ids)
         self._publish(ev.GS_TXACK_RECEIVE, now, ack_msg, pending.correlation_ids)
         if ok:
             self._log_outcome("downlink acknowledged", pending)
@@ -477,8 +484,6 @@ class Connection:
             self._publish(
                 ev.GS_DOWN_TX_FAIL, now, struct_pb2.Value(string_value=result_name), pending.correlation_ids
             )
-        forward = messages_pb2.GatewayTxAcknowledgment(tx_ack=ack_msg)
-        forward.gateway_ids.CopyFrom(self.ids)
         try:
             self.core.upstream.submit_tx_ack(forward)
         except Exception as exc:  # queue full or shutting down: the ack is lost, count and move on
