@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -95,6 +96,49 @@ def parse_public_address(value: Any) -> str:
     return text
 
 
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def parse_instance_id(value: Any) -> str:
+    """Empty (the host name at start-up), or a name peers and Redis keys can carry as it is."""
+    text = str(value).strip()
+    if text and not _INSTANCE_ID.fullmatch(text):
+        raise ValueError(f"not an instance ID: {value!r} (letters, digits, '.', '_', '-'; at most 63)")
+    return text
+
+
+def parse_redis_url(value: Any) -> str:
+    """Empty (no Redis), or `redis://[[user]:password@]host[:port][/db]`; `rediss://` for TLS."""
+    text = str(value).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("must start with redis:// or rediss:// (rediss: TLS)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if not parts.hostname or (port is not None and port == 0):
+        raise ValueError("must name a host, e.g. redis://redis.example.com:6379/0")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError(f"the database after the host must be a number, not {database!r}")
+    return text
+
+
+def redact_url(value: Any) -> str:
+    """The URL with its password (and user) replaced, so `config` and logs can name the server."""
+    parts = urlsplit(str(value))
+    if parts.password is None and parts.username is None:
+        return str(value)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = "<redacted>@" + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 def parse_hex_key(value: Any) -> str:
     text = str(value).strip()
     if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
@@ -168,6 +212,8 @@ class Option:
     repeated: bool = False
     secret: bool = False
     metavar: str | None = None
+    #: For a secret that is only partly secret (a URL with a password): what `config` may show of it.
+    redact: Callable[[Any], Any] | None = None
 
     @property
     def flag(self) -> str:
@@ -313,6 +359,17 @@ OPTIONS: tuple[Option, ...] = (
          "Worker processes sharing the listeners, each owning the gateways whose EUI modulo N is its index "
          "(the kernel steers each datagram to its owner). 'auto': one per usable CPU. 1: a single process, no "
          "supervisor. More than 1 needs Linux (SO_ATTACH_REUSEPORT_CBPF).", metavar="N|auto"),
+    # Cluster
+    _opt("cluster", "redis_url", "", parse_redis_url,
+         "Redis shared by several instances (events, connection stats, which instance owns a gateway): "
+         "redis://[:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS. Empty: a single instance, no Redis.",
+         secret=True, redact=redact_url, metavar="URL"),
+    _opt("cluster", "instance_id", "", parse_instance_id,
+         "This instance's name among the instances sharing redis_url (default: the host name); unique per "
+         "instance.", metavar="ID"),
+    _opt("cluster", "cluster_advertise_address", "", parse_optional_address,
+         "HOST:PORT at which the other instances reach this instance's gRPC port (default: grpc_listen unless it "
+         "is a wildcard address such as 0.0.0.0).", metavar="HOST:PORT"),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -340,7 +397,7 @@ class Config(_ConfigBase):  # type: ignore[misc, valid-type]
         for option in OPTIONS:
             value = getattr(self, option.name)
             if option.secret and value and not reveal_secrets:
-                value = "<redacted>"
+                value = option.redact(value) if option.redact is not None else "<redacted>"
             out[option.name] = list(value) if isinstance(value, list) else value
         return out
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import logs, preflight
 from .bind_errors import bind_error, probe
+from .cluster.identity import instance_id
 from .config import Config, ConfigError
 from .events.bus import EventBus
 from .logs import format_address
@@ -35,6 +36,7 @@ from .upstream.ns import NetworkServerRouter, UpstreamSettings
 from .workers.spec import WorkerSpec
 
 if TYPE_CHECKING:
+    from .cluster.redis_link import RedisLink
     from .workers.spec import WorkerSpec
 
 log = logging.getLogger("gatewayserver")
@@ -71,6 +73,8 @@ class Daemon:
     #: This process's place among `--workers N` (None: the only process). `group` serves and calls the peers.
     worker: WorkerSpec | None = None
     group: Any = None
+    #: The Redis link shared by several instances (`redis_url`), else None.
+    redis: RedisLink | None = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -101,14 +105,21 @@ class Daemon:
                 reload()
 
     def readiness(self) -> dict[str, Any]:
-        """`/readyz`: ready unless shutting down or a Network Server is failing; names each failing part."""
+        """`/readyz`: ready unless shutting down or a Network Server is failing; names each failing part.
+
+        Redis down is "degraded", not "not ready": the instance still serves its own gateways fully, and a
+        readiness that failed with Redis would withdraw every instance from the load balancer at once."""
         failing: list[dict[str, Any]] = []
         if self.stopping.is_set():
             failing.append({"part": "daemon", "reason": "shutting down"})
         reports = getattr(self.upstream, "health_reports", None)
         if reports is not None:
             failing += [report for report in reports() if report["failing"]]
-        return {"ready": not failing, "failing": failing}
+        result: dict[str, Any] = {"ready": not failing, "failing": failing}
+        if self.redis is not None:
+            degraded = self.redis.readiness()
+            result["degraded"] = [degraded] if degraded is not None else []
+        return result
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -137,6 +148,8 @@ class Daemon:
             await api.stop()
         if self.group is not None:  # after the public APIs: peers' forwarded calls are served until then
             await self.group.stop()
+        if self.redis is not None:
+            await self.redis.close()
         self.bus.close()
         log.info("stopped")
 
@@ -208,6 +221,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
     upstream.start()
     frontends: list[UdpFrontend] = []
     group: Any = None
+    daemon: Daemon | None = None
     try:
         inherited = list(worker.udp_fds) if worker is not None else []
         for number, address in enumerate(config.udp_listen):
@@ -217,6 +231,11 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
             except OSError as exc:
                 raise bind_error("udp_listen", address, exc, socket.SOCK_DGRAM) from None
         daemon = Daemon(config, server, frontends, upstream, registry, plans, bus, worker=worker)
+        if config.redis_url:
+            from .cluster.redis_link import RedisLink  # the redis package loads only where it is used
+
+            daemon.redis = RedisLink(config.redis_url)
+            await daemon.redis.start()
         # The one timer of the loop: the core's held downlinks and forgotten stats, the UDP connections' expiry.
         daemon.timer = DeadlineTimer(asyncio.get_running_loop(), [server.core, server.udp_handler])
         server.core.on_deadline = server.udp_handler.on_deadline = daemon.timer.poke
@@ -233,6 +252,8 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
             frontend.close()
         if group is not None:
             await group.stop()
+        if daemon is not None and daemon.redis is not None:
+            await daemon.redis.close()
         await upstream.close(0)
         raise
     loop = asyncio.get_running_loop()
@@ -247,6 +268,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
             "upstream": config.ns_address or f"json-lines:{config.uplink_output}",
             "frequency_plan": config.frequency_plan,
             "registered_gateways": len(registry),
+            **({"instance": instance_id(config), "redis": daemon.redis.address} if daemon.redis else {}),
         },
     )
     _log_missing_keys(config.keys_file)

@@ -40,7 +40,31 @@ def check(config: Config) -> Checked:
         raise ConfigError(f"keys_file: {config.keys_file}: is a directory; give the path of a file in it")
     if config.workers > 1:
         check_workers(config.workers)
+    if config.redis_url:
+        check_cluster(config)
     return Checked(plans, registry)
+
+
+def check_cluster(config: Config) -> None:
+    """Several instances on one Redis need what lets them trust and reach each other, all set up front: an
+    instance that found out at its first forwarded call would fail it in production, not at start-up."""
+    from .cluster.identity import advertise_address
+
+    if not config.cluster_key:
+        raise ConfigError(
+            "cluster_key: needed with redis_url: instances authenticate the calls they forward to each other with "
+            "it; set the same --cluster-key on every instance"
+        )
+    if not config.uplink_token_key:
+        raise ConfigError(
+            "uplink_token_key: needed with redis_url: a downlink may reach any instance and must verify the uplink "
+            "token another instance issued; set the same --uplink-token-key on every instance"
+        )
+    if not advertise_address(config):
+        raise ConfigError(
+            "cluster_advertise_address: needed with redis_url when grpc_listen is a wildcard address (0.0.0.0, ::) "
+            "or port 0: set the HOST:PORT at which the other instances reach this instance's gRPC port"
+        )
 
 
 def check_workers(count: int) -> None:

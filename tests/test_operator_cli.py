@@ -126,11 +126,18 @@ def _mistakes(tmp: Path) -> dict[str, tuple[list[str], str]]:
         "tls_missing": (["--http-tls-cert", str(tmp / "c.pem"), "--http-tls-key", str(tmp / "k.pem")],
                         "http_tls_cert"),
         "keys_file_dir": (["--keys-file", str(tmp)], "keys_file: " + str(tmp) + ": is a directory"),
+        "redis_url_scheme": (["--redis-url", "http://127.0.0.1:6379"], "redis_url: must start with redis://"),
+        "redis_no_cluster_key": (["--redis-url", "redis://127.0.0.1:6379/0"], "cluster_key: needed with redis_url"),
+        "redis_no_token_key": (["--redis-url", "redis://127.0.0.1:6379/0", "--cluster-key", "ab" * 16],
+                               "uplink_token_key: needed with redis_url"),
+        "redis_no_advertise": (["--redis-url", "redis://127.0.0.1:6379/0", "--cluster-key", "ab" * 16,
+                                "--uplink-token-key", "cd" * 16], "cluster_advertise_address: needed with redis_url"),
     }
 
 
 MISTAKES = ["yaml_syntax", "unknown_plan", "mixed_bands", "missing_file", "fallback_plan", "not_utf8", "empty_file",
-            "tls_missing", "keys_file_dir"]
+            "tls_missing", "keys_file_dir", "redis_url_scheme", "redis_no_cluster_key", "redis_no_token_key",
+            "redis_no_advertise"]
 
 
 @pytest.mark.parametrize("case", MISTAKES)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gatewayserver.api.keys import create_key
 
-from harness import LoopbackPorts
+from e2e.harness import LoopbackPorts
 
 
 class DaemonProcess(LoopbackPorts):
