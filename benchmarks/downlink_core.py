@@ -139,9 +139,14 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--log-level", default="", help="set up the daemon's logging at this level (default: none)")
     parser.add_argument("--no-gc", action="store_true",
                         help="garbage collection off (for instruction counts that do not depend on when it runs)")
     args = parser.parse_args()
+    if args.log_level:
+        from gatewayserver import logs
+
+        logs.setup(args.log_level)  # as `gatewayserver run` does; lines go to stderr, through the rate limit
     if args.no_gc:
         gc.disable()
     results = [asyncio.run(run(args)) for _ in range(args.rounds)]

@@ -143,7 +143,7 @@ def write_registry(work: Path, gateways: int) -> Path:
 
 
 def daemon_settings(registry: Path, ns_address: str, grpc: str = "127.0.0.1:0", http: str = "127.0.0.1:0",
-                    udp: str = "127.0.0.1:0") -> dict[str, Any]:
+                    udp: str = "127.0.0.1:0", log_level: str = "error") -> dict[str, Any]:
     """The daemon's options, the same for `--serve` (in-process) and `gatewayserver run --workers N` (YAML)."""
     return {
         "udp_listen": [udp],
@@ -154,13 +154,14 @@ def daemon_settings(registry: Path, ns_address: str, grpc: str = "127.0.0.1:0", 
         **({"ns_address": ns_address} if ns_address else {}),
         "uplink_token_key": TOKEN_KEY.hex(),
         "cluster_key": CLUSTER_KEY.hex(),
-        "log_level": "error",
+        "log_level": log_level,
         "flood_datagrams": 0,
     }
 
 
 async def serve(
-    port_file: Path, gateways: int, cpu: int | None, ns_address: str = "", stub_downlinks: bool = False
+    port_file: Path, gateways: int, cpu: int | None, ns_address: str = "", stub_downlinks: bool = False,
+    log_level: str = "error",
 ) -> None:
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
@@ -168,7 +169,11 @@ async def serve(
     from gatewayserver.daemon import start_daemon
 
     registry = write_registry(Path(tempfile.mkdtemp()), gateways)
-    config = resolve(daemon_settings(registry, ns_address), environ={})
+    config = resolve(daemon_settings(registry, ns_address, log_level=log_level), environ={})
+    if log_level != "error":  # as `gatewayserver run` sets logging up (stderr, rate-limited); error: as before
+        from gatewayserver import logs
+
+        logs.setup(config.log_level)
     daemon = await start_daemon(config)
     if stub_downlinks:  # --api-ceiling: everything but the downlink service
         from gatewayserver.ttnpb import gatewayserver_pb2
@@ -496,7 +501,10 @@ async def drive(
             cmd += ["--ns-address", ns_address]
         if stub_downlinks:
             cmd.append("--stub-downlinks")
-        daemon = subprocess.Popen(cmd)
+        cmd += ["--log-level", args.log_level]
+        # The daemon's log (rate-limited lines at --log-level info) goes to a file, not between the figures.
+        daemon_log = open(work / "daemon.log", "wb") if args.log_level != "error" else None
+        daemon = subprocess.Popen(cmd, stderr=daemon_log)
     else:
         run = start_workers_daemon(work, args.gateways, ns_address, workers, cpu)
         daemon = run.proc
@@ -809,6 +817,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the gRPC part once per worker count (gatewayserver run --workers N), e.g. 1,2")
     parser.add_argument("--channels", type=int, default=16,
                         help="with --workers: gRPC channels (TCP connections) the client spreads its calls over")
+    parser.add_argument("--log-level", default="error", choices=("debug", "info", "warning", "error"),
+                        help="the daemon's log level (default error; a daemon runs at info unless told otherwise)")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each daemon measurement wait up to this long for the machine to go quiet")
     return parser
@@ -828,11 +838,14 @@ def main() -> None:
             import cProfile
 
             cProfile.runctx(
-                "asyncio.run(serve(Path(args.serve), args.gateways, args.cpu, args.ns_address, args.stub_downlinks))",
+                "asyncio.run(serve(Path(args.serve), args.gateways, args.cpu, args.ns_address, args.stub_downlinks,"
+                " args.log_level))",
                 globals(), locals(), os.environ["SCHEDULE_BENCH_PROFILE"],
             )
         else:
-            asyncio.run(serve(Path(args.serve), args.gateways, args.cpu, args.ns_address, args.stub_downlinks))
+            asyncio.run(
+                serve(Path(args.serve), args.gateways, args.cpu, args.ns_address, args.stub_downlinks, args.log_level)
+            )
         return
     if args.serve_floor:
         try:
