@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/schedule.py [--seconds 10] [--gateways 50] [--concurrency 128] [--clients 1]
      [--ns standin|jsonlines] [--no-floor] [--api-ceiling] [--half-rate]
-     [--wait-quiet 30] [--workers 1,2 [--channels 16]]
+     [--wait-quiet 30] [--log-level info] [--workers 1,2 [--channels 16]]
 
 Two parts:
 
@@ -29,6 +29,13 @@ Two parts:
    so the kernel's SO_REUSEPORT hash spreads them over the workers; a call reaching a worker that does not own the
    gateway is forwarded to the owner (`gs_worker_forwarded_calls_total`, read from the daemon-wide /metrics). CPU
    is reported per process: "daemon" is the supervisor and every worker summed.
+
+Every measurement reports the cores used by the daemon, the client (this process: gRPC client and simulated
+gateways), the stand-in and everything else ("other"); `--wait-quiet S` waits up to S seconds for the machine to
+go quiet first. `--log-level info` runs the daemon at the level a daemon has by default (its log to a file).
+`SCHEDULE_BENCH_STALLS=FILE` writes diagnostics next to FILE: garbage-collection pauses, event-loop lag, the
+daemon's own-code CPU per ScheduleDownlink and per datagram, a per-call latency timeline and CPU per process and
+core every 100 ms (see `StallProbe`, `CpuSampler`).
 
 Gateways are registered with `enforce_duty_cycle: false`: one gateway's duty cycle would otherwise refuse all
 but a few dozen downlinks per hour, and refusals are cheaper than bookings, which would flatter the figures.
