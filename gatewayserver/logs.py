@@ -115,6 +115,12 @@ class RateLimit(logging.Filter):
 _rate_limit: RateLimit | None = None
 
 
+def _limits_every_handler(limit: RateLimit) -> bool:
+    """Whether every handler a record reaches applies `limit` (someone may have replaced `setup`'s handler)."""
+    handlers = logging.root.handlers
+    return bool(handlers) and all(limit in handler.filters for handler in handlers)
+
+
 def admit(logger: logging.Logger, level: int, msg: str) -> dict[str, Any] | None:
     """For a line logged on a hot path (one per downlink): whether it will be written, decided before it is built.
 
@@ -130,8 +136,8 @@ def admit(logger: logging.Logger, level: int, msg: str) -> dict[str, Any] | None
     if not logger.isEnabledFor(level):
         return None
     limit = _rate_limit
-    if limit is None:  # no rate-limited handler installed (tests, library use): every line goes to the handlers
-        return {}
+    if limit is None or not _limits_every_handler(limit):
+        return {}  # some output is not rate-limited (tests, library use): build every line, the filters decide
     verdict = limit.admit(logger.name, msg)
     if verdict is None:
         return None

@@ -126,3 +126,24 @@ def test_hot_path_lines_are_counted_once_whether_admitted_or_left_out(capsys):
     assert lines[-1]["suppressed_similar"] == 31  # 30 left out before being built, 1 by the filter
     assert all("gs_rate_admitted" not in line for line in lines)
     assert lines[0]["gateway_id"] == "gtw-1"
+
+
+def test_hot_path_lines_are_all_built_when_another_handler_takes_records(caplog):
+    """A handler without the rate limit (caplog here) must see every line: `admit` then leaves it to the filters."""
+    from gatewayserver import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logs._rate_limit)
+    log = logging.getLogger("gatewayserver.core.connection")
+    try:
+        logs.setup("info", "json")
+        root.handlers[:] = [caplog.handler]  # as a test harness or an embedding application may do
+        caplog.set_level(logging.INFO, logger=log.name)
+        for _ in range(50):
+            extra = logs.admit(log, logging.INFO, "downlink sent")
+            assert extra == {}
+            log.info("downlink sent", extra=extra)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logs._rate_limit = saved[2]
+    assert len([r for r in caplog.records if r.getMessage() == "downlink sent"]) == 50
