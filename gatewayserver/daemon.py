@@ -275,6 +275,19 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
     return daemon
 
 
+def settle_heap() -> None:
+    """Once the daemon has started: keep what start-up allocated out of every later garbage collection.
+
+    Everything allocated at start-up (modules, protobuf descriptors, grpc, the registry, frequency plans) lives as
+    long as the process, yet each full collection walked all of it: 60-80 ms with the event loop held, once or
+    twice a minute at a thousand downlinks a second, the largest pause the daemon had (`benchmarks/schedule.py`
+    with `SCHEDULE_BENCH_STALLS`). Frozen, a full collection walks only what was allocated since.
+    (Raising the young-generation threshold was tried and made latency worse: rarer but much longer pauses.)
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _api_port(api: Any, name: str) -> str:
     server = getattr(api, name, None)
     if server is None:
@@ -363,10 +376,7 @@ async def _main(
     holder.append(daemon)
     if started is not None:
         started(stop)
-    # Everything allocated at start-up lives as long as the process: keep it out of every future collection.
-    # (Raising the young-generation threshold was tried and made latency worse: rarer but much longer pauses.)
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     daemon.stopping = stop
     await daemon.run_until_stopped()
     return 0

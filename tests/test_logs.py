@@ -90,3 +90,60 @@ def test_static_fields_mark_every_line_of_a_worker():
     own.worker = 0  # a line about another worker (the supervisor's) keeps its own value
     StaticFields({"worker": 2}).filter(own)
     assert own.worker == 0
+
+
+def test_hot_path_lines_are_counted_once_whether_admitted_or_left_out(capsys):
+    """`logs.admit` asks the handler's rate limit before a downlink's line is built; what it leaves out costs no
+    record, and the count of lines left out is exactly what the filter alone would have reported."""
+    from gatewayserver import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logs._rate_limit)
+    log = logging.getLogger("gatewayserver.core.connection")
+    try:
+        logs.setup("info", "json")
+        now = [0.0]
+        assert logs._rate_limit is not None
+        logs._rate_limit._clock = lambda: now[0]
+        built = 0
+        for _ in range(50):
+            extra = logs.admit(log, logging.INFO, "downlink sent")
+            if extra is not None:
+                built += 1
+                log.info("downlink sent", extra={"gateway_id": "gtw-1", **extra})
+        log.info("downlink sent", extra={"gateway_id": "gtw-1"})  # an ordinary call shares the same budget
+        now[0] = 10.0
+        extra = logs.admit(log, logging.INFO, "downlink sent")
+        assert extra is not None
+        log.info("downlink sent", extra={"gateway_id": "gtw-1", **extra})
+        assert logs.admit(log, logging.DEBUG, "downlink sent") is None  # level off: nothing to build
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logs._rate_limit = saved[2]
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert built == 20  # the burst; the other 30 were never built
+    assert len(lines) == 21
+    assert lines[-1]["suppressed_similar"] == 31  # 30 left out before being built, 1 by the filter
+    assert all("gs_rate_admitted" not in line for line in lines)
+    assert lines[0]["gateway_id"] == "gtw-1"
+
+
+def test_hot_path_lines_are_all_built_when_another_handler_takes_records(caplog):
+    """A handler without the rate limit (caplog here) must see every line: `admit` then leaves it to the filters."""
+    from gatewayserver import logs
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logs._rate_limit)
+    log = logging.getLogger("gatewayserver.core.connection")
+    try:
+        logs.setup("info", "json")
+        root.handlers[:] = [caplog.handler]  # as a test harness or an embedding application may do
+        caplog.set_level(logging.INFO, logger=log.name)
+        for _ in range(50):
+            extra = logs.admit(log, logging.INFO, "downlink sent")
+            assert extra == {}
+            log.info("downlink sent", extra=extra)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logs._rate_limit = saved[2]
+    assert len([r for r in caplog.records if r.getMessage() == "downlink sent"]) == 50
