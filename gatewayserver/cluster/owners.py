@@ -120,6 +120,7 @@ class OwnershipSync:
         self._tasks: list[asyncio.Task[None]] = []
         self._next_heartbeat = 0.0
         self._resync = False
+        self._stopping = False
 
     # --- the core's observer --------------------------------------------------------------------------------------
 
@@ -144,9 +145,13 @@ class OwnershipSync:
 
     async def stop(self, timeout: float = 2.0) -> None:
         """After the daemon disconnected its gateways: give their records back (bounded wait), then stop."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # Bounded: a library that swallows a cancellation (redis-py's timeouts can, when one fires as the
+            # cancel arrives) leaves its loop at the next turn through `_stopping` instead of stalling shutdown.
+            await asyncio.wait(self._tasks, timeout=2 * TICK_S + 1)
         self._tasks = []
         if self.core.observer is self:
             self.core.observer = None
@@ -158,7 +163,7 @@ class OwnershipSync:
     # --- flushing -------------------------------------------------------------------------------------------------
 
     async def _flusher(self) -> None:
-        while True:
+        while not self._stopping:
             # Not asyncio.wait_for: in 3.11 it swallows a cancellation arriving as the event is set (a disconnect
             # during shutdown), and the daemon then waits for this task forever.
             with contextlib.suppress(TimeoutError):
@@ -249,11 +254,11 @@ class OwnershipSync:
 
     async def _notices(self) -> None:
         """Follow `gs:moved`; resubscribe after Redis comes back (missed notices are caught by the renewals)."""
-        while True:
+        while not self._stopping:
             pubsub = self.link.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(MOVED_CHANNEL)
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(timeout=TICK_S)
                     if message is not None and message.get("type") == "message":
                         self._notice(message.get("data"))

@@ -129,8 +129,7 @@ class Cluster:
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir
             )
 
-    @staticmethod
-    def _wait_healthy(instance: Instance, deadline: float) -> None:
+    def _wait_healthy(self, instance: Instance, deadline: float, retries: int = 3) -> None:
         while True:
             try:
                 if instance.get("/healthz")[0] == 200:
@@ -139,6 +138,12 @@ class Cluster:
                 pass
             assert instance.process is not None
             if instance.process.poll() is not None:
+                if retries and "address already in use" in instance.log():
+                    # A free port picked here was taken by another test process before the instance bound it.
+                    retries -= 1
+                    LoopbackPorts.__init__(instance)
+                    self._spawn(instance)
+                    continue
                 raise AssertionError(f"instance {instance.name} exited:\n{instance.log()}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"instance {instance.name} not healthy:\n{instance.log()}")
