@@ -1,6 +1,7 @@
 """The added latency of a ScheduleDownlink forwarded between instances (issue 13).
 
-Run: .venv/bin/python benchmarks/cluster_schedule.py [--calls 2000] [--gateways 50] [--concurrency 4] [--json]
+Run: .venv/bin/python benchmarks/cluster_schedule.py [--calls 2000] [--gateways 50] [--concurrency 4] [--a-workers N]
+     [--json]
 
 Two `gatewayserver run` instances, A and B, share one redis-server (Debian's `redis-server`, started here on a free
 loopback port). Simulated gateways (real forwarder behaviour: PULL_DATA, an uplink to sync the clock, TX_ACK for
@@ -90,7 +91,7 @@ class Redis:
 
 
 class Instance:
-    def __init__(self, name: str, work: Path, registry: Path, redis_port: int) -> None:
+    def __init__(self, name: str, work: Path, registry: Path, redis_port: int, workers: int = 1) -> None:
         self.name = name
         self.udp, self.grpc, self.http = free_port(socket.SOCK_DGRAM), free_port(), free_port()
         argv = [
@@ -99,7 +100,7 @@ class Instance:
             "--http-listen", f"127.0.0.1:{self.http}", "--gateways", str(registry),
             "--uplink-output", os.devnull, "--uplink-token-key", TOKEN_KEY.hex(), "--cluster-key", CLUSTER_KEY.hex(),
             "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--instance-id", name, "--log-level", "error",
-            "--flood-datagrams", "0",
+            "--flood-datagrams", "0", *(["--workers", str(workers)] if workers > 1 else []),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GS_")}
         self.proc = subprocess.Popen(argv, env=env, cwd=work, stdin=subprocess.DEVNULL)
@@ -144,7 +145,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
          "enforce_duty_cycle": False} for i in range(args.gateways)
     ]}))
     redis = Redis(work)
-    a = Instance("bench-a", work, registry, redis.port)
+    a = Instance("bench-a", work, registry, redis.port, args.a_workers)
     b = Instance("bench-b", work, registry, redis.port)
     gws: list[Any] = []
     try:
@@ -235,6 +236,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls in total, half to each instance")
     parser.add_argument("--gateways", type=int, default=50, help="gateways on A (more gateways: nearer RX1 slots)")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--a-workers", type=int, default=1, metavar="N",
+                        help="run A with --workers N (forwarded calls then reach A's owning worker through A's own "
+                             "routing)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(run(args))
