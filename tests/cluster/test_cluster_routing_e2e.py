@@ -26,7 +26,7 @@ from e2e.harness import Forwarder, data_frame, rxpk, wait_for
 from redis_support import RedisServer
 from workers.workers_support import NetworkServerThread
 
-GATEWAYS = [(f"gw-cluster-{i}", bytes.fromhex(f"00800000a000000{i}")) for i in range(1, 7)]
+GATEWAYS = [(f"gw-cluster-{i}", bytes.fromhex(f"00800000a000000{i}")) for i in range(1, 8)]
 EUI = dict(GATEWAYS)
 
 
@@ -91,13 +91,24 @@ def in_a_window(txpk: dict[str, Any], uplink_tmst: int) -> bool:
     return (txpk["tmst"], txpk["freq"]) in ((uplink_tmst + 1_000_000, 868.1), (uplink_tmst + 2_000_000, 869.525))
 
 
-def redis_stats(redis: RedisServer, gateway_id: str) -> gateway_pb2.GatewayConnectionStats | None:
-    """The stats an owner wrote to Redis (read over a plain socket: RESP bulk string)."""
-    reply = redis.command("GET", f"gs:gw:{gateway_id}:stats").removeprefix(b"+OK\r\n")  # the AUTH's reply
+def redis_get(redis: RedisServer, key: str) -> bytes | None:
+    """GET over a plain socket (RESP bulk string, after the AUTH's reply)."""
+    reply = redis.command("GET", key).removeprefix(b"+OK\r\n")
     if not reply.startswith(b"$") or reply.startswith(b"$-1"):
         return None
     header, _, rest = reply.partition(b"\r\n")
-    return gateway_pb2.GatewayConnectionStats.FromString(rest[: int(header[1:])])
+    return rest[: int(header[1:])]
+
+
+def redis_stats(redis: RedisServer, gateway_id: str) -> gateway_pb2.GatewayConnectionStats | None:
+    """The stats an owner wrote to Redis."""
+    raw = redis_get(redis, f"gs:gw:{gateway_id}:stats")
+    return gateway_pb2.GatewayConnectionStats.FromString(raw) if raw is not None else None
+
+
+def owner_of(redis: RedisServer, gateway_id: str) -> str | None:
+    raw = redis_get(redis, f"gs:gw:{gateway_id}:owner")
+    return str(json.loads(raw)["instance"]) if raw is not None else None
 
 
 def tx_ack(gw: Forwarder, token: bytes) -> None:
@@ -119,6 +130,7 @@ def test_downlinks_and_stats_follow_the_gateway_across_instances(
     try:
         up = uplink(gw, ns, 1, 1_000_000)
         assert up.rx_metadata[0].gateway_ids.gateway_id == gateway_id
+        wait(lambda: owner_of(redis_server, gateway_id) == "gs-a", "A's record")  # claimed within a flush
 
         # A class A downlink requested at B reaches the gateway through A, and its TX ack the Network Server.
         assert b.schedule(class_a(token_of(up), cids=("ns:cross-instance",)))
@@ -165,7 +177,7 @@ def test_downlinks_and_stats_follow_the_gateway_across_instances(
 
 
 def test_sigkill_moves_gateways_to_the_others_and_downlinks_follow(
-    cluster: Cluster, ns: NetworkServerThread
+    cluster: Cluster, ns: NetworkServerThread, redis_server: RedisServer
 ) -> None:
     a, b, c = cluster["gs-a"], cluster["gs-b"], cluster["gs-c"]
     (g2, _), (g3, _), (g6, _) = GATEWAYS[1], GATEWAYS[2], GATEWAYS[5]
@@ -173,6 +185,8 @@ def test_sigkill_moves_gateways_to_the_others_and_downlinks_follow(
     stranded = None
     for fcnt, gw in enumerate(old):
         stranded = uplink(gw, ns, fcnt, 1_000_000)
+    for gateway_id in (g2, g3, g6):  # "a gateway on A": Redis says so (claimed within a flush of connecting)
+        wait(lambda g=gateway_id: owner_of(redis_server, g) == "gs-a", f"A's record of {gateway_id}")
     cluster.kill("gs-a")
     to_b, to_c = connect(b, g2), connect(c, g3)
     try:
@@ -206,8 +220,8 @@ def test_redis_outage_keeps_own_gateways_and_names_the_cause_for_others(
     cluster: Cluster, ns: NetworkServerThread, redis_server: RedisServer
 ) -> None:
     a, b, c = cluster["gs-a"], cluster["gs-b"], cluster["gs-c"]
-    (g4, _), (g5, _) = GATEWAYS[3], GATEWAYS[4]
-    on_a, on_b = connect(a, g4), connect(b, g5)
+    (g4, _), (g5, _), (g7, _) = GATEWAYS[3], GATEWAYS[4], GATEWAYS[6]
+    on_a, on_b, on_c = connect(a, g4), connect(b, g5), connect(c, g7)
     try:
         uplink(on_a, ns, 1, 1_000_000)
         wait(lambda: b.metric("gs_cluster_ownership_flushes_total", result="ok") > 0, "B's first flush")
@@ -218,6 +232,7 @@ def test_redis_outage_keeps_own_gateways_and_names_the_cause_for_others(
         # Uplinks reach the Network Server from every instance; A still schedules its own gateway's downlinks.
         up_a = uplink(on_a, ns, 2, 2_000_000)
         up_b = uplink(on_b, ns, 3, 3_000_000)
+        assert uplink(on_c, ns, 4, 3_500_000).rx_metadata[0].gateway_ids.gateway_id == g7
         assert a.schedule(class_a(token_of(up_a)))
         assert in_a_window(pull_resp(on_a)[1], 2_000_000)
         # B's gateway from A: the error names Redis as the cause, within the call's deadline.
@@ -234,12 +249,12 @@ def test_redis_outage_keeps_own_gateways_and_names_the_cause_for_others(
             wait(lambda i=instance: i.ready()["degraded"] == [], f"{instance.name} recovered")
         # Redis came back empty: the owners write their records again, and cross-instance calls work again.
         up_b = uplink(on_b, ns, 4, 4_000_000)
-        wait(lambda: redis_server.command("EXISTS", f"gs:gw:{g5}:owner").endswith(b":1\r\n"), "B's record rewritten")
+        wait(lambda: owner_of(redis_server, g5) == "gs-b", "B's record rewritten")
         assert a.schedule(class_a(token_of(up_b)))
         assert in_a_window(pull_resp(on_b)[1], 4_000_000)
     finally:
-        on_a.close()
-        on_b.close()
+        for gw in (on_a, on_b, on_c):
+            gw.close()
 
 
 def test_internal_calls_without_the_cluster_key_are_refused_before_any_work(cluster: Cluster) -> None:
