@@ -25,7 +25,7 @@ import yaml
 from gatewayserver.api.keys import create_key
 from gatewayserver.ttnpb import gatewayserver_pb2_grpc, messages_pb2
 
-from e2e.harness import LoopbackPorts
+from e2e.harness import Forwarder, LoopbackPorts
 from redis_support import RedisServer
 
 CLUSTER_KEY = "ab" * 16
@@ -85,7 +85,7 @@ class Cluster:
     """`names` instances, one registry, one Redis, one Network Server."""
 
     def __init__(self, workdir: Path, redis: RedisServer, ns_port: int, names: list[str],
-                 gateways: list[tuple[str, bytes]]) -> None:
+                 gateways: list[tuple[str, bytes]], extra: dict[str, list[str]] | None = None) -> None:
         self.workdir = workdir
         self.redis = redis
         self.ns_port = ns_port
@@ -95,6 +95,7 @@ class Cluster:
         entries = [{"gateway_id": g, "eui": e.hex(), "frequency_plan_id": "EU_863_870"} for g, e in gateways]
         self.registry.write_text(yaml.safe_dump({"gateways": entries}))
         self.instances = {name: Instance(name, workdir) for name in names}
+        self.extra = extra or {}
 
     def __getitem__(self, name: str) -> Instance:
         return self.instances[name]
@@ -123,6 +124,7 @@ class Cluster:
             "--instance-id", instance.name,
             "--log-format", "json",
             "--log-level", "info",
+            *self.extra.get(instance.name, []),
         ]
         with open(instance.log_path, "ab") as log:
             instance.process = subprocess.Popen(
@@ -171,4 +173,28 @@ class Cluster:
         return codes
 
 
-__all__ = ["CLUSTER_KEY", "CLUSTER_METADATA", "Cluster", "Instance", "TOKEN_KEY"]
+def pull_resp(gw: Forwarder) -> tuple[bytes, dict[str, Any]]:
+    """The next PULL_RESP on the forwarder's down socket: (token, txpk)."""
+    while True:
+        data, _ = gw.down.recvfrom(4096)
+        if data[3] == 0x03:
+            return data[1:3], json.loads(data[4:])["txpk"]
+
+
+def in_a_window(txpk: dict[str, Any], uplink_tmst: int) -> bool:
+    """RX1 (1 s after the uplink, 868.1 MHz) or, on a machine too loaded for RX1, RX2 (2 s, 869.525 MHz)."""
+    return (txpk["tmst"], txpk["freq"]) in ((uplink_tmst + 1_000_000, 868.1), (uplink_tmst + 2_000_000, 869.525))
+
+
+def redis_get(redis: RedisServer, key: str) -> bytes | None:
+    """GET over a plain socket (RESP bulk string, after the AUTH's reply)."""
+    reply = redis.command("GET", key).removeprefix(b"+OK\r\n")
+    if not reply.startswith(b"$") or reply.startswith(b"$-1"):
+        return None
+    header, _, rest = reply.partition(b"\r\n")
+    return rest[: int(header[1:])]
+
+
+__all__ = [
+    "CLUSTER_KEY", "CLUSTER_METADATA", "Cluster", "Instance", "TOKEN_KEY", "in_a_window", "pull_resp", "redis_get",
+]

@@ -20,7 +20,7 @@ import pytest
 
 from gatewayserver.ttnpb import gateway_pb2, gatewayserver_pb2_grpc, identifiers_pb2, messages_pb2
 
-from cluster_support import CLUSTER_KEY, Cluster, Instance
+from cluster_support import CLUSTER_KEY, Cluster, Instance, in_a_window, pull_resp, redis_get
 from downlink.downlink_support import class_a, token_of
 from e2e.harness import Forwarder, data_frame, rxpk, wait_for
 from redis_support import RedisServer
@@ -67,14 +67,6 @@ def uplink(gw: Forwarder, ns: NetworkServerThread, fcnt: int, tmst: int) -> mess
     return up
 
 
-def pull_resp(gw: Forwarder) -> tuple[bytes, dict[str, Any]]:
-    """The next PULL_RESP on the forwarder's down socket: (token, txpk)."""
-    while True:
-        data, _ = gw.down.recvfrom(4096)
-        if data[3] == 0x03:
-            return data[1:3], json.loads(data[4:])["txpk"]
-
-
 def nothing_received(gw: Forwarder, seconds: float = 1.0) -> bool:
     gw.down.settimeout(seconds)
     try:
@@ -84,20 +76,6 @@ def nothing_received(gw: Forwarder, seconds: float = 1.0) -> bool:
     finally:
         gw.down.settimeout(15.0)
     return False
-
-
-def in_a_window(txpk: dict[str, Any], uplink_tmst: int) -> bool:
-    """RX1 (1 s after the uplink, 868.1 MHz) or, on a machine too loaded for RX1, RX2 (2 s, 869.525 MHz)."""
-    return (txpk["tmst"], txpk["freq"]) in ((uplink_tmst + 1_000_000, 868.1), (uplink_tmst + 2_000_000, 869.525))
-
-
-def redis_get(redis: RedisServer, key: str) -> bytes | None:
-    """GET over a plain socket (RESP bulk string, after the AUTH's reply)."""
-    reply = redis.command("GET", key).removeprefix(b"+OK\r\n")
-    if not reply.startswith(b"$") or reply.startswith(b"$-1"):
-        return None
-    header, _, rest = reply.partition(b"\r\n")
-    return rest[: int(header[1:])]
 
 
 def redis_stats(redis: RedisServer, gateway_id: str) -> gateway_pb2.GatewayConnectionStats | None:
