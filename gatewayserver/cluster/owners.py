@@ -213,6 +213,7 @@ class OwnershipSync:
             await self._renew(keys=[owner_key(gateway_id), stats_key(gateway_id)], args=[record, ttl, stats],
                               client=pipe)
         if heartbeat:
+            pipe.get(instance_key(self.instance))
             pipe.set(instance_key(self.instance), self.advertise, px=INSTANCE_TTL_MS)
         try:
             results = await pipe.execute(raise_on_error=True)
@@ -228,7 +229,20 @@ class OwnershipSync:
         metrics.OWNERSHIP_FLUSHES.labels("ok").inc()
         if heartbeat:
             self._next_heartbeat = time.monotonic() + HEARTBEAT_S
+            self._check_registration(results[-2])
         self._applied(batch, results)
+
+    def _check_registration(self, previous: bytes | None) -> None:
+        """Two instances with one instance ID would each take the other's calls as their own: say so."""
+        advertise = self.advertise.encode()
+        if previous is not None and previous != advertise:
+            log.error(
+                "another instance registered the same instance ID with another address: every instance needs its "
+                "own --instance-id (the default, the host name, must then differ), or this one restarted with a "
+                "new --cluster-advertise-address",
+                extra={"instance": self.instance, "address": self.advertise,
+                       "other_address": previous.decode(errors="replace")[:100]},
+            )
 
     def _stats(self, gateway_id: str, now: int) -> bytes:
         conn = self.core.get(gateway_id)

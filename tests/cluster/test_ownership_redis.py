@@ -125,3 +125,18 @@ def test_configuration_of_a_gateway_only_its_owner_knows(tmp_path: Path, redis_s
         gw.close()
         c.stop()
         a.stop()
+
+
+def test_two_instances_with_one_instance_id_are_reported(
+    tmp_path: Path, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis_server.command("SET", "gs:instance:gs-a", "192.0.2.7:1884", "PX", "60000")
+    h = instance(tmp_path, redis_server, "gs-a", [{"gateway_id": GATEWAY_ID, "eui": EUI.hex(),
+                                                  "frequency_plan_id": "EU_863_870"}])
+    try:
+        wait_for(lambda: any("same instance ID" in r.getMessage() for r in caplog.records), timeout=10)
+        record = next(r for r in caplog.records if "same instance ID" in r.getMessage())
+        assert record.__dict__["other_address"] == "192.0.2.7:1884"
+        assert get(redis_server, "gs:instance:gs-a") == f"127.0.0.1:{h.daemon.api.grpc.port}".encode()
+    finally:
+        h.stop()
