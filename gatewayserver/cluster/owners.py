@@ -183,8 +183,11 @@ class OwnershipSync:
         """One batch: releases, claims, renewals with their stats, and the heartbeat when due; one round trip."""
         now = self.clock()
         if not self.link.up:
-            self._resync = True  # whatever Redis held may be gone when it is back
-        elif self._resync:
+            # Nothing is tried while the link's watcher says Redis is down (it pings every second): everything
+            # stays due in the book, and whatever Redis held may be gone when it is back, so all is written then.
+            self._resync = True
+            return
+        if self._resync:
             self._resync = False
             self.book.resync(now)
             self._next_heartbeat = 0.0
