@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import queue
 import signal
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,17 @@ def stats(instance: Instance, gateway_id: str, key: str) -> tuple[int, dict[str,
     return status, json.loads(body)
 
 
+def batch(instance: Instance, gateway_ids: list[str], key: str) -> dict[str, Any]:
+    """Gs.BatchGetGatewayConnectionStats over HTTP: the entries found."""
+    request = urllib.request.Request(
+        instance.http + "/api/v3/gs/gateways/connection/stats",
+        data=json.dumps({"gateway_ids": [{"gateway_id": g} for g in gateway_ids]}).encode(),
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()).get("entries", {}))
+
+
 def test_downlinks_and_stats_follow_the_gateway_across_instances(
     cluster: Cluster, ns: NetworkServerThread, redis_server: RedisServer
 ) -> None:
@@ -123,14 +135,21 @@ def test_downlinks_and_stats_follow_the_gateway_across_instances(
         # B asks A for fresh stats; once A has written them to Redis, C answers from there even while A is frozen.
         status, body = stats(b, gateway_id, cluster.admin_key)
         assert status == 200 and int(body["uplink_count"]) == 1 and int(body["downlink_count"]) == 1
+        entries = batch(b, [gateway_id, "gw-never-connected"], cluster.admin_key)
+        assert list(entries) == [gateway_id] and int(entries[gateway_id]["downlink_count"]) == 1
         wait(lambda: (s := redis_stats(redis_server, gateway_id)) and s.uplink_count == 1, "A's stats in Redis")
         assert a.process is not None
         a.process.send_signal(signal.SIGSTOP)  # A cannot answer: C's call to it fails, Redis's copy answers
         try:
             status, body = stats(c, gateway_id, cluster.admin_key)
+            entries = batch(c, [gateway_id, "gw-never-connected"], cluster.admin_key)
         finally:
             a.process.send_signal(signal.SIGCONT)
         assert status == 200 and int(body["uplink_count"]) == 1
+        assert list(entries) == [gateway_id] and int(entries[gateway_id]["uplink_count"]) == 1
+        failed = sum(c.metric("gs_cluster_forwarded_calls_total", method="ConnectionStats", code=code)
+                     for code in ("DEADLINE_EXCEEDED", "UNAVAILABLE"))
+        assert failed == 2  # C did ask A each time; what it answered with came from Redis
         status, body = stats(c, "gw-never-connected", cluster.admin_key)
         assert status == 404 and "not_connected" in json.dumps(body)
 
