@@ -45,6 +45,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Stats = gateway_pb2.GatewayConnectionStats
 
+#: Runs of paths (consecutive paths with one owner) tried in the Network Server's order; beyond this, grouped.
+MAX_RUNS = 4
+
 
 class RedisDown(Exception):
     """The owner look-up failed; `reason` says how (for the error the caller gets)."""
@@ -137,6 +140,13 @@ class ClusterGatewayServer:
                 runs[-1][1].append(path)
             else:
                 runs.append((where, [path]))
+        if len(runs) > MAX_RUNS:
+            # A path list alternating between owners (no Network Server sends one): one call per instance, in
+            # the order each first appears, so one request costs at most one forward per instance.
+            merged: dict[str | None, list[lorawan_pb2.DownlinkPath]] = {}
+            for where, run in runs:
+                merged.setdefault(where, []).extend(run)
+            runs = list(merged.items())
         if len(runs) <= 1:
             return await self._schedule_on(runs[0][0] if runs else None, message)
         path_errors: list[Any] = []
