@@ -6,9 +6,10 @@ the record's expiry. Nothing of this runs on the uplink path: the core tells the
 
 - **Connect** → a *claim*: the record is overwritten at once (the flusher is woken, not debounced), with the first
   stats. A gateway whose datagrams now reach this instance belongs here from its first datagram, whoever held it.
-- **While connected** → a *renewal* every `renew_ns` (conditional: only while the record is still ours; one that
-  another instance took is reported back as displaced, and the shell disconnects its own connection), and the
-  stats when the connection's activity changed, at most every `stats_ns` per gateway (never per uplink).
+- **While connected** → a *renewal* with the stats every `renew_ns` (conditional: only while the record is still
+  ours; one that another instance took is reported back as displaced, and the shell disconnects its own
+  connection), and one sooner when the connection's activity changed, at most every `stats_ns` per gateway (never
+  per uplink).
 - **Disconnect** → a *release*: compare-and-delete of our record with the final stats written, unless the reason
   is `moved` (the record and stats are the new owner's).
 
@@ -125,11 +126,12 @@ class OwnershipBook:
                 continue
             stats_due = activity != held.activity and now >= held.stats_at
             if stats_due or now >= held.renew_at:
-                batch.renewals.append((gateway_id, held.record, stats_due))
+                # A renewal carries the stats too: they expire with the record, even for a gateway sending only
+                # keepalives (which change no stats).
+                batch.renewals.append((gateway_id, held.record, True))
                 held.renew_at = now + self.renew_ns
-                if stats_due:
-                    held.stats_at = now + self.stats_ns
-                    held.activity = activity
+                held.stats_at = now + self.stats_ns
+                held.activity = activity
         return batch
 
     def failed(self, batch: Batch, now: int) -> None:

@@ -34,7 +34,7 @@ def test_stats_follow_traffic_at_most_every_interval_and_the_record_is_renewed_w
     activity["gw-1"] = 2
     assert not b.due(9 * S, activity.get)
     assert b.due(10 * S, activity.get).renewals == [("gw-1", record, True)]
-    assert b.due(70 * S, activity.get).renewals == [("gw-1", record, False)]  # renewal only: no new traffic
+    assert b.due(70 * S, activity.get).renewals == [("gw-1", record, True)]  # no new traffic: renewed, stats too
     assert not b.due(70 * S, lambda gid: None)  # gone from the core: nothing
 
 
