@@ -158,7 +158,7 @@ def test_downlinks_and_stats_follow_the_gateway_across_instances(
         try:
             wait(lambda: a.metric("gs_gateway_disconnects_total", reason="moved") == 1, "A disconnecting (moved)")
             assert a.logged("gateway moved to another instance")
-            assert b.metric("gs_cluster_gateway_moves_total", direction="in") == 1
+            wait(lambda: b.metric("gs_cluster_gateway_moves_total", direction="in") == 1, "B counting the move")
             up = uplink(moved, ns, 2, 5_000_000)
             for front, fcnt in ((a, 3), (c, 4)):
                 up = uplink(moved, ns, fcnt, 5_000_000 + fcnt * 1_000_000)
@@ -187,6 +187,7 @@ def test_sigkill_moves_gateways_to_the_others_and_downlinks_follow(
     cluster.kill("gs-a")
     to_b, to_c = connect(b, g2), connect(c, g3)
     try:
+        wait(lambda: owner_of(redis_server, g2) == "gs-b" and owner_of(redis_server, g3) == "gs-c", "the takeovers")
         sent = {10: to_b, 11: to_c, 12: to_b, 13: to_c}
         ups = {}
         for fcnt, gw in sent.items():
@@ -245,8 +246,8 @@ def test_redis_outage_keeps_own_gateways_and_names_the_cause_for_others(
         for instance in (a, b, c):
             wait(lambda i=instance: i.ready()["degraded"] == [], f"{instance.name} recovered")
         # Redis came back empty: the owners write their records again, and cross-instance calls work again.
-        up_b = uplink(on_b, ns, 4, 4_000_000)
         wait(lambda: owner_of(redis_server, g5) == "gs-b", "B's record rewritten")
+        up_b = uplink(on_b, ns, 4, 4_000_000)
         assert a.schedule(class_a(token_of(up_b)))
         assert in_a_window(pull_resp(on_b)[1], 4_000_000)
     finally:

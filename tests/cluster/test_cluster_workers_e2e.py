@@ -41,18 +41,15 @@ def test_an_instance_with_workers_among_instances(
             gw.down.settimeout(15.0)
             gw.pull()
             gws.append(gw)
-        ups = []
-        for fcnt, gw in enumerate(gws):
-            gw.push({"rxpk": [rxpk(data_frame(fcnt=fcnt), tmst=1_000_000 * (fcnt + 1))]})
-            ups.append(ns.ns.uplinks.get(timeout=15)[0])
         for gateway_id, eui in GATEWAYS:
             raw = wait_for(lambda g=gateway_id: redis_get(redis_server, f"gs:gw:{g}:owner"), timeout=30)
             record = json.loads(raw)
             assert (record["instance"], record["worker"]) == ("gs-w", owner_of_eui(eui, 2))
         assert {owner_of_eui(eui, 2) for _, eui in GATEWAYS} == {0, 1}
-        by_id = {up.rx_metadata[0].gateway_ids.gateway_id: up for up in ups}
-        for (gateway_id, _), gw in zip(GATEWAYS, gws, strict=True):
-            up = by_id[gateway_id]
+        for fcnt, ((gateway_id, _), gw) in enumerate(zip(GATEWAYS, gws, strict=True)):
+            gw.push({"rxpk": [rxpk(data_frame(fcnt=fcnt), tmst=1_000_000 * (fcnt + 1))]})
+            up = ns.ns.uplinks.get(timeout=15)[0]
+            assert up.rx_metadata[0].gateway_ids.gateway_id == gateway_id
             assert b.schedule(class_a(token_of(up)))
             assert in_a_window(pull_resp(gw)[1], up.rx_metadata[0].timestamp)
 
@@ -61,10 +58,10 @@ def test_an_instance_with_workers_among_instances(
         other.down.settimeout(15.0)
         gws.append(other)
         other.pull()
-        for attempt in range(4):
+        wait_for(lambda: redis_get(redis_server, "gs:gw:eui-00800000d00000ff:owner"), timeout=30)
+        for attempt in range(4):  # each call on a new connection: the kernel hands it to either worker
             other.push({"rxpk": [rxpk(data_frame(fcnt=10 + attempt), tmst=20_000_000 * (attempt + 1))]})
             up = ns.ns.uplinks.get(timeout=15)[0]
-            wait_for(lambda: redis_get(redis_server, "gs:gw:eui-00800000d00000ff:owner"), timeout=30)
             assert w.schedule(class_a(token_of(up)))
             assert in_a_window(pull_resp(other)[1], up.rx_metadata[0].timestamp)
     finally:
