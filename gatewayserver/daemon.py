@@ -75,6 +75,8 @@ class Daemon:
     group: Any = None
     #: The Redis link shared by several instances (`redis_url`), else None.
     redis: RedisLink | None = None
+    #: Gateway ownership and cross-instance calls (`gatewayserver.cluster.node`), with `redis_url` only.
+    cluster: Any = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -148,6 +150,8 @@ class Daemon:
             await api.stop()
         if self.group is not None:  # after the public APIs: peers' forwarded calls are served until then
             await self.group.stop()
+        if self.cluster is not None:  # after close_all: the gateways' records are given back
+            await self.cluster.stop()
         if self.redis is not None:
             await self.redis.close()
         self.bus.close()
@@ -322,8 +326,16 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
     group = daemon.group
     if group is not None:
         daemon.links.observer = group.links
+    gateway_server: Any = group.gateway_server if group is not None else daemon.server
+    if daemon.redis is not None:  # several instances: the APIs find a gateway's owner through Redis
+        from .cluster.node import ClusterNode
+
+        daemon.cluster = ClusterNode(
+            config, daemon.redis, daemon.server, gateway_server, worker=daemon.worker.index if daemon.worker else 0
+        )
+        gateway_server = daemon.cluster.gateway_server
     api = ApiServers(
-        group.gateway_server if group is not None else daemon.server,
+        gateway_server,
         group.events if group is not None else daemon.bus,
         KeyStore(config.keys_file or None),
         ApiSettings(
@@ -352,12 +364,16 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
         code = probe(config.grpc_listen, socket.SOCK_STREAM)
         if code is not None:
             raise bind_error("grpc_listen", config.grpc_listen, OSError(code, os.strerror(code)), socket.SOCK_STREAM)
+    if daemon.cluster is not None and api.grpc is not None:
+        daemon.cluster.attach(api.grpc.server, api.core.check_cluster_key)
     try:
         await api.start()
     except ListenError as exc:
         option = "grpc_listen" if exc.api == "grpc" else "http_listen"
         raise bind_error(option, exc.listen, exc.cause, socket.SOCK_STREAM) from None
     daemon.api = api
+    if daemon.cluster is not None:
+        daemon.cluster.start()
     return [api]
 
 

@@ -13,3 +13,39 @@ REDIS_ERRORS = Counter(
     "Redis operations that failed (connection refused or lost, timeout, error reply), by operation",
     ["operation"],
 )
+
+# --- gateway ownership and cross-instance calls (ownership.py, owners.py, router.py, service.py) -------------------
+
+GATEWAY_MOVES = Counter(
+    "gs_cluster_gateway_moves",
+    "Gateways whose connection moved between instances: `in` when one connected here while another instance held "
+    "its record, `out` when this instance disconnected its own because another one took it (notice or renewal)",
+    ["direction"],
+)
+FORWARDED_CALLS = Counter(
+    "gs_cluster_forwarded_calls",
+    "API calls this instance forwarded to the instance owning the gateway, by method and gRPC code",
+    ["method", "code"],
+)
+FORWARDS_FAILED = Counter(
+    "gs_cluster_forwards_failed",
+    "Calls about a gateway of another instance that could not be answered: `redis_unavailable` (owner unknown), "
+    "`instance_unregistered` (owner's registration expired), `instance_unavailable` (owner did not answer)",
+    ["reason"],
+)
+CALLS_REFUSED = Counter(
+    "gs_cluster_calls_refused",
+    "Internal cluster calls refused before any work: `missing` / `wrong` cluster key",
+    ["reason"],
+)
+OWNERSHIP_DROPPED = Counter(
+    "gs_cluster_ownership_updates_dropped",
+    "Ownership record updates given up on: `pending_full` (Redis away long enough to fill the pending set), "
+    "`invalid_notice` (a malformed move notice)",
+    ["reason"],
+)
+OWNERSHIP_FLUSHES = Counter(
+    "gs_cluster_ownership_flushes",
+    "Batched, pipelined writes of ownership records and connection stats to Redis, by result (`ok`, `failed`)",
+    ["result"],
+)

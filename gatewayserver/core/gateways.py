@@ -45,6 +45,14 @@ class Upstream(Protocol):
     def submit_tx_ack(self, ack: Any) -> None: ...
 
 
+class ConnectionObserver(Protocol):
+    """Told of connections made and ended (not of their traffic: nothing here runs per uplink)."""
+
+    def connected(self, conn: Connection, now: int) -> None: ...
+
+    def disconnected(self, conn: Connection, reason: str, stats: gateway_pb2.GatewayConnectionStats) -> None: ...
+
+
 # Disconnect reason -> (error name, message) of the gs.gateway.disconnect event.
 _DISCONNECT_ERRORS = {
     "expired": ("connection_expired", "connection expired"),
@@ -98,6 +106,8 @@ class GatewayCore:
         self.on_deadline: Callable[[], None] | None = None
         # Sub-band gauge labels registered so far, and the per-gateway states they are computed from.
         self.sub_band_watch: Callable[[GatewayDownlinkState], None] | None = None
+        #: Told of every connect and disconnect (`cluster.owners`: the gateway's ownership record in Redis).
+        self.observer: ConnectionObserver | None = None
 
     # --- connections -------------------------------------------------------------------------------------------
 
@@ -139,6 +149,8 @@ class GatewayCore:
             },
         )
         self._publish(ev.GS_GATEWAY_CONNECT, conn, now, None)
+        if self.observer is not None:
+            self.observer.connected(conn, now)
         return conn
 
     def disconnect(self, conn: Connection, now: int, reason: str, error: GsError | None = None) -> None:
@@ -164,6 +176,8 @@ class GatewayCore:
         log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
         error = error or disconnect_error(conn.protocol, reason)
         self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, err.details_of(error))
+        if self.observer is not None:
+            self.observer.disconnected(conn, reason, stats)
 
     def entry_changed(self, conn: Connection, entry: GatewayEntry, now: int) -> None:
         """A registry reload gave a live gateway a new entry, its gateway id included."""
