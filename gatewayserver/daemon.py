@@ -75,6 +75,8 @@ class Daemon:
     group: Any = None
     #: The Redis link shared by several instances (`redis_url`), else None.
     redis: RedisLink | None = None
+    #: With `redis_url`: the event backend of the APIs, every instance's events (gatewayserver.cluster.events).
+    shared_events: Any = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -148,6 +150,8 @@ class Daemon:
             await api.stop()
         if self.group is not None:  # after the public APIs: peers' forwarded calls are served until then
             await self.group.stop()
+        if self.shared_events is not None:
+            await self.shared_events.aclose()
         if self.redis is not None:
             await self.redis.close()
         self.bus.close()
@@ -245,6 +249,8 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
             group = WorkerGroup(worker, server, bus)
             await group.start()
             daemon.group = group
+        if daemon.redis is not None:
+            daemon.shared_events = _shared_events(daemon)
         daemon.apis = await _start_apis(daemon, shared_ports=worker is not None)
     except BaseException:
         # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
@@ -252,6 +258,8 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
             frontend.close()
         if group is not None:
             await group.stop()
+        if daemon is not None and daemon.shared_events is not None:
+            await daemon.shared_events.aclose()
         if daemon is not None and daemon.redis is not None:
             await daemon.redis.close()
         await upstream.close(0)
@@ -273,6 +281,25 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
     )
     _log_missing_keys(config.keys_file)
     return daemon
+
+
+def _shared_events(daemon: Daemon) -> Any:
+    """Every instance's events through Redis (`redis_url`), over the bus or, with `--workers`, the worker's view."""
+    from .cluster.events import ClusterEventBackend
+
+    config = daemon.config
+    assert daemon.redis is not None
+    events = ClusterEventBackend(
+        daemon.group.events if daemon.group is not None else daemon.bus,
+        daemon.redis,
+        config.redis_url,
+        instance_id(config),
+        history_size=config.events_history_size,
+        history_per_gateway=config.events_history_per_gateway,
+        history_age_ns=int(config.events_history_age * _NS),
+    )
+    events.start()
+    return events
 
 
 def _api_port(api: Any, name: str) -> str:
@@ -311,7 +338,7 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
         daemon.links.observer = group.links
     api = ApiServers(
         group.gateway_server if group is not None else daemon.server,
-        group.events if group is not None else daemon.bus,
+        daemon.shared_events if daemon.shared_events is not None else (group.events if group is not None else daemon.bus),
         KeyStore(config.keys_file or None),
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],

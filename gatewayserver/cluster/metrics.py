@@ -13,3 +13,24 @@ REDIS_ERRORS = Counter(
     "Redis operations that failed (connection refused or lost, timeout, error reply), by operation",
     ["operation"],
 )
+
+# --- events through Redis (events.py) -----------------------------------------------------------------------------
+
+EVENTS_PUBLISHED = Counter(
+    "gs_redis_events_published",
+    "Events this process wrote to the shared Redis event stream",
+)
+EVENTS_DROPPED = Counter(
+    "gs_redis_events_dropped",
+    "Events of this process not written to Redis, by reason: queue_full (Redis too slow, the bounded publish queue "
+    "was full), redis_down (Redis known unreachable), write_failed (the write of their batch failed)",
+    ["reason"],
+)
+EVENTS_RECEIVED = Counter(
+    "gs_redis_events_received",
+    "Events of other instances read from the shared Redis event stream while this process had subscribers",
+)
+EVENTS_INVALID = Counter(
+    "gs_redis_events_invalid",
+    "Entries of the shared Redis event stream that could not be decoded (skipped)",
+)
