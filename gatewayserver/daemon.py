@@ -336,9 +336,12 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
     group = daemon.group
     if group is not None:
         daemon.links.observer = group.links
+    events = group.events if group is not None else daemon.bus
+    if daemon.shared_events is not None:  # redis_url: every instance's events
+        events = daemon.shared_events
     api = ApiServers(
         group.gateway_server if group is not None else daemon.server,
-        daemon.shared_events if daemon.shared_events is not None else (group.events if group is not None else daemon.bus),
+        events,
         KeyStore(config.keys_file or None),
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],

@@ -294,3 +294,44 @@ def _degraded(daemon: DaemonProcess) -> bool:
             return bool(json.loads(response.read())["degraded"])
     except urllib.error.HTTPError as exc:
         return bool(json.loads(exc.read())["degraded"])
+
+
+def test_with_workers_every_event_once_on_any_worker_and_on_the_other_instance(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    from gatewayserver.workers.spec import owner_of_eui
+
+    euis = [next(e for n in range(256) if owner_of_eui(e := bytes(7) + bytes([n]), 2) == w) for w in (0, 1)]
+    ids = [f"eui-{e.hex()}" for e in euis]
+    a = instance(tmp_path, redis, "gs-a")
+    a.extra = (*a.extra, "--workers", "2")
+    b = instance(tmp_path, redis, "gs-b")
+    streams: list[Any] = []
+    try:
+        a.start()
+        b.start()
+        on_a, on_b = HttpStream(a, [*ids, H]), GrpcStream(b, ids)
+        streams += [on_a, on_b]
+        for eui in euis:  # one gateway on each of A's workers
+            send(a, eui, range(0, 5))
+        send(b, EUI_H, range(0, 5))
+        for gateway_id in ids:
+            wait(lambda g=gateway_id: len(uplinks(on_a, g)) == 5 and len(uplinks(on_b, g)) == 5, "uplinks on A, B")
+        wait(lambda: len(uplinks(on_a, H)) == 5, "B's uplinks on A")
+        tail = HttpStream(a, [*ids, H], tail=1000)
+        streams.append(tail)
+        for gateway_id in (*ids, H):
+            wait(lambda g=gateway_id: len(uplinks(tail, g)) == 5, "the tail on A")
+        time.sleep(1.0)  # anything that would come twice has had time to
+        for stream in streams:
+            assert_once(stream)
+        for stream in (on_a, tail):
+            assert [len(uplinks(stream, g)) for g in (*ids, H)] == [5, 5, 5]
+            for gateway_id in (*ids, H):
+                assert _fcnts_of(stream, gateway_id) == list(range(5))
+        assert [len(uplinks(on_b, g)) for g in ids] == [5, 5]
+    finally:
+        for stream in streams:
+            stream.close()
+        a.stop()
+        b.stop()
