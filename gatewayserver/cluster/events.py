@@ -45,7 +45,7 @@ from .events_core import (
     StreamId,
     decode_event,
     entry_gateways,
-    event_args,
+    batch_record,
     format_id,
     history_count,
     live_wanted,
@@ -113,7 +113,7 @@ class RedisEventPublisher:
         self.queue = PublishQueue(queue_limit)
         self.interval = interval
         self.max_batch = max_batch
-        self._head = script_args(history_size, history_per_gateway, history_age_ns // 1_000_000)
+        self._head = script_args(history_size, history_per_gateway, history_age_ns // 1_000_000, source)
         self._script = link.client.register_script(PUBLISH_SCRIPT)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -149,11 +149,16 @@ class RedisEventPublisher:
         self._export_drops()
 
     async def _write(self, batch: list[Event]) -> None:
-        args = list(self._head)
+        """One script call for the batch. The events are encoded here, off the publish path."""
+        records = []
         for event in batch:
-            args += event_args(event, self.source)
+            record = batch_record(event)
+            if record is None:
+                self.queue.drop("too_large", 1)
+            else:
+                records.append(record)
         try:
-            await self._script(keys=[STREAM_KEY], args=args)
+            await self._script(keys=[STREAM_KEY], args=[*self._head, b"".join(records)])
         except Exception as exc:  # connection refused or lost, timeout, error reply: the batch is lost, counted
             self.queue.drop("write_failed", len(batch))
             self.link.failed("events_publish", exc)

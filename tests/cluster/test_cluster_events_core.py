@@ -8,15 +8,18 @@ from gatewayserver.cluster.events_core import (
     FIELD_NAME,
     FIELD_SOURCE,
     PublishQueue,
-    event_args,
+    batch_record,
+    encode_event,
     format_id,
     history_count,
     live_wanted,
     merge_histories,
+    parse_batch,
     parse_id,
     select_history,
 )
 from gatewayserver.events.event import Event
+from gatewayserver.ttnpb import events_pb2, messages_pb2
 
 
 def ev(gateway: str, time_ns: int, uid: str, name: str = "gs.up.receive") -> Event:
@@ -24,10 +27,9 @@ def ev(gateway: str, time_ns: int, uid: str, name: str = "gs.up.receive") -> Eve
 
 
 def entry(stream_id: str, event: Event, source: str = "gs-a") -> tuple[bytes, dict[bytes, bytes]]:
-    args = event_args(event, source)
     return stream_id.encode(), {
-        FIELD_GATEWAYS: args[1].encode(), FIELD_SOURCE: args[2].encode(), FIELD_NAME: args[3].encode(),
-        FIELD_EVENT: args[4],
+        FIELD_GATEWAYS: b" ".join(g.encode() for g, _ in event.gateway_ids), FIELD_SOURCE: source.encode(),
+        FIELD_NAME: event.name.encode(), FIELD_EVENT: encode_event(event),
     }
 
 
@@ -60,11 +62,31 @@ def test_publish_queue_skips_events_without_a_gateway() -> None:
     assert len(queue) == 0 and queue.dropped == {}
 
 
-def test_event_args_key_by_the_first_gateway_and_carry_the_proto() -> None:
-    event = Event("gs.up.receive", 7, (("gw-1", b"\x01" * 8), ("gw-2", None)), unique_id="U1")
-    first, gateways, source, name, payload = event_args(event, "gs-b")
-    assert (first, gateways, source, name) == ("gw-1", "gw-1 gw-2", "gs-b", "gs.up.receive")
-    assert isinstance(payload, bytes) and b"U1" in payload
+def test_batch_records_carry_gateways_name_and_the_event() -> None:
+    one = Event("gs.up.receive", 7, (("gw-1", b"\x01" * 8), ("gw-2", None)), unique_id="U1")
+    two = Event("gs.down.send", 8, (("gw-3", None),), unique_id="U2")
+    records = [batch_record(one), batch_record(two)]
+    assert None not in records
+    parsed = parse_batch(b"".join(r for r in records if r is not None))
+    assert [(g, n) for g, n, _ in parsed] == [("gw-1 gw-2", "gs.up.receive"), ("gw-3", "gs.down.send")]
+    assert events_pb2.Event.FromString(parsed[0][2]).unique_id == "U1"
+    assert batch_record(Event("x" * 300, 1, (("gw-1", None),))) is None  # a name too long for its length byte
+
+
+def test_hand_encoded_event_is_the_runtimes_message() -> None:
+    data = messages_pb2.GatewayUplinkMessage(band_id="EU_863_870")
+    data.message.raw_payload = bytes(range(200))  # lengths over 127: multi-byte varints
+    cases = [
+        Event("gs.up.receive", 1_700_000_000_123_456_789, (("gw-1", bytes.fromhex("0102030405060708")),), data,
+              ("gs:conn:01ABC", "gs:uplink:01DEF"), unique_id="01ULID"),
+        Event("gs.gateway.connect", 5, (("gw-2", None), ("gw-3", None)), origin="", unique_id="X"),
+        Event("events.stream.start", 0, (("gw-4", None),), visibility=(), unique_id="Y"),
+        Event("gs.status.receive", 2_000_000_000, (("gw-5", None),), visibility=("RIGHT_ALL", "RIGHT_GATEWAY_ALL")),
+    ]
+    for event in cases:
+        mine = events_pb2.Event.FromString(encode_event(event))
+        assert mine == event.to_proto()
+        assert encode_event(event) == event.to_proto().SerializeToString()  # built once: the runtime's bytes
 
 
 def test_history_is_in_stream_order_filtered_and_cut_to_the_tail() -> None:
