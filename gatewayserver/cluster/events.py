@@ -37,6 +37,7 @@ from gatewayserver.workers.events import MergedSubscription, RoutedEventBackend
 
 from . import metrics
 from .events_core import (
+    FIELD_NAME,
     FIELD_SOURCE,
     GATEWAY_KEY_PREFIX,
     PUBLISH_SCRIPT,
@@ -275,12 +276,12 @@ class RedisEventReader:
             self.position = entry_id
             if fields.get(FIELD_SOURCE) == self._source:
                 continue
+            name = fields.get(FIELD_NAME, b"").decode()
             targets: dict[int, tuple[ClusterSubscription, str]] = {}
             for gateway_id in entry_gateways(fields):
-                for sub in self._by_gateway.get(gateway_id, ()):
-                    targets.setdefault(id(sub), (sub, gateway_id))
-                for sub in self._wildcard:
-                    targets.setdefault(id(sub), (sub, gateway_id))
+                for sub in (*self._by_gateway.get(gateway_id, ()), *self._wildcard):
+                    if sub.wants_name(name):  # the names filter needs no decoding; most streams have one
+                        targets.setdefault(id(sub), (sub, gateway_id))
             if not targets:
                 continue
             event = decode_event(fields)
@@ -414,6 +415,9 @@ class ClusterSubscription(MergedSubscription):
         if not self._ready.is_set() and not self._closed:
             self._live_ids.add(event.unique_id)
         super().offer(event)
+
+    def wants_name(self, name: str) -> bool:
+        return self._matcher(name)
 
     def offer_remote(self, entry_id: StreamId, event: Event, gateway_id: str) -> None:
         """A live entry of another instance (the reader calls this only for the gateways subscribed)."""
