@@ -61,6 +61,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine: a phase measured while other work ran says so."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -240,14 +248,17 @@ def _time_ns(text: str) -> int:
 def phase(target: Instance, rate: int, seconds: float, also: Instance | None = None) -> dict[str, Any]:
     published_before = target.metric("gs_events_published_total")
     cpu_before = cpu_seconds(target.proc.pid)
+    busy_before, total_before = machine_busy()
     also_before = cpu_seconds(also.proc.pid) if also is not None else 0.0
     sender = mp.Process(target=sender_main, args=(target.udp, rate, seconds))
     sender.start()
     sender.join()
-    time.sleep(1.0)  # settle: the last batches reach Redis and the subscriber
+    time.sleep(3.0)  # settle: the last batches reach Redis and the subscriber
     cpu = cpu_seconds(target.proc.pid) - cpu_before
+    busy, total = machine_busy()
     events = target.metric("gs_events_published_total") - published_before
-    out = {"rate": rate, "events": int(events), "cpu_s": cpu, "us_per_event": cpu / max(1, events) * 1e6}
+    out = {"rate": rate, "events": int(events), "cpu_s": cpu, "us_per_event": cpu / max(1, events) * 1e6,
+           "machine_busy": (busy - busy_before) / max(1, total - total_before)}
     if also is not None:
         out["also_cpu_s"] = cpu_seconds(also.proc.pid) - also_before
     return out
@@ -282,7 +293,8 @@ def main() -> int:
         for rate in rates:
             for round_ in range(args.rounds):
                 p = phase(plain, rate, args.seconds)
-                log(f"{rate}/s plain: {p['events']} events, {p['us_per_event']:.1f} µs CPU/event")
+                log(f"{rate}/s plain: {p['events']} events, {p['us_per_event']:.1f} µs CPU/event "
+                    f"(machine {p['machine_busy']:.0%} busy)")
                 r = phase(a, rate, args.seconds, also=b)
                 parent.send("report")
                 received, delays = parent.recv()
@@ -295,11 +307,22 @@ def main() -> int:
                     f"{rate}/s Redis: {r['events']} events, {r['us_per_event']:.1f} µs CPU/event on A; "
                     f"{received} gs.up.receive on B ({received / args.seconds:.0f}/s, of ~{ups:.0f} sent), "
                     f"B {r['b_us_per_received']:.1f} µs CPU/received; delay p50 {r['delay_ms_p50']} ms "
-                    f"p99 {r['delay_ms_p99']} ms"
+                    f"p99 {r['delay_ms_p99']} ms (machine {r['machine_busy']:.0%} busy)"
                 )
                 results.append({"plain": p, "redis": r, "round": round_})
         dropped = a.metric("gs_redis_events_dropped_total")
-        print(json.dumps({"results": results, "a_redis_events_dropped": dropped}, indent=1))
+        sent = sum(r["redis"]["events"] for r in results) // 2
+        received = sum(r["redis"]["received_on_b"] for r in results)
+        for rate in rates:
+            mine = [r for r in results if r["plain"]["rate"] == rate]
+            plain_us = statistics.mean(r["plain"]["us_per_event"] for r in mine)
+            redis_us = statistics.mean(r["redis"]["us_per_event"] for r in mine)
+            log(f"{rate}/s: A's CPU per event {plain_us:.1f} µs without Redis, {redis_us:.1f} µs with "
+                f"(+{redis_us - plain_us:.1f} µs, {redis_us / plain_us - 1:+.0%})")
+        log(f"gs.up.receive: {sent} published at A in the Redis phases, {received} received on B; "
+            f"A dropped {dropped:.0f} for Redis")
+        print(json.dumps({"results": results, "a_redis_events_dropped": dropped, "sent": sent,
+                          "received": received}, indent=1))
     finally:
         if subscriber is not None:
             subscriber.kill()

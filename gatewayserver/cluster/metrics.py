@@ -23,12 +23,13 @@ EVENTS_PUBLISHED = Counter(
 EVENTS_DROPPED = Counter(
     "gs_redis_events_dropped",
     "Events of this process not written to Redis, by reason: queue_full (Redis too slow, the bounded publish queue "
-    "was full), redis_down (Redis known unreachable), write_failed (the write of their batch failed)",
+    "was full), redis_down (Redis known unreachable), write_failed (the write of their batch failed), "
+    "too_large (a name or gateway list too long to share)",
     ["reason"],
 )
 EVENTS_RECEIVED = Counter(
     "gs_redis_events_received",
-    "Events of other instances read from the shared Redis event stream while this process had subscribers",
+    "Events of other instances read from the shared Redis event stream and handed to this process's subscribers",
 )
 EVENTS_INVALID = Counter(
     "gs_redis_events_invalid",
