@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 #: How long the publisher gathers events before a write: a few ms of latency for far fewer round trips.
-FLUSH_INTERVAL = 0.002
+FLUSH_INTERVAL = 0.005
 #: Events per script call.
 MAX_BATCH = 256
 #: Events waiting for Redis at most; beyond, new events are dropped (counted `queue_full`).
