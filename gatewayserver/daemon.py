@@ -77,6 +77,8 @@ class Daemon:
     redis: RedisLink | None = None
     #: Gateway ownership and cross-instance calls (`gatewayserver.cluster.node`), with `redis_url` only.
     cluster: Any = None
+    #: With `redis_url`: the event backend of the APIs, every instance's events (gatewayserver.cluster.events).
+    shared_events: Any = None
 
     @property
     def udp_addresses(self) -> list[tuple[str, int]]:
@@ -152,6 +154,8 @@ class Daemon:
             await self.group.stop()
         if self.cluster is not None:  # after close_all: the gateways' records are given back
             await self.cluster.stop()
+        if self.shared_events is not None:
+            await self.shared_events.aclose()
         if self.redis is not None:
             await self.redis.close()
         self.bus.close()
@@ -249,6 +253,8 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
             group = WorkerGroup(worker, server, bus)
             await group.start()
             daemon.group = group
+        if daemon.redis is not None:
+            daemon.shared_events = _shared_events(daemon)
         daemon.apis = await _start_apis(daemon, shared_ports=worker is not None)
     except BaseException:
         # Undo what started, so a failed start leaves one error line, not teardown noise from orphaned parts.
@@ -256,6 +262,8 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
             frontend.close()
         if group is not None:
             await group.stop()
+        if daemon is not None and daemon.shared_events is not None:
+            await daemon.shared_events.aclose()
         if daemon is not None and daemon.redis is not None:
             await daemon.redis.close()
         await upstream.close(0)
@@ -290,6 +298,25 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _shared_events(daemon: Daemon) -> Any:
+    """Every instance's events through Redis (`redis_url`), over the bus or, with `--workers`, the worker's view."""
+    from .cluster.events import ClusterEventBackend
+
+    config = daemon.config
+    assert daemon.redis is not None
+    events = ClusterEventBackend(
+        daemon.group.events if daemon.group is not None else daemon.bus,
+        daemon.redis,
+        config.redis_url,
+        instance_id(config),
+        history_size=config.events_history_size,
+        history_per_gateway=config.events_history_per_gateway,
+        history_age_ns=int(config.events_history_age * _NS),
+    )
+    events.start()
+    return events
 
 
 def _api_port(api: Any, name: str) -> str:
@@ -334,9 +361,12 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
             config, daemon.redis, daemon.server, gateway_server, worker=daemon.worker.index if daemon.worker else 0
         )
         gateway_server = daemon.cluster.gateway_server
+    events = group.events if group is not None else daemon.bus
+    if daemon.shared_events is not None:  # redis_url: every instance's events
+        events = daemon.shared_events
     api = ApiServers(
         gateway_server,
-        group.events if group is not None else daemon.bus,
+        events,
         KeyStore(config.keys_file or None),
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],

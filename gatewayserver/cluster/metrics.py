@@ -49,3 +49,25 @@ OWNERSHIP_FLUSHES = Counter(
     "Batched, pipelined writes of ownership records and connection stats to Redis, by result (`ok`, `failed`)",
     ["result"],
 )
+
+# --- events through Redis (events.py) -----------------------------------------------------------------------------
+
+EVENTS_PUBLISHED = Counter(
+    "gs_redis_events_published",
+    "Events this process wrote to the shared Redis event stream",
+)
+EVENTS_DROPPED = Counter(
+    "gs_redis_events_dropped",
+    "Events of this process not written to Redis, by reason: queue_full (Redis too slow, the bounded publish queue "
+    "was full), redis_down (Redis known unreachable), write_failed (the write of their batch failed), "
+    "too_large (a name or gateway list too long to share)",
+    ["reason"],
+)
+EVENTS_RECEIVED = Counter(
+    "gs_redis_events_received",
+    "Events of other instances read from the shared Redis event stream and handed to this process's subscribers",
+)
+EVENTS_INVALID = Counter(
+    "gs_redis_events_invalid",
+    "Entries of the shared Redis event stream that could not be decoded (skipped)",
+)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -153,6 +153,9 @@ class RoutedEventBackend(EventBackend):
     def __init__(self, local: EventBus, peers: Peers) -> None:
         self.local = local
         self.peers = peers
+        #: Builds the merged subscriptions: (gateway_ids, names, buffer, rights, tail, after_ns, now_ns). With
+        #: Redis (`gatewayserver.cluster.events`) they also take the other instances' events.
+        self.subscription_factory: Callable[..., MergedSubscription] | None = None
 
     def publish(self, event: Event) -> None:
         self.local.publish(event)
@@ -181,7 +184,11 @@ class RoutedEventBackend(EventBackend):
                 "buffer": buffer,
             }
         )
-        sub = MergedSubscription(gateway_ids, names, buffer, rights, tail)
+        factory = self.subscription_factory
+        if factory is not None:
+            sub = factory(gateway_ids, names, buffer, rights, tail, after_ns, now_ns)
+        else:
+            sub = MergedSubscription(gateway_ids, names, buffer, rights, tail)
         history: list[Event] = []
         if tail > 0 or after_ns is not None:
             history = self.local.history(sub, tail=tail, after_ns=after_ns, now_ns=now_ns)
