@@ -95,6 +95,8 @@ def test_instances_build_this_repository_and_share_their_secrets(compose: dict[s
             assert variable not in ("GS_CLUSTER_KEY", "GS_UPLINK_TOKEN_KEY", "GS_REDIS_URL"), \
                 f"{name}: {variable} is a secret: cluster.env, not compose.yml"
         assert service["healthcheck"]["test"][1:3] == ["gatewayserver", "healthcheck"]
+        assert service["environment"]["GS_NEW_GATEWAYS_PER_SOURCE"] == "0", \
+            "every gateway comes from nginx's address: a per-source budget would throttle a failover"
 
 
 def _instance_flags(service: dict[str, Any]) -> list[str]:
