@@ -7,7 +7,8 @@
   Prometheus configuration passes `promtool check config`;
 - the real thing on loopback: nginx with this nginx.conf in front of two `gatewayserver run --redis-url` processes
   and a redis-server; a gateway's datagrams through it are acknowledged and its uplinks reach a stand-in Network
-  Server; killing the instance its address is hashed to moves it to the other one.
+  Server; killing the instance its address is hashed to moves it to the other one; with Redis then stopped the
+  survivor still serves it and the compose health check still passes.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def test_instances_build_this_repository_and_share_their_secrets(compose: dict[s
         assert service["healthcheck"]["test"][1:3] == ["gatewayserver", "healthcheck"]
         assert service["environment"]["GS_NEW_GATEWAYS_PER_SOURCE"] == "0", \
             "every gateway comes from nginx's address: a per-source budget would throttle a failover"
+
+
+def _compose_healthcheck() -> list[str]:
+    """The instances' health check command in compose.yml, after "CMD"."""
+    test = yaml.safe_load(COMPOSE.read_text())["services"][INSTANCES[0]]["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1] == "gatewayserver", test
+    return list(test[1:])
 
 
 def _instance_flags(service: dict[str, Any]) -> list[str]:
@@ -322,7 +330,7 @@ def loopback_cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 process.wait(10)
 
         stack.append(stop_nginx)
-        yield {"instances": instances, "ns": ns.ns, "lb": ("127.0.0.1", lb_udp), "nginx": process,
+        yield {"instances": instances, "ns": ns.ns, "lb": ("127.0.0.1", lb_udp), "nginx": process, "redis": redis,
                "error_log": tmp_path / "error.log"}
     finally:
         for undo in reversed(stack):
@@ -442,5 +450,22 @@ def test_a_gateway_through_the_load_balancer_moves_when_its_instance_dies(loopba
         _pull_until_acked(gateway, timeout=30)  # and the gateway's downlink path now ends at the survivor
         print(f"gateway moved from {owners[0]} to {other}; nginx: "
               f"{[line for line in loopback_cluster['error_log'].read_text().splitlines() if 'upstream' in line][:3]}")
+
+        # Redis goes away: the survivor keeps serving the gateway, and the compose health check (/healthz) keeps
+        # passing, so the container is not restarted for a Redis outage; /readyz is 200 and says "degraded".
+        survivor = instances[other]
+        loopback_cluster["redis"].stop()
+        wait_until(lambda: _metric(survivor, "gs_redis_up ") == 0, timeout=30, what="gs_redis_up 0")
+        fcnt = _push_until_acked(gateway, fcnt, timeout=30)
+        _uplink_with_fcnt(ns, fcnt)
+        with urllib.request.urlopen(survivor.http + "/readyz", timeout=10) as response:
+            ready = json.loads(response.read())
+        assert response.status == 200 and ready["degraded"][0]["part"] == "redis", ready
+        argv = _compose_healthcheck()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("GS_")}
+        env["GS_HTTP_LISTEN"] = f"127.0.0.1:{survivor.http_port}"
+        check = subprocess.run([sys.executable, "-m", "gatewayserver", *argv[1:]], env=env, capture_output=True,
+                               text=True, timeout=60)
+        assert check.returncode == 0, check.stderr
     finally:
         gateway.close()
