@@ -24,10 +24,15 @@ and a result measured while something else used the cores says so in the output.
     .venv/bin/python benchmarks/uplink.py --quick    # shorter steps, 2,000 idle gateways
     .venv/bin/python benchmarks/uplink.py --json     # machine-readable result on stdout
     .venv/bin/python benchmarks/uplink.py --workers 1,2 --phases rate   # the rate search per worker count
+    .venv/bin/python benchmarks/uplink.py --redis --phases rate    # CPU per uplink without and with --redis-url
 
 With ``--workers 1,2`` the rate search runs once per worker count in the same run. One worker is pinned to the
 daemon's core as usual; N > 1 workers may use the first N cores (the stand-in and the simulator share them on a
 small machine). Daemon CPU is summed over the supervisor and every worker process.
+
+With ``--redis`` the rate search is replaced by a comparison at one fixed rate (``--redis-rate``): two daemons
+identical but for ``--redis-url`` (a redis-server started here, on the auxiliary core), measured in alternating
+steps; the report gives the daemon's CPU per uplink for each and the growth (issue 13's goal: at most +15 %).
 """
 
 from __future__ import annotations
@@ -252,7 +257,8 @@ class Daemon:
             "--keys-file", str(self.keys_path),
             "--log-level", "warning",
             *(["--workers", str(workers)] if workers > 1 else []),
-            *extra,
+            # "{grpc_port}" in an extra argument: this daemon's gRPC port (e.g. its cluster advertise address).
+            *(arg.replace("{grpc_port}", str(self.grpc_port)) for arg in extra),
         ]
         preexec = pinned(cpu) if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
@@ -468,10 +474,11 @@ STEP_HEADER = ("    rate     sent    count  at NS     loss  read→NS ms      se
 
 
 async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, gateways: int, eui_base: int,
-                   settle: float, protocol: str = "udp") -> Step:
+                   settle: float, protocol: str = "udp", also: dict[str, int] | None = None) -> Step:
+    """One step at `rate`; `also` names more processes whose CPU is reported apart from "other" (redis-server)."""
     quiesce(ns)
     ns.reset()
-    meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, "simulator": os.getpid()},
+    meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, "simulator": os.getpid(), **(also or {})},
                      trees=("daemon",))
     meter.start()
     port = daemon.grpc_port if protocol == "grpc" else daemon.udp_port
@@ -485,6 +492,7 @@ async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, g
     await asyncio.sleep(settle)
     step = Step(rate=rate)
     step.cpu = meter.stop()
+    step.cpu["wall_seconds"] = round(meter.wall, 3)
     stats = ns.stats(reset=True)
     # Count only what this step sent (by the send stamp): a late tail of an earlier phase must not fill the gap.
     first_ms = summary["send_start_unix_ns"] / 1e6 - 1.0
@@ -670,6 +678,89 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
     return runs
 
 
+# --- with and without Redis -----------------------------------------------------------------------------------
+
+REDIS_GOAL_PERCENT = 15.0  # issue 13: the daemon's CPU per uplink with --redis-url at most 15 % above without
+
+
+async def compare_redis(ns: StandinNs, args: argparse.Namespace) -> dict[str, Any]:
+    """The daemon's CPU per uplink without and with `--redis-url`, at one fixed rate, in the same run.
+
+    Two daemons run side by side on the daemon's core, identical but for `--redis-url` (both get the cluster key,
+    the uplink token key and an advertise address); a real redis-server runs on the auxiliary core. Steps alternate
+    A B B A A B ... so that a slow drift of the machine weighs on both alike; only the daemon under load is
+    counted ("daemon"), the idle one and Redis are reported apart. A step during which other processes used more
+    than CONTENDED_CORES is measured again (bounded).
+    """
+    from redis_server import RedisServer
+
+    redis = RedisServer(args.aux_cpu).start()
+    cluster_key, token_key = os.urandom(32).hex(), os.urandom(32).hex()
+    common = [*args.daemon_arg, "--cluster-key", cluster_key, "--uplink-token-key", token_key]
+    daemons: dict[str, Daemon] = {}
+    try:
+        daemons["without"] = Daemon(ns.grpc_port, args.daemon_cpu, common)
+        daemons["with"] = Daemon(ns.grpc_port, args.daemon_cpu, [
+            *common, "--redis-url", redis.url, "--instance-id", "bench-redis",
+            "--cluster-advertise-address", "127.0.0.1:{grpc_port}",
+        ])
+        for daemon in daemons.values():
+            await daemon.wait_ready()
+        if daemons["with"].metric("gs_redis_up") != 1.0:
+            raise SystemExit(f"benchmark: the daemon with --redis-url does not reach Redis; log: "
+                             f"{daemons['with'].log_path}")
+        rate = args.redis_rate
+        seconds = args.step_seconds * 2
+        log(f"CPU per uplink without and with --redis-url at {rate:.0f} uplinks/s, {args.redis_rounds} rounds of "
+            f"{seconds:.0f} s each\n" + STEP_HEADER)
+        order = [("without", "with") if n % 2 == 0 else ("with", "without") for n in range(args.redis_rounds)]
+        steps: dict[str, list[Step]] = {"without": [], "with": []}
+        eui = 0x0016C00400000000
+        for pair in order:
+            for name in pair:
+                step = None
+                for _attempt in range(3):
+                    eui += 0x10000
+                    await asyncio.sleep(1.0)
+                    before_phase(args)
+                    step = await run_step(daemons[name], ns, rate, seconds, args.gateways, eui, args.settle,
+                                          also={"redis": redis.proc.pid} if redis.proc else None)
+                    print(f"{step.row()}  ({name} Redis; redis-server {step.cpu.get('redis_cores', 0):.2f} cores)",
+                          file=sys.stderr, flush=True)
+                    if not step.contended:
+                        break
+                assert step is not None
+                steps[name].append(step)
+        result: dict[str, Any] = {"rate": rate, "seconds": seconds, "rounds": args.redis_rounds}
+        for name, taken in steps.items():
+            # Per uplink delivered to the stand-in: the daemon's CPU seconds over the step, over what arrived.
+            counted = [st for st in taken if st.ok] or taken
+            per_uplink = [st.cpu.get("daemon_cores", 0.0) * st.cpu.get("wall_seconds", 0.0) / st.received * 1e6
+                          for st in counted if st.received]
+            result[name] = {
+                "cpu_per_uplink_us": round(sum(per_uplink) / len(per_uplink), 1) if per_uplink else None,
+                "cpu_per_uplink_us_each": [round(v, 1) for v in per_uplink],
+                "steps_ok": sum(1 for st in taken if st.ok),
+                "steps": [st.__dict__ | {"ok": st.ok} for st in taken],
+            }
+        result["redis_cores"] = round(sum(st.cpu.get("redis_cores", 0.0) for st in steps["with"])
+                                      / max(1, len(steps["with"])), 3)
+        base, cluster = result["without"]["cpu_per_uplink_us"], result["with"]["cpu_per_uplink_us"]
+        result["growth_percent"] = round(100 * (cluster / base - 1), 1) if base and cluster else None
+        result["redis_up_at_end"] = daemons["with"].metric("gs_redis_up")
+        result["redis_errors"] = daemons["with"].metric("gs_redis_errors_total")
+        for name, daemon in daemons.items():
+            result[name]["forwarded"] = daemon.metric("gs_uplinks_forwarded_total")
+            result[name]["dropped"] = daemon.metric("gs_uplinks_dropped_total")
+        log(f"CPU per uplink: {base} µs without Redis, {cluster} µs with ({result['growth_percent']:+} %; goal at "
+            f"most +{REDIS_GOAL_PERCENT:.0f} %)" if result["growth_percent"] is not None else "no figure")
+        return result
+    finally:
+        for daemon in daemons.values():
+            daemon.close()
+        redis.close()
+
+
 # --- main -----------------------------------------------------------------------------------------------------
 
 
@@ -707,6 +798,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
         if args.workers and "rate" in args.phases:
             result["workers"] = await compare_workers(ns, args, cpus, ceiling)
+            args.phases = args.phases - {"rate"}
+
+        if args.redis and "rate" in args.phases:
+            result["redis"] = await compare_redis(ns, args)
             args.phases = args.phases - {"rate"}
 
         steps: list[Step] = []
@@ -830,6 +925,22 @@ def report(r: dict[str, Any]) -> str:
             growth = f"{100 * (cpu / base['daemon_cpu_per_uplink_us'] - 1):+.0f} %" if cpu else "-"
             lines.append(f"  {run['workers']} vs {base['workers']} workers: rate "
                          f"×{run['sustained_rate'] / base['sustained_rate']:.2f}, CPU per uplink {growth}")
+    redis = r.get("redis")
+    if redis:
+        lines.append(f"  daemon CPU per uplink at {redis['rate']:.0f} uplinks/s ({redis['rounds']} steps of "
+                     f"{redis['seconds']:.0f} s each, alternating): without Redis "
+                     f"{redis['without']['cpu_per_uplink_us']} µs {redis['without']['cpu_per_uplink_us_each']}, "
+                     f"with --redis-url {redis['with']['cpu_per_uplink_us']} µs "
+                     f"{redis['with']['cpu_per_uplink_us_each']}")
+        growth = redis["growth_percent"]
+        verdict = "-" if growth is None else ("met" if growth <= REDIS_GOAL_PERCENT else "NOT met")
+        lines.append(f"  with Redis: {growth:+} % CPU per uplink (goal at most +{REDIS_GOAL_PERCENT:.0f} %: "
+                     f"{verdict}); redis-server used {redis['redis_cores']} cores; gs_redis_up at the end "
+                     f"{redis['redis_up_at_end']}, Redis errors {redis['redis_errors']}"
+                     if growth is not None else "  with Redis: no figure (no step held)")
+        for name in ("without", "with"):
+            for s in redis[name]["steps"]:
+                lines.append(f"  {name:>7} " + Step(**{k: v for k, v in s.items() if k != "ok"}).row())
     idle = r.get("idle")
     if idle:
         lines.append(f"  memory per idle connected gateway: {idle['bytes_per_gateway'] / 1024:.1f} KiB "
@@ -889,6 +1000,11 @@ def main() -> int:
                    help="frontends of the rate search: udp, grpc (GtwGs.LinkGateway) or both")
     p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[],
                    help="run the rate search once per worker count, e.g. 1,2 (gatewayserver run --workers N)")
+    p.add_argument("--redis", action="store_true",
+                   help="instead of the rate search: daemon CPU per uplink without and with --redis-url (a "
+                        "redis-server of its own) at --redis-rate, alternating, in the same run")
+    p.add_argument("--redis-rate", type=float, default=2000.0, help="uplinks/s of the --redis steps")
+    p.add_argument("--redis-rounds", type=int, default=3, help="steps per configuration with --redis")
     args = p.parse_args()
     if args.quick:
         args.ceiling_seconds = 3.0

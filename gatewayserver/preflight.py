@@ -38,6 +38,7 @@ def check(config: Config) -> Checked:
     if config.keys_file and os.path.isdir(config.keys_file):
         # A missing keys file is fine (created later, picked up without a restart); a directory never becomes one.
         raise ConfigError(f"keys_file: {config.keys_file}: is a directory; give the path of a file in it")
+    check_uplink_token_key(config.uplink_token_key)
     if config.workers > 1:
         check_workers(config.workers)
     if config.redis_url:
@@ -64,6 +65,17 @@ def check_cluster(config: Config) -> None:
         raise ConfigError(
             "cluster_advertise_address: needed with redis_url when grpc_listen is a wildcard address (0.0.0.0, ::) "
             "or port 0: set the HOST:PORT at which the other instances reach this instance's gRPC port"
+        )
+
+
+def check_uplink_token_key(key_hex: str) -> None:
+    """A key the token HMAC would refuse must stop `run` here, in one line, not as a traceback at start-up."""
+    from .tokens import _MIN_KEY
+
+    if key_hex and len(key_hex) < 2 * _MIN_KEY:
+        raise ConfigError(
+            f"uplink_token_key: {len(key_hex) // 2} bytes is too short: at least {_MIN_KEY} bytes "
+            f"({2 * _MIN_KEY} hex digits); make one with `openssl rand -hex 32`"
         )
 
 

@@ -4,7 +4,7 @@ Each worker keeps its own prometheus_client registry (they are separate processe
 fetches every peer's exposition over the internal API and merges the samples: counters, histograms and most gauges
 are summed over workers (so `gs_uplinks_received_total` counts every worker's uplinks and `gs_gateways_connected`
 every gateway); gauges that are a maximum or a health flag keep their meaning (`gs_sub_band_utilization_ratio`
-takes the max, `gs_upstream_up` the min: 0 while any worker's Network Server calls fail); per-process metrics
+takes the max, `gs_upstream_up` and `gs_redis_up` the min: 0 while any worker's calls fail); per-process metrics
 (`process_*`, `python_*`) get a `worker` label instead. `gs_worker_up{worker}` says which workers answered; one
 that did not is 0 and the scrape still succeeds.
 """
@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 #: Gauges merged by taking the largest value over workers (each is already a maximum within a worker).
 MAX_GAUGES = frozenset({"gs_sub_band_utilization_ratio"})
 #: Gauges merged by the smallest value: health flags, 0 while any worker sees the failure.
-MIN_GAUGES = frozenset({"gs_upstream_up"})
+MIN_GAUGES = frozenset({"gs_upstream_up", "gs_redis_up"})
 #: Families that describe one process; they are kept apart with a `worker` label instead of merged.
 PER_PROCESS_PREFIXES = ("process_", "python_")
 

@@ -17,7 +17,14 @@ import subprocess
 import sys
 
 import yaml
-from deploy_support import DEPLOY, REPO, daemon, exported_metric_names, promql_metric_names  # noqa: F401
+from deploy_support import (  # noqa: F401
+    DEPLOY,
+    REPO,
+    daemon,
+    exported_metric_names,
+    promql_metric_names,
+    start_daemon,
+)
 
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "gatewayserver.json"
 RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
@@ -121,9 +128,31 @@ def test_every_metric_used_is_declared_by_the_package() -> None:
     assert not missing, f"used but not declared in any gatewayserver metrics module: {missing}"
 
 
+def _only_with_redis(name: str) -> bool:
+    """Metrics of the Redis link: exported only by an instance with `redis_url` (docs/design.md)."""
+    return name.startswith("gs_redis_")
+
+
 def test_every_metric_used_is_in_live_metrics(daemon) -> None:  # noqa: F811
     exposition = daemon.metrics_text()
     exported = exported_metric_names(exposition)
     missing = {name: sorted(where) for name, where in used_names().items()
-               if name not in exported | FROM_PROMETHEUS}
+               if name not in exported | FROM_PROMETHEUS and not _only_with_redis(name)}
     assert not missing, f"queried but absent from the daemon's /metrics: {missing}"
+
+
+def test_redis_metrics_used_are_in_live_metrics_of_an_instance_with_redis(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The rules and the dashboard's Redis queries against a real `run --redis-url` and a real redis-server."""
+    from redis_support import RedisServer
+
+    used = {name: sorted(where) for name, where in used_names().items() if _only_with_redis(name)}
+    assert {"gs_redis_up"} <= set(used), "GatewayServerRedisDown and the Redis panel query gs_redis_up"
+    with RedisServer() as redis:
+        instance = start_daemon(tmp_path, extra=["--redis-url", redis.url, "--cluster-key", "ab" * 16,
+                                                 "--uplink-token-key", "cd" * 16, "--instance-id", "metrics"])
+        try:
+            exported = exported_metric_names(instance.metrics_text())
+        finally:
+            instance.stop()
+    missing = {name: where for name, where in used.items() if name not in exported}
+    assert not missing, f"queried but absent from /metrics of an instance with redis_url: {missing}"

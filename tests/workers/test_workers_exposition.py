@@ -57,3 +57,16 @@ def test_one_worker_merges_to_its_own_values() -> None:
         if key[0].startswith("process_"):
             key = (key[0], (("worker", "0"),))
         assert merged[key] == value
+
+
+def test_redis_up_is_the_least_of_the_workers() -> None:
+    """A health flag like gs_upstream_up: the GatewayServerRedisDown alert (== 0) must see one worker's outage, and
+    "all up" must read 1 whatever the worker count, not N."""
+
+    def worker(up: float) -> str:
+        registry = CollectorRegistry()
+        Gauge("gs_redis_up", "Redis up", registry=registry).set(up)
+        return generate_latest(registry).decode()
+
+    assert samples(merge_expositions([worker(1), worker(0)]))[("gs_redis_up", ())] == 0
+    assert samples(merge_expositions([worker(1), worker(1), worker(1)]))[("gs_redis_up", ())] == 1
