@@ -19,6 +19,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gatewayserver.config import redact_url
 
@@ -92,8 +93,10 @@ class RedisLink:
 
     def failed(self, operation: str, exc: BaseException) -> None:
         metrics.REDIS_ERRORS.labels(operation).inc()
-        transition = self.health.failed(time.time_ns(), describe(exc))
-        metrics.REDIS_UP.set(0)
+        soft = isinstance(exc, TimeoutError | RedisTimeoutError)
+        transition = self.health.failed(time.time_ns(), describe(exc), soft=soft)
+        if self.health.up is False:
+            metrics.REDIS_UP.set(0)
         if transition is not None:
             log.error(
                 "Redis unreachable: this instance keeps serving its own gateways; events, connection stats and "

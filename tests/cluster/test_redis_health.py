@@ -30,6 +30,21 @@ def test_one_failure_is_down_then_one_success_is_back_with_the_outage_length() -
     assert health.report() is None
 
 
+def test_timeouts_need_three_in_a_row() -> None:
+    """A saturated instance reads Redis' replies late: isolated timeouts must not flap the state."""
+    health = RedisHealth()
+    health.succeeded(0)
+    for round_start in range(0, 9, 3):  # timeout, timeout, success: never three in a row
+        assert health.failed((round_start + 1) * S, "TimeoutError", soft=True) is None
+        assert health.failed((round_start + 2) * S, "TimeoutError", soft=True) is None
+        assert health.succeeded((round_start + 3) * S) is None
+    assert health.up is True
+    assert health.failed(20 * S, "TimeoutError", soft=True) is None
+    assert health.failed(21 * S, "TimeoutError", soft=True) is None
+    down = health.failed(22 * S, "TimeoutError", soft=True)
+    assert down is not None and not down.up and health.up is False
+
+
 def test_down_at_start_is_one_transition() -> None:
     health = RedisHealth()
     assert health.failed(0, "refused") is not None
