@@ -35,6 +35,7 @@ from gatewayserver.events.definitions import NameMatcher, match_all
 from gatewayserver.events.event import Event
 from gatewayserver.workers.events import MergedSubscription, RoutedEventBackend
 
+from .tasks import stop_task
 from . import metrics
 from .events_core import (
     FIELD_NAME,
@@ -177,8 +178,7 @@ class RedisEventPublisher:
     async def close(self, timeout: float = 1.0) -> None:
         """Stop, after one last bounded attempt to write what is queued (the disconnect events at shutdown)."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_task(self._task)
             self._task = None
         try:
             async with asyncio.timeout(timeout):
@@ -249,7 +249,10 @@ class RedisEventReader:
         await self._started.wait()
 
     async def _run(self) -> None:
-        while True:
+        # A reader stopped for want of subscribers may have swallowed its cancellation (see tasks.py): it must
+        # never deliver beside its successor, so each turn checks that it is still the reader.
+        me = asyncio.current_task()
+        while self._task is me:
             try:
                 if self.position is None:
                     last = await self.client.xrevrange(STREAM_KEY, count=1)
@@ -265,6 +268,8 @@ class RedisEventReader:
                 await asyncio.sleep(RETRY_INTERVAL)
                 continue
             self.link.succeeded()
+            if self._task is not me:
+                return
             for _stream, entries in reply or ():
                 self.deliver(entries)
 
@@ -294,8 +299,7 @@ class RedisEventReader:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await stop_task(self._task)
             self._task = None
         try:
             await self.client.aclose()

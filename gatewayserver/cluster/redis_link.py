@@ -25,6 +25,7 @@ from gatewayserver.config import redact_url
 
 from . import metrics
 from .health import RedisHealth
+from .tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,8 @@ class RedisLink:
         return report
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        await stop_task(self._watcher)
+        self._watcher = None
         try:
             await self.client.aclose()
         except Exception:  # closing a connection to a server that is gone: nothing left to do

@@ -214,8 +214,11 @@ def test_streams_on_b_and_c_show_a_gateway_of_a_live_with_history_once_across_mo
         wait(lambda: len(uplinks(tail, G)) == 30, "the tail on C")
         assert fcnts(tail) == list(range(30))
         assert_once(tail)
-        on_b_history = [e["unique_id"] for e in on_b.gateway_events(G)]
-        assert [e["unique_id"] for e in tail.gateway_events(G)][-30:] == on_b_history[-30:]
+        # The same events as B saw live (its stream was open before the gateway's first event). Not in the same
+        # order around a move: B has its own events from its bus at once and the others' through Redis, so its
+        # disconnect and C's connect may interleave differently from the Redis history (documented).
+        on_b_history = {e["unique_id"] for e in on_b.gateway_events(G)}
+        assert {e["unique_id"] for e in tail.gateway_events(G)} == on_b_history
 
         # tail=5 over all instances, and after = the time of the 15th uplink: the same events from B's gRPC API.
         last5 = GrpcStream(b, [G], tail=5)

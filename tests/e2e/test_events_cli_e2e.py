@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,8 +152,28 @@ def test_tail_replays_history_once(daemon: DaemonProcess) -> None:
     assert len({e["unique_id"] for e in [*replayed, live]}) == 3
 
 
+def _wait_key_loaded(daemon: DaemonProcess, key: str, timeout: float = 30.0) -> None:
+    """The daemon re-reads the keys file when it changes; on a loaded machine a key added a moment ago may not be
+    known yet, and the CLI would (rightly) report 401 instead of the 403 under test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(
+            daemon.http + "/api/v3/gs/gateways/" + GATEWAY_ID + "/connection/stats",
+            headers={"Authorization": "Bearer " + key},
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401:
+                return
+        assert time.monotonic() < deadline, "the daemon never loaded the new key"
+        time.sleep(0.1)
+
+
 def test_bad_key_is_one_clear_line(daemon: DaemonProcess, tmp_path: Path) -> None:
     no_rights, _ = create_key(daemon.keys_file, "user", ["RIGHT_USER_INFO"])
+    _wait_key_loaded(daemon, no_rights)
     for key, status in ((daemon.admin_key[:-4] + "AAAA", "401"), (no_rights, "403")):
         result = subprocess.run(
             [sys.executable, "-m", "gatewayserver", "events", "subscribe", "--gateway-id", GATEWAY_ID,
