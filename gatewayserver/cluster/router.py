@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gatewayserver.api.core import resolve
-from gatewayserver.downlink import errors as derr
-from gatewayserver.errors import DATA_LOSS, GsError
+from gatewayserver.downlink.path_runs import path_errors_of, runs_of, schedule_runs
+from gatewayserver.errors import GsError
 from gatewayserver.tokens import peek_gateway
 from gatewayserver.ttnpb import error_pb2, gateway_pb2, gatewayserver_pb2, lorawan_pb2, messages_pb2
 
@@ -133,13 +133,9 @@ class ClusterGatewayServer:
             owners = await self.owners(gateway_ids)
         except RedisDown as exc:
             return await self._schedule_without_redis(message, gateway_ids, exc.reason)
-        runs: list[tuple[str | None, list[lorawan_pb2.DownlinkPath]]] = []
-        for path, gateway_id in zip(paths, gateway_ids, strict=True):
-            where = self._elsewhere(owners.get(gateway_id))
-            if runs and runs[-1][0] == where:
-                runs[-1][1].append(path)
-            else:
-                runs.append((where, [path]))
+        runs = runs_of(
+            (self._elsewhere(owners.get(gateway_id)), path) for path, gateway_id in zip(paths, gateway_ids, strict=True)
+        )
         if len(runs) > MAX_RUNS:
             # A path list alternating between owners (no Network Server sends one): one call per instance, in
             # the order each first appears, so one request costs at most one forward per instance.
@@ -149,21 +145,7 @@ class ClusterGatewayServer:
             runs = list(merged.items())
         if len(runs) <= 1:
             return await self._schedule_on(runs[0][0] if runs else None, message)
-        path_errors: list[Any] = []
-        token_errors_only = True
-        for where, run in runs:
-            part = messages_pb2.DownlinkMessage()
-            part.CopyFrom(message)
-            del part.request.downlink_paths[:]
-            part.request.downlink_paths.extend(run)
-            try:
-                return await self._schedule_on(where, part)
-            except GsError as exc:
-                token_errors_only &= exc.name == "uplink_token"
-                path_errors.extend(_path_errors(exc))
-        if token_errors_only:
-            raise derr.schedule(path_errors, code=DATA_LOSS, name="uplink_token")
-        raise derr.schedule(path_errors)
+        return await schedule_runs(message, runs, self._schedule_on)
 
     async def _schedule_on(
         self, instance: str | None, message: messages_pb2.DownlinkMessage
@@ -296,13 +278,6 @@ class ClusterGatewayServer:
         return getattr(self.inner, name)
 
 
-def _path_errors(exc: GsError) -> list[Any]:
-    """The per-path errors a failed schedule carries, or the error itself as one (an instance that did not answer)."""
-    for item in exc.details:
-        if isinstance(item, gatewayserver_pb2.ScheduleDownlinkErrorDetails):
-            return list(item.path_errors)
-    return [derr.details_of(exc)]
-
 
 def _innermost_name(details: error_pb2.ErrorDetails) -> str:
     depth = 0
@@ -316,7 +291,7 @@ def _only_not_connected(exc: GsError) -> bool:
     """Did every path fail only because its gateway is not connected here?"""
     if exc.name == "not_connected":
         return True
-    errors = _path_errors(exc)
+    errors = path_errors_of(exc)
     return bool(errors) and all(_innermost_name(e) == "not_connected" for e in errors) and exc.name == "schedule"
 
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gatewayserver.downlink import errors as derr
-from gatewayserver.errors import DATA_LOSS, GsError
+from gatewayserver.downlink.path_runs import runs_of, schedule_runs
+from gatewayserver.errors import GsError
 from gatewayserver.tokens import peek_gateway
 from gatewayserver.ttnpb import gateway_pb2, gatewayserver_pb2, lorawan_pb2, messages_pb2
 
@@ -155,32 +155,11 @@ class RoutedGatewayServer:
         is one local call or one forward), and the first run that books a window wins."""
         if message.WhichOneof("settings") != "request":
             return await self.local.schedule_downlink(message)
-        paths = list(message.request.downlink_paths)
-        runs: list[tuple[int, list[lorawan_pb2.DownlinkPath]]] = []
-        for path in paths:
-            owner = self.owner_of_path(path)
-            if runs and runs[-1][0] == owner:
-                runs[-1][1].append(path)
-            else:
-                runs.append((owner, [path]))
+        runs = runs_of((self.owner_of_path(path), path) for path in message.request.downlink_paths)
         if len(runs) <= 1:
             owner = runs[0][0] if runs else self.spec.index
             return await self._schedule_on(owner, message)
-        path_errors: list[Any] = []
-        token_errors_only = True
-        for owner, run in runs:
-            part = messages_pb2.DownlinkMessage()
-            part.CopyFrom(message)
-            del part.request.downlink_paths[:]
-            part.request.downlink_paths.extend(run)
-            try:
-                return await self._schedule_on(owner, part)
-            except GsError as exc:
-                token_errors_only &= exc.name == "uplink_token"
-                path_errors.extend(_path_errors(exc))
-        if token_errors_only:
-            raise derr.schedule(path_errors, code=DATA_LOSS, name="uplink_token")
-        raise derr.schedule(path_errors)
+        return await schedule_runs(message, runs, self._schedule_on)
 
     async def _schedule_on(
         self, owner: int, message: messages_pb2.DownlinkMessage
@@ -206,13 +185,6 @@ class RoutedGatewayServer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.local, name)
 
-
-def _path_errors(exc: GsError) -> list[Any]:
-    """The per-path errors a failed schedule carries, or the error itself as one (a worker that did not answer)."""
-    for item in exc.details:
-        if isinstance(item, gatewayserver_pb2.ScheduleDownlinkErrorDetails):
-            return list(item.path_errors)
-    return [derr.details_of(exc)]
 
 
 __all__ = ["RoutedGatewayServer", "eui_of_id"]
