@@ -65,8 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 #: How long the publisher gathers events before a write: redis-py's cost per call is fixed, so fewer, larger
-#: calls (25 ms: +18 % CPU per uplink at 1,000/s against +29 % with 5 ms; docs/design.md "Events across instances").
-FLUSH_INTERVAL = 0.025
+#: calls (50 ms: +11-14 % CPU per uplink at 1,000/s, 25 ms +18 %, 5 ms +29 %; docs/design.md "Events across instances").
+FLUSH_INTERVAL = 0.05
 #: Events per script call.
 MAX_BATCH = 256
 #: Events waiting for Redis at most; beyond, new events are dropped (counted `queue_full`).
