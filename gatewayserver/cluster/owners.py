@@ -119,6 +119,7 @@ class OwnershipSync:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._next_heartbeat = 0.0
+        self._outages_seen = link.outages
         self._resync = False
         self._stopping = False
 
@@ -187,6 +188,11 @@ class OwnershipSync:
             # stays due in the book, and whatever Redis held may be gone when it is back, so all is written then.
             self._resync = True
             return
+        if self.link.outages != self._outages_seen:
+            # Redis was down since the last flush, even if no flush ran meanwhile (a short outage between two
+            # ticks): it may have restarted empty, so the registration must be rewritten with the records.
+            self._outages_seen = self.link.outages
+            self._resync = True
         if self._resync:
             self._resync = False
             self.book.resync(now)

@@ -54,6 +54,9 @@ class RedisLink:
             max_connections=max_connections,
         )
         self._watcher: asyncio.Task[None] | None = None
+        #: Outages seen so far: a user that writes state Redis may have lost (a restart comes back empty) compares
+        #: it with the count it last saw, whether or not it was itself running while Redis was down.
+        self.outages = 0
 
     @property
     def up(self) -> bool:
@@ -99,6 +102,7 @@ class RedisLink:
         if self.health.up is False:
             metrics.REDIS_UP.set(0)
         if transition is not None:
+            self.outages += 1
             log.error(
                 "Redis unreachable: this instance keeps serving its own gateways; events, connection stats and "
                 "calls for gateways of other instances are unavailable until it is back",

@@ -140,3 +140,29 @@ def test_two_instances_with_one_instance_id_are_reported(
         assert get(redis_server, "gs:instance:gs-a") == f"127.0.0.1:{h.daemon.api.grpc.port}".encode()
     finally:
         h.stop()
+
+
+def test_a_short_outage_between_two_flushes_still_rewrites_the_registration(
+    harness: Harness, redis_server: RedisServer
+) -> None:
+    """Redis restarted empty while the flusher happened not to run (down for less than its one-second tick): the
+    next flush must still rewrite the instance's registration with the records, not wait for the heartbeat (10 s),
+    or forwards to this instance fail as 'registration expired' meanwhile (seen in the three-instance test)."""
+    gw = Forwarder(harness.udp_address, EUI)
+    try:
+        gw.pull()
+        wait_for(lambda: get(redis_server, f"gs:gw:{GATEWAY_ID}:owner"), timeout=10)
+        wait_for(lambda: get(redis_server, "gs:instance:gs-a"), timeout=10)
+        redis_server.command("FLUSHALL")  # what a restart without persistence leaves
+
+        def blip() -> None:  # an outage the flusher never saw: down and up again within one loop turn
+            link = harness.daemon.redis  # type: ignore[union-attr]
+            link.failed("ping", ConnectionError("simulated restart"))
+            link.succeeded()
+
+        harness.run_in_loop(blip)
+        # Within a few flusher ticks; the heartbeat alone would take 10 s.
+        assert wait_for(lambda: get(redis_server, "gs:instance:gs-a"), timeout=6) is not None
+        assert get(redis_server, f"gs:gw:{GATEWAY_ID}:owner") is not None
+    finally:
+        gw.close()
