@@ -36,6 +36,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from redis_server import RedisServer
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -77,33 +79,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-class Redis:
-    def __init__(self, workdir: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server not found: apt-get install redis-server")
-        self.port = free_port(socket.SOCK_STREAM)
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workdir, "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("redis-server did not start")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 class Instance:
@@ -272,7 +247,7 @@ def main() -> int:
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="gs-bench-cluster-events-"))
-    redis = Redis(str(workdir))
+    redis = RedisServer().start()
     instances: list[Instance] = []
     subscriber: mp.Process | None = None
     try:
@@ -328,7 +303,7 @@ def main() -> int:
             subscriber.kill()
         for instance in instances:
             instance.close()
-        stop(redis.proc)
+        redis.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -30,6 +30,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from redis_server import RedisServer
+
 TOKEN_KEY = bytes.fromhex("5c" * 32)
 CLUSTER_KEY = bytes.fromhex("c1" * 16)
 EUI_BASE = 0x00800000B0000000
@@ -63,35 +65,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Redis:
-    def __init__(self, work: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server not found: apt-get install redis-server")
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(work), "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("redis-server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-
 class Instance:
-    def __init__(self, name: str, work: Path, registry: Path, redis_port: int, workers: int = 1) -> None:
+    def __init__(self, name: str, work: Path, registry: Path, redis_url: str, workers: int = 1) -> None:
         self.name = name
         self.udp, self.grpc, self.http = free_port(socket.SOCK_DGRAM), free_port(), free_port()
         argv = [
@@ -99,7 +74,7 @@ class Instance:
             "--udp-listen", f"127.0.0.1:{self.udp}", "--grpc-listen", f"127.0.0.1:{self.grpc}",
             "--http-listen", f"127.0.0.1:{self.http}", "--gateways", str(registry),
             "--uplink-output", os.devnull, "--uplink-token-key", TOKEN_KEY.hex(), "--cluster-key", CLUSTER_KEY.hex(),
-            "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--instance-id", name, "--log-level", "error",
+            "--redis-url", redis_url, "--instance-id", name, "--log-level", "error",
             "--flood-datagrams", "0", *(["--workers", str(workers)] if workers > 1 else []),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("GS_")}
@@ -144,9 +119,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         {"eui": f"{EUI_BASE + i:016x}", "gateway_id": f"bench-{i}", "frequency_plan_id": "EU_863_870",
          "enforce_duty_cycle": False} for i in range(args.gateways)
     ]}))
-    redis = Redis(work)
-    a = Instance("bench-a", work, registry, redis.port, args.a_workers)
-    b = Instance("bench-b", work, registry, redis.port)
+    redis = RedisServer().start()
+    a = Instance("bench-a", work, registry, redis.url, args.a_workers)
+    b = Instance("bench-b", work, registry, redis.url)
     gws: list[Any] = []
     try:
         a.wait_ready()
@@ -212,7 +187,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await gw.close()
         a.stop()
         b.stop()
-        redis.stop()
+        redis.close()
         shutil.rmtree(work, ignore_errors=True)
     calls = len(requests)
     result: dict[str, Any] = {
