@@ -8,24 +8,20 @@ API does, and an error the owner raised comes back as that same `GsError` (name,
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
 import grpc
 
-from gatewayserver.api.errors import STATUS_DETAILS_KEY, decode_rpc_status
 from gatewayserver.errors import GsError
-from gatewayserver.ttnpb import error_pb2
-from gatewayserver.workers.wire import error_from_details
+from gatewayserver.workers.peers import typed_error_of
+from gatewayserver.workers.wire import identity
 
 from . import metrics
 from .records import MAX_RECORD, err_instance_unavailable, instance_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from .redis_link import RedisLink
-
-log = logging.getLogger(__name__)
 
 SERVICE = "gs.cluster.v1.Instance"
 SCHEDULE_DOWNLINK = f"/{SERVICE}/ScheduleDownlink"
@@ -47,22 +43,11 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-def identity(data: bytes) -> bytes:
-    return data
-
-
 def remote_error(instance: str, exc: grpc.aio.AioRpcError) -> GsError:
     """The owner's own typed error if it sent one, else `instance_unavailable` with grpc's reason."""
-    for key, value in exc.trailing_metadata() or ():
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            try:
-                _, _, items = decode_rpc_status(value)
-                for item in items:
-                    details = error_pb2.ErrorDetails()
-                    if item.Unpack(details):
-                        return error_from_details(details)
-            except Exception:  # a malformed trailer: report the call as failed
-                log.warning("unreadable error from instance", extra={"instance": instance})
+    typed = typed_error_of(exc, instance=instance)
+    if typed is not None:
+        return typed
     code = exc.code()
     return err_instance_unavailable(instance, f"{code.name if code else 'UNKNOWN'}: {exc.details() or ''}".strip())
 

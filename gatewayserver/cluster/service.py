@@ -25,7 +25,9 @@ from gatewayserver.errors import GsError
 from gatewayserver.ttnpb import gatewayserver_pb2, messages_pb2
 
 from . import metrics
-from .instances import SERVICE, identity
+from gatewayserver.workers.wire import identity
+
+from .instances import SERVICE
 
 log = logging.getLogger(__name__)
 

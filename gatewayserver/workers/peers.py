@@ -41,9 +41,9 @@ REDIAL_INTERVAL = 0.1
 _CODE_NAMES = {status.value[0]: status.name for status in grpc.StatusCode}
 
 
-def peer_error(index: int, exc: grpc.aio.AioRpcError) -> GsError:
-    """The error a failed gRPC call stands for: the server's own typed error if it sent one (the `ErrorDetails`
-    trailer), else `worker_unavailable` with grpc's reason (connection refused, deadline exceeded)."""
+def typed_error_of(exc: grpc.aio.AioRpcError, **where: object) -> GsError | None:
+    """The typed error a gRPC server of ours sent in the status's `ErrorDetails` trailer, else None (none sent, or
+    a malformed one, logged with `where`: which worker or instance sent it)."""
     for key, value in exc.trailing_metadata() or ():
         if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
             try:
@@ -52,8 +52,17 @@ def peer_error(index: int, exc: grpc.aio.AioRpcError) -> GsError:
                     details = error_pb2.ErrorDetails()
                     if item.Unpack(details):
                         return wire.error_from_details(details)
-            except Exception:  # a malformed trailer is the peer's bug; report the call as failed
-                log.exception("unreadable error from worker", extra={"worker": index})
+            except Exception:  # a malformed trailer is the server's bug; report the call as failed
+                log.exception("unreadable error in a gRPC status", extra=where)
+    return None
+
+
+def peer_error(index: int, exc: grpc.aio.AioRpcError) -> GsError:
+    """The error a failed gRPC call stands for: the server's own typed error if it sent one (the `ErrorDetails`
+    trailer), else `worker_unavailable` with grpc's reason (connection refused, deadline exceeded)."""
+    typed = typed_error_of(exc, worker=index)
+    if typed is not None:
+        return typed
     code = exc.code()
     return wire.err_worker_unavailable(index, f"{code.name if code else 'UNKNOWN'}: {exc.details() or ''}".strip())
 
@@ -160,4 +169,4 @@ def _code_label(exc: GsError) -> str:
     return _CODE_NAMES.get(exc.code, "UNKNOWN")
 
 
-__all__ = ["CALL_DEADLINE", "HISTORY_DEADLINE", "METRICS_DEADLINE", "Peers", "peer_error"]
+__all__ = ["CALL_DEADLINE", "HISTORY_DEADLINE", "METRICS_DEADLINE", "Peers", "peer_error", "typed_error_of"]
