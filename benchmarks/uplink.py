@@ -98,6 +98,17 @@ def _machine_busy_seconds() -> float:
     return (sum(parts[:8]) - idle) / CLK_TCK
 
 
+def _core_busy_seconds() -> list[float]:
+    """Busy seconds of each core (the `cpuN` lines of /proc/stat), to see which core a step saturated."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                parts = [int(x) for x in line.split()[1:]]
+                out.append((sum(parts[:8]) - parts[3] - parts[4]) / CLK_TCK)
+    return out
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -137,6 +148,7 @@ class CpuMeter:
     def start(self) -> None:
         self._t = time.monotonic()
         self._busy = _machine_busy_seconds()
+        self._cores = _core_busy_seconds()
         self._own = {name: _proc_cpu_seconds(pid, children=(pid == os.getpid())) for name, pid in self.pids.items()}
         self._tree = {name: [self.pids[name], *_children(self.pids[name])] for name in self.trees}
         self._tree_start = {p: _proc_cpu_seconds(p) for pids in self._tree.values() for p in pids}
@@ -150,6 +162,14 @@ class CpuMeter:
         used = {name: self._seconds(name) for name in self.pids}
         result = {f"{name}_cores": round(v / wall, 2) for name, v in used.items()}
         result["other_cores"] = round(max(0.0, busy - sum(used.values())) / wall, 2)
+        # Per core (busy fraction) and per process of a tree (supervisor first, then the workers): where the
+        # step's limit was, e.g. one core saturated while another idled.
+        for n, (b0, b1) in enumerate(zip(self._cores, _core_busy_seconds(), strict=False)):
+            result[f"core{n}_busy"] = round((b1 - b0) / wall, 2)
+        for name in self.trees:
+            for k, p in enumerate(self._tree[name]):
+                used_p = max(0.0, _proc_cpu_seconds(p) - self._tree_start.get(p, 0.0))
+                result[f"{name}_{k}_cores"] = round(used_p / wall, 2)
         return result
 
 
@@ -724,6 +744,7 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
         finally:
             code = daemon.close()
         held = [st for st in steps if st.ok and st.rate == sustained]
+        limits = [st for st in steps if st.rate > sustained and st.verdict.strip() in ("loss", "backlog")]
         cores = held[-1].cpu.get("daemon_cores", 0.0) if held else 0.0
         rate = held[-1].achieved_rate if held else 0.0
         runs.append({
@@ -733,6 +754,11 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
             "daemon_cores": cores,
             "daemon_cpu_per_uplink_us": round(cores / rate * 1e6, 1) if rate else None,
             "cpu_at_sustained": held[-1].cpu if held else {},
+            # The lowest rate that failed for the daemon's sake (not contended, not the load generator): whose
+            # core was full there says what limited the rate.
+            "cpu_at_limit": min(limits, key=lambda st: st.rate).cpu if limits else {},
+            "limit_rate": min(st.rate for st in limits) if limits else None,
+            "limit_verdict": min(limits, key=lambda st: st.rate).verdict.strip() if limits else None,
             "steps": [st.__dict__ | {"ok": st.ok} for st in steps],
             "daemon_exit": code,
             "daemon_log": str(daemon.log_path),
@@ -995,6 +1021,16 @@ def report(r: dict[str, Any]) -> str:
         lines.append(f"  --workers {run['workers']}: sustained {run['sustained_rate']:.0f} uplinks/s, daemon CPU per "
                      f"uplink {run['daemon_cpu_per_uplink_us']} µs (supervisor and workers summed; "
                      f"CPU at that rate: {run['cpu_at_sustained']}; load generator: {run.get('sender', 'simulator')})")
+    for run in runs:
+        lim = run.get("cpu_at_limit") or {}
+        if lim:
+            cores = " ".join(f"core{n} {lim[f'core{n}_busy']:.2f}" for n in range(r["cpus"]) if f"core{n}_busy" in lim)
+            procs = " + ".join(f"{lim[k]:.2f}" for k in sorted(lim) if k.startswith("daemon_") and k[7:-6].isdigit())
+            lines.append(f"    at the first failing rate ({run['limit_rate']:.0f}/s, {run['limit_verdict']}): daemon "
+                         f"{lim.get('daemon_cores', 0):.2f} cores ({procs}), "
+                         f"stand-in {lim.get('standin_cores', 0):.2f}, "
+                         f"load generator {lim.get('simulator_cores', 0):.2f}, other {lim.get('other_cores', 0):.2f}; "
+                         f"busy: {cores}")
     if len(runs) > 1 and runs[0]["sustained_rate"] and runs[0]["daemon_cpu_per_uplink_us"]:
         base = runs[0]
         for run in runs[1:]:
