@@ -27,8 +27,11 @@ and a result measured while something else used the cores says so in the output.
     .venv/bin/python benchmarks/uplink.py --redis --phases rate    # CPU per uplink without and with --redis-url
 
 With ``--workers 1,2`` the rate search runs once per worker count in the same run. One worker is pinned to the
-daemon's core as usual; N > 1 workers may use the first N cores (the stand-in and the simulator share them on a
-small machine). Daemon CPU is summed over the supervisor and every worker process.
+daemon's core as usual; N > 1 workers may use the first N cores (the stand-in and the load generator share them on
+a small machine). Daemon CPU is summed over the supervisor and every worker process. There the load generator is
+``lean_uplinks.py`` (its own process, a few µs per uplink instead of the simulator's 90-160) unless
+``--udp-sender simulator``: on two cores the simulator's CPU, not the daemon, decided the comparison.
+``--udp-sender lean`` uses it for every UDP rate step; LinkGateway steps always use the simulator.
 
 With ``--redis`` the rate search is replaced by a comparison at one fixed rate (``--redis-rate``): two daemons
 identical but for ``--redis-url`` (a redis-server started here, on the auxiliary core), measured in alternating
@@ -496,6 +499,7 @@ class Step:
     late: int = 0  # arrived, but after DELIVERY_DEADLINE_MS (counted in loss)
     growth_ms: float = 0.0  # p10 send→NS latency, last fifth minus first fifth: a growing backlog
     sender: str = "simulator"  # the load generator: `run_simulation` in this process, or lean_uplinks.py
+    sender_cpu_us: float | None = None  # lean_uplinks.py's own CPU per uplink sent (sockets, sending, acks, drain)
 
     @property
     def contended(self) -> bool:
@@ -588,6 +592,7 @@ async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, g
         # The 10th percentile: a growing queue delays every uplink, a passing hiccup (GC, a scheduler blip) only some.
         step.growth_ms = round((last[len(last) // 10] - first[len(first) // 10]) / 1000, 2)
     step.push_acks_lost = summary["push_acks_lost"]
+    step.sender_cpu_us = summary.get("cpu_us_per_uplink")
     step.push_ack_ms = summary["push_ack_latency_ms"]
     for name, column in (("send_us", 1), ("read_us", 2)):
         values = sorted(r[column] for r in mine if r[column] is not None)
