@@ -3,7 +3,7 @@ of the stream behind it for as long as it lives, a peer over a bound refuses it 
 the receiving worker turns that into the refusal of its client's stream (counted once, every slot given back).
 
 Over real sockets with workers: tests/workers/test_workers_stream_limits_e2e.py and
-tests/e2e/test_workers_stream_limits_e2e.py.
+tests/e2e/test_supervisor_stream_limits_e2e.py.
 """
 
 from __future__ import annotations
