@@ -3,8 +3,9 @@
 Two workers run as separate processes with their own API ports (workers_support), so each stream is opened at a
 chosen worker: `events_max_streams_per_key: 2` and `events_max_streams: 3`, streams held at both workers, and the
 one over a bound refused (HTTP 429 / RESOURCE_EXHAUSTED) whichever worker receives it; a closed stream frees its
-slot at every worker; a refused one takes none anywhere, also when it is the other worker that refuses it; and
-the slots a dead worker's streams held at its peer are given back.
+slot at every worker; a refused one takes none anywhere, also when it is the other worker that refuses it; two
+workers receiving the last free slot at once never both admit; and the slots a dead worker's streams held at its
+peer are given back.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from workers_support import NetworkServerThread, WorkerProcesses, eui_owned_by
 
 PER_KEY = 2
 TOTAL = 3
-KEYS = ("per-key", "total-1", "total-2", "total-3", "raced", "dying")
+KEYS = ("per-key", "total-1", "total-2", "total-3", "raced", "racing", "dying")
+#: Rounds of two workers receiving a key's last free stream at the same moment.
+RACES = 10
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +151,30 @@ async def test_a_stream_the_other_worker_refuses_is_refused_and_leaves_no_slot(g
     # Nothing was left taken at worker 0 by the refused streams: the key may open both of its streams there.
     streams = [await eventually_open("grpc", address(group, 0, "grpc"), key(group, "raced")) for _ in range(2)]
     assert await refusal(group, 1, "http", "raced") == expect("too_many_streams_per_key", "http")
+    for stream in streams:
+        await stream.close()
+
+
+async def test_two_workers_racing_for_the_last_slot_never_admit_both(group: WorkerProcesses) -> None:
+    held = await admitted(group, 0, "grpc", "racing")  # one of the key's two slots taken: one left
+    outcomes: dict[str, int] = {}
+    for _ in range(RACES):
+        results = await asyncio.gather(
+            *(open_stream("grpc", address(group, index, "grpc"), key(group, "racing")) for index in (0, 1))
+        )
+        winners = [r for r in results if isinstance(r, OpenStream)]
+        for result in results:
+            if isinstance(result, Refused):
+                assert result == expect("too_many_streams_per_key", "grpc")
+        outcome = f"{len(winners)} admitted"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        assert len(winners) <= 1, "both workers admitted the key's last slot"
+        for winner in winners:
+            await winner.close()
+    print(f"{RACES} races for the last slot: {outcomes}")
+    await held.close()
+    # Every race's slots were given back, the refused ones' included.
+    streams = [await eventually_open("grpc", address(group, i, "grpc"), key(group, "racing")) for i in (0, 1)]
     for stream in streams:
         await stream.close()
 
