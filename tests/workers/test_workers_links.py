@@ -258,13 +258,13 @@ def test_a_u_op_replaces_an_older_connection_here_and_only_an_older_one() -> Non
     assert links.map.worker_of("gw-a") is None  # a "u" names no link: nothing remembered
 
 
-def test_malformed_u_ops_are_counted_as_invalid() -> None:
+def test_malformed_u_ops_are_counted_as_invalid_and_the_rest_applied() -> None:
     links, server = announcer(1)
     server.core.conns["gw-a"] = Conn("gw-a", EUI, 10)
     before = LINKS_DROPPED.labels("invalid")._value.get()
-    links.apply(doc(0, [["u"], ["u", "gw-a"], ["u", "gw-a", "soon"], ["u", "gw-a", None]]))
+    links.apply(doc(2, [["u"], ["u", "gw-a"], ["u", "gw-a", "soon"], ["u", "gw-a", None], ["u", "gw-a", 20]]))
     assert LINKS_DROPPED.labels("invalid")._value.get() - before == 4
-    assert server.core.disconnected == []
+    assert server.core.disconnected == [("gw-a", "replaced")]  # the well-formed one after them still applies
 
 
 def test_a_full_list_repeats_the_u_ops_still_owed_to_that_peer() -> None:
