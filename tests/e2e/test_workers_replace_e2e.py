@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gatewayserver.api.keys import create_key
 from gatewayserver.simulator_grpc import LinkedGateway
 from gatewayserver.ttnpb import gatewayserver_pb2_grpc, lorawan_pb2, messages_pb2
+from gatewayserver.workers.peers import peer_error
 from gatewayserver.workers.spec import owner_of_eui
 
 from downlink.downlink_support import class_a, token_of
@@ -113,16 +114,21 @@ async def connections_of(workers: Workers, key: str, gateway_id: str) -> list[di
     return [c for c in body["gateways"] if c["gateway_id"] == gateway_id]
 
 
+async def holding(workers: Workers) -> list[int]:
+    """The workers holding a connection (the daemon-wide /metrics has each worker's count)."""
+    return [
+        int(labels["worker"]) for labels, value in
+        await asyncio.to_thread(samples, workers, "gs_worker_gateways_connected") if value >= 1
+    ]
+
+
 async def landing_worker(workers: Workers, channel: grpc.aio.Channel, key: str) -> int:
     """Which worker accepted `channel`'s TCP connection: link a probe over it and ask the merged /metrics."""
     probe = LinkedGateway(channel, "gw-probe", key)
     try:
         async with asyncio.timeout(60):
             while True:
-                held = [
-                    int(labels["worker"]) for labels, value in
-                    await asyncio.to_thread(samples, workers, "gs_worker_gateways_connected") if value >= 1
-                ]
+                held = await holding(workers)
                 if held:
                     assert len(held) == 1, held
                     return held[0]
@@ -140,9 +146,13 @@ async def uplink_token(ns: NetworkServerThread, gateway_id: str) -> bytes:
 
 async def schedule(workers: Workers, message: messages_pb2.DownlinkMessage) -> Any:
     async with fresh_channel(f"127.0.0.1:{workers.grpc_port}") as channel:  # either worker
-        return await gatewayserver_pb2_grpc.NsGsStub(channel).ScheduleDownlink(
-            message, metadata=(("authorization", "ClusterKey " + CLUSTER_KEY),), timeout=20
-        )
+        try:
+            return await gatewayserver_pb2_grpc.NsGsStub(channel).ScheduleDownlink(
+                message, metadata=(("authorization", "ClusterKey " + CLUSTER_KEY),), timeout=20
+            )
+        except grpc.aio.AioRpcError as exc:
+            error = peer_error(0, exc)
+            raise AssertionError(f"downlink refused: {error.name} {error.details}") from None
 
 
 def class_c(gateway_id: str) -> messages_pb2.DownlinkMessage:
@@ -179,6 +189,7 @@ async def udp_then_link(workers: Workers, ns: NetworkServerThread, key: str) -> 
         forwarder.down.settimeout(20)
         forwarder.pull()
         forwarder.push({"rxpk": [rxpk(data_frame())]})
+        await uplink_token(ns, gateway_id)  # out of the way of the link's uplink below
         await wait_stats(workers, key, gateway_id, "udp")
         before = await asyncio.to_thread(replaced, workers)
 
@@ -186,6 +197,7 @@ async def udp_then_link(workers: Workers, ns: NetworkServerThread, key: str) -> 
         # The UDP connection is gone: every worker says grpc, one connection in the merged list, one replaced.
         await wait_stats(workers, key, gateway_id, "grpc")
         assert [c["protocol"] for c in await connections_of(workers, key, gateway_id)] == ["grpc"]
+        assert await holding(workers) == [landed]  # the link is on the other worker than the UDP connection was
         assert await asyncio.to_thread(replaced, workers) - before == 1
         assert not gw.closed.is_set()
 
@@ -228,6 +240,7 @@ async def link_then_udp(workers: Workers, ns: NetworkServerThread, key: str) -> 
         gateway_id = f"gw-link-first-{1 - landed}"  # its datagrams go to the worker the link is not on
         gw = LinkedGateway(channel, gateway_id, key)
         await wait_stats(workers, key, gateway_id, "grpc")  # both workers know of the link
+        assert await holding(workers) == [landed]  # where the probe was: the worker not owning the EUI
         before = await asyncio.to_thread(replaced, workers)
 
         forwarder = Forwarder(("127.0.0.1", workers.udp_port), GATEWAYS[gateway_id])
@@ -240,6 +253,7 @@ async def link_then_udp(workers: Workers, ns: NetworkServerThread, key: str) -> 
         assert gw.error is not None and gw.error.code() == grpc.StatusCode.ABORTED, gw.error
         await wait_stats(workers, key, gateway_id, "udp")
         assert [c["protocol"] for c in await connections_of(workers, key, gateway_id)] == ["udp"]
+        assert await holding(workers) == [1 - landed]
         assert await asyncio.to_thread(replaced, workers) - before == 1
 
         # A downlink asked at either worker goes out as a PULL_RESP to the forwarder.
