@@ -32,13 +32,6 @@ RACES = 10
 
 
 @pytest.fixture(scope="module")
-def ns() -> Iterator[NetworkServerThread]:
-    thread = NetworkServerThread().start()
-    yield thread
-    thread.stop()
-
-
-@pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory, ns: NetworkServerThread) -> Iterator[WorkerProcesses]:
     workers = WorkerProcesses(
         tmp_path_factory.mktemp("stream-limits"), 2, ns.port, [(GATEWAY_ID, eui_owned_by(0, 2))],
