@@ -342,11 +342,11 @@ OPTIONS: tuple[Option, ...] = (
          "Most gateway identifiers one event stream request may name; beyond it the request is refused "
          "(INVALID_ARGUMENT, HTTP 400)."),
     _opt("api", "events_max_streams_per_key", 10, parse_int,
-         "Most event streams one API key may have open at once; beyond it new streams are refused "
-         "(RESOURCE_EXHAUSTED, HTTP 429)."),
+         "Most event streams one API key may have open at once (with several workers: in all of them "
+         "together); beyond it new streams are refused (RESOURCE_EXHAUSTED, HTTP 429)."),
     _opt("api", "events_max_streams", 100, parse_int,
-         "Most event streams open at once in total; beyond it new streams are refused "
-         "(RESOURCE_EXHAUSTED, HTTP 429)."),
+         "Most event streams open at once in total (with several workers: in all of them together); beyond "
+         "it new streams are refused (RESOURCE_EXHAUSTED, HTTP 429)."),
     _opt("api", "stats_retention", 172800.0, parse_duration,
          "How long a disconnected gateway's connection stats stay readable."),
     # Logging

@@ -36,6 +36,7 @@ from .upstream.ns import NetworkServerRouter, UpstreamSettings
 from .workers.spec import WorkerSpec
 
 if TYPE_CHECKING:
+    from .api.streams import StreamLimits
     from .cluster.redis_link import RedisLink
     from .workers.spec import WorkerSpec
 
@@ -250,7 +251,7 @@ async def start_daemon(config: Config, worker: WorkerSpec | None = None) -> Daem
         if worker is not None:
             from .workers.group import WorkerGroup
 
-            group = WorkerGroup(worker, server, bus)
+            group = WorkerGroup(worker, server, bus, _stream_limits(config))
             await group.start()
             daemon.group = group
         if daemon.redis is not None:
@@ -343,9 +344,19 @@ def _log_missing_keys(path: str) -> None:
         )
 
 
+def _stream_limits(config: Config) -> StreamLimits:
+    """The event stream bounds, for the APIs and (with workers) the internal server alike."""
+    from .api.streams import StreamLimits
+
+    return StreamLimits(
+        max_gateway_ids=config.events_max_gateway_ids,
+        max_streams_per_key=config.events_max_streams_per_key,
+        max_streams=config.events_max_streams,
+    )
+
+
 async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
     from .api import ApiServers, ApiSettings, GcsSettings, KeyStore, ListenError, MqttAddresses, TlsFiles
-    from .api.streams import StreamLimits
 
     config = daemon.config
     udp_port = daemon.udp_addresses[0][1] if daemon.udp_addresses else 1700
@@ -371,11 +382,7 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
         ApiSettings(
             cluster_keys=[bytes.fromhex(config.cluster_key)] if config.cluster_key else [],
             stream_buffer=config.events_subscriber_buffer,
-            stream_limits=StreamLimits(
-                max_gateway_ids=config.events_max_gateway_ids,
-                max_streams_per_key=config.events_max_streams_per_key,
-                max_streams=config.events_max_streams,
-            ),
+            stream_limits=_stream_limits(config),
             gcs=GcsSettings(server_address=config.gcs_server_address or None, udp_port=udp_port),
             mqtt=MqttAddresses(config.mqtt_public_address, config.mqtt_public_tls_address),
             mqtt_v2=MqttAddresses(config.mqttv2_public_address, config.mqttv2_public_tls_address),
@@ -388,6 +395,7 @@ async def _start_apis(daemon: Daemon, shared_ports: bool = False) -> list[Any]:
         links=daemon.links,
         reuse_port=shared_ports,
         metrics=group.metrics if group is not None else None,
+        stream_slots=group.stream_slots if group is not None else None,  # counted over every worker
     )
     if config.grpc_listen and not shared_ports:  # workers: the supervisor probed the port before starting them
         # grpc's C core prints its own multi-line complaint to stderr before raising; find a taken port first.

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from .core import ApiCore, ApiSettings, GatewayServerLike, MqttAddresses
 from .gcs import GcsSettings
 from .keys import KeyStore, Principal
+from .streams import StreamSlots
 
 if TYPE_CHECKING:
     from .grpc_server import GatewayLinks
@@ -61,12 +62,14 @@ class ApiServers:
         links: GatewayLinks | None = None,
         reuse_port: bool = False,
         metrics: Callable[[], Awaitable[bytes]] | None = None,
+        stream_slots: StreamSlots | None = None,
     ) -> None:
-        """`reuse_port`: bind with SO_REUSEPORT, so the worker processes of one daemon serve the same ports."""
+        """`reuse_port`: bind with SO_REUSEPORT, so the worker processes of one daemon serve the same ports.
+        `stream_slots`: a worker's open-stream counter, shared with its internal server (see `ApiCore`)."""
         from .grpc_server import GrpcServer
         from .http_server import HttpServer
 
-        self.core = ApiCore(gateway_server, bus, keys, settings)  # type: ignore[arg-type]
+        self.core = ApiCore(gateway_server, bus, keys, settings, stream_slots=stream_slots)  # type: ignore[arg-type]
         self.grpc = (
             GrpcServer(
                 self.core,

@@ -219,13 +219,16 @@ class ApiCore:
         settings: ApiSettings | None = None,
         *,
         clock: Callable[[], int] = time.time_ns,
+        stream_slots: streams.StreamSlots | None = None,
     ) -> None:
+        """`stream_slots`: the open-stream counter to use; a worker of several passes the one its internal server
+        shares (other workers' streams hold slots in it too), a single process gets its own."""
         self.gs = gateway_server
         self.bus = bus
         self.keys = keys
         self.settings = settings or ApiSettings()
         self.clock = clock
-        self.stream_slots = streams.StreamSlots(self.settings.stream_limits)
+        self.stream_slots = stream_slots or streams.StreamSlots(self.settings.stream_limits)
 
     # --- auth ------------------------------------------------------------------------------------------------
 
@@ -316,13 +319,32 @@ class ApiCore:
         The order is the point: bounds that cost nothing (how many identifiers), then the rights for every gateway,
         and only then the `names`, whose regular expressions are the one costly part; a caller without rights
         never gets a pattern compiled. The stream's slot (per key and in total) is taken last and given back when
-        the subscription closes.
+        the subscription closes. The servers call `start_stream`, which also waits for the other workers.
         """
         try:
             return self._open_stream(principal, request)
         except GsError as exc:
             _count_refusal(exc, principal)
             raise
+
+    async def start_stream(
+        self, principal: Principal, request: events_pb2.StreamEventsRequest
+    ) -> tuple[Event, Subscription]:
+        """`open_stream`, then wait until every source of the stream listens (`Subscription.ready`: at once in a
+        single process). With several workers another worker may refuse the stream for the daemon-wide bounds
+        (two workers admitting the last slot at once): that refusal is this request's, counted here once, and
+        the subscription is closed, giving back every slot it took."""
+        start, subscription = self.open_stream(principal, request)
+        try:
+            await subscription.ready()
+        except BaseException:
+            subscription.close()
+            raise
+        error = subscription.error
+        if error is not None and subscription.closed and streams.is_limit_refusal(error):
+            _count_refusal(error, principal)
+            raise error
+        return start, subscription
 
     def parse_stream_request(self, principal: Principal, raw: bytes) -> events_pb2.StreamEventsRequest:
         """An HTTP stream request body → the message, refusing too many identifiers before the message is built.
@@ -372,6 +394,7 @@ class ApiCore:
                 tail=request.tail,
                 after_ns=after_ns,
                 now_ns=now,
+                key_id=principal.key_id,
             )
         except BaseException:
             release()

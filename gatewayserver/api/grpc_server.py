@@ -202,13 +202,12 @@ class EventsService(events_pb2_grpc.EventsServicer):
     ) -> AsyncIterator[events_pb2.Event]:
         try:
             principal = self.core.authenticate(_authorization(context), "grpc")
-            start, subscription = self.core.open_stream(principal, request)
+            start, subscription = await self.core.start_stream(principal, request)
         except Exception as exc:
             await _abort(context, exc, "Events/Stream")
             return
         metrics.count_request("grpc", "Events/Stream", "OK")
         try:
-            await subscription.ready()
             yield start.to_proto()
             while True:
                 batch = await subscription.next_batch()

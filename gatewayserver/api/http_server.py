@@ -275,11 +275,21 @@ class HttpServer:
     # --- Events ------------------------------------------------------------------------------------------------
 
     async def stream_events(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        if task is not None:  # `stop` cancels it, also while it waits for the other workers
+            self._streams.add(task)
+        try:
+            return await self._stream_events(request)
+        finally:
+            if task is not None:
+                self._streams.discard(task)
+
+    async def _stream_events(self, request: web.Request) -> web.StreamResponse:
         method = "Events/Stream"
         try:
             principal = self.core.authenticate(_authorization(request), "http")
             body = self.core.parse_stream_request(principal, await request.read())
-            start, subscription = self.core.open_stream(principal, body)
+            start, subscription = await self.core.start_stream(principal, body)
         except web.HTTPRequestEntityTooLarge:
             raise  # answered 413 by the middleware
         except Exception as exc:
@@ -295,11 +305,7 @@ class HttpServer:
                 "X-Accel-Buffering": "no",
             }
         )
-        task = asyncio.current_task()
-        if task is not None:
-            self._streams.add(task)
         try:
-            await subscription.ready()
             await response.prepare(request)
             await response.write(b'{"result":' + start.to_json() + b"}" + separator)
             await self._pump(request, response, subscription, separator)
@@ -312,8 +318,6 @@ class HttpServer:
             pass  # client went away
         finally:
             subscription.close()
-            if task is not None:
-                self._streams.discard(task)
         return response
 
     async def _pump(

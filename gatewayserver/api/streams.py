@@ -10,6 +10,12 @@ reason in `gs_event_streams_refused_total`.
 
 Sans-I/O: `StreamSlots` is plain counting; the API calls `acquire` when it opens a stream and the returned
 release function when the subscription closes (whichever way it closes).
+
+With `--workers N` the bounds are the daemon's, not each worker's: every worker's `StreamSlots` also holds one
+slot per stream another worker received (the internal stream that stream opened here takes it, under the same
+API key ID, for as long as it lives; `gatewayserver.workers.events.peer_stream_slot`). So the receiving worker's
+own check counts every stream of the daemon, and a peer over a bound refuses the internal stream with the same
+error (`is_limit_refusal`), which the receiving worker gives its client instead of the stream.
 """
 
 from __future__ import annotations
@@ -63,6 +69,15 @@ def err_too_many_streams(limit: int) -> GsError:
         code=RESOURCE_EXHAUSTED,
         attributes={"limit": limit},
     )
+
+
+#: The errors `StreamSlots.acquire` raises, by `GsError.full_name`.
+LIMIT_REFUSALS = frozenset({f"{NS}:too_many_streams_per_key", f"{NS}:too_many_streams"})
+
+
+def is_limit_refusal(exc: GsError) -> bool:
+    """Whether `exc` is a refusal by the open-stream bounds (also when another worker raised it)."""
+    return exc.full_name in LIMIT_REFUSALS
 
 
 def check_identifier_count(count: int, limits: StreamLimits) -> None:

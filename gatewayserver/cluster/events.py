@@ -508,10 +508,11 @@ class ClusterEventBackend(EventBackend):
         tail: int = 0,
         after_ns: int | None = None,
         now_ns: int | None = None,
+        key_id: str | None = None,
     ) -> Subscription:
         if self.routed is not None:
             return self.routed.subscribe(
-                gateway_ids, names, buffer, rights=rights, tail=tail, after_ns=after_ns, now_ns=now_ns
+                gateway_ids, names, buffer, rights=rights, tail=tail, after_ns=after_ns, now_ns=now_ns, key_id=key_id
             )
         sub = self._new_subscription(gateway_ids, names, buffer, rights, tail, after_ns, now_ns)
         history: list[Event] = []

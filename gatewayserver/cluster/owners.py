@@ -136,7 +136,7 @@ class OwnershipSync:
     # --- lifetime -------------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.core.observer = self
+        self.core.observe(self)
         self.book.reconcile(((c.gateway_id, c.connected_at_ns) for c in self.core.connections()), self.clock())
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -154,8 +154,7 @@ class OwnershipSync:
             # cancel arrives) leaves its loop at the next turn through `_stopping` instead of stalling shutdown.
             await asyncio.wait(self._tasks, timeout=2 * TICK_S + 1)
         self._tasks = []
-        if self.core.observer is self:
-            self.core.observer = None
+        self.core.unobserve(self)
         if self.link.up:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):

@@ -106,13 +106,22 @@ class GatewayCore:
         self.on_deadline: Callable[[], None] | None = None
         # Sub-band gauge labels registered so far, and the per-gateway states they are computed from.
         self.sub_band_watch: Callable[[GatewayDownlinkState], None] | None = None
-        #: Told of every connect and disconnect (`cluster.owners`: the gateway's ownership record in Redis).
-        self.observer: ConnectionObserver | None = None
+        #: Told of every connect and disconnect, in the order added (`observe`): `cluster.owners` keeps the
+        #: gateway's ownership record in Redis, `workers.links` tells a peer holding a link of the same gateway.
+        self.observers: tuple[ConnectionObserver, ...] = ()
 
     # --- connections -------------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def observe(self, observer: ConnectionObserver) -> None:
+        """Tell `observer` of every connect and disconnect from now on (added once however often asked)."""
+        if all(o is not observer for o in self.observers):
+            self.observers = (*self.observers, observer)
+
+    def unobserve(self, observer: ConnectionObserver) -> None:
+        self.observers = tuple(o for o in self.observers if o is not observer)
 
     def get(self, gateway_id: str) -> Connection | None:
         return self._by_id.get(gateway_id)
@@ -149,8 +158,8 @@ class GatewayCore:
             },
         )
         self._publish(ev.GS_GATEWAY_CONNECT, conn, now, None)
-        if self.observer is not None:
-            self.observer.connected(conn, now)
+        for observer in self.observers:
+            observer.connected(conn, now)
         return conn
 
     def disconnect(self, conn: Connection, now: int, reason: str, error: GsError | None = None) -> None:
@@ -176,8 +185,8 @@ class GatewayCore:
         log.info("gateway disconnected", extra={"gateway_id": conn.gateway_id, "reason": reason})
         error = error or disconnect_error(conn.protocol, reason)
         self._publish(ev.GS_GATEWAY_DISCONNECT, conn, now, err.details_of(error))
-        if self.observer is not None:
-            self.observer.disconnected(conn, reason, stats)
+        for observer in self.observers:
+            observer.disconnected(conn, reason, stats)
 
     def entry_changed(self, conn: Connection, entry: GatewayEntry, now: int) -> None:
         """A registry reload gave a live gateway a new entry, its gateway id included."""

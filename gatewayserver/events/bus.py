@@ -266,10 +266,13 @@ class EventBackend(abc.ABC):
         tail: int = 0,
         after_ns: int | None = None,
         now_ns: int | None = None,
+        key_id: str | None = None,
     ) -> Subscription:
         """Subscribe to events of `gateway_ids` (None: all) whose names pass `names` and are visible with
         `rights` (gateway id -> right names; None: no visibility check). With `tail`/`after_ns` the
-        subscription starts with matching history (whichever limit is reached first)."""
+        subscription starts with matching history (whichever limit is reached first). `key_id` is the public ID
+        of the API key the stream is for: a backend spanning several workers has each of them count the stream
+        against that key's bounds; one process ignores it (the API counted it already)."""
 
     @abc.abstractmethod
     def related(self, correlation_id: str) -> list[Event]:
@@ -350,6 +353,7 @@ class EventBus(EventBackend):
         tail: int = 0,
         after_ns: int | None = None,
         now_ns: int | None = None,
+        key_id: str | None = None,
     ) -> Subscription:
         sub = Subscription(gateway_ids, names, buffer, rights)
         if tail > 0 or after_ns is not None:

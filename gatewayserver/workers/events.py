@@ -11,6 +11,14 @@ time (each one's own order kept) and only the last `tail` overall are kept, plac
 consumer waits for that (at most `HISTORY_DEADLINE`). A peer that fails (down, restarted, too slow a reader) ends
 the stream with its error, naming the worker, rather than silently leaving a gap: clients resume with `after`.
 
+The stream bounds (`events_max_streams_per_key`, `events_max_streams`) are the daemon's: the request carries the
+API key's public ID (never its secret) and each peer takes a slot for it in its own `StreamSlots` while the internal
+stream lives (`peer_stream_slot`; given back however the stream ends, the receiving worker's death included, which
+ends the connection). Every worker thus counts its own public streams plus one per stream of every other worker,
+so the receiving worker's check is a check over the whole daemon. Two workers admitting the last slot at the same
+moment each find the other's stream at its peer: the peer refuses the internal stream with the bound's own error,
+and `ApiCore.start_stream` refuses the public stream with it (both refused, never one too many).
+
 Memory per stream is bounded as a local stream's is: the queue holds at most `buffer` live events (then the
 stream ends with `buffer_full`), and the history is at most `tail` events, or what `after` selects from each
 worker's bounded history.
@@ -26,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from gatewayserver.api.streams import StreamSlots, is_limit_refusal
 from gatewayserver.errors import GsError
 from gatewayserver.events.bus import DEFAULT_BUFFER, EventBackend, EventBus, Subscription
 from gatewayserver.events.definitions import NameMatcher, match_all
@@ -36,6 +45,26 @@ from . import wire
 from .peers import HISTORY_DEADLINE, Peers
 
 log = logging.getLogger(__name__)
+
+#: The longest API key ID a peer's stream request may carry (ours have 39 characters).
+MAX_KEY_ID = 64
+
+
+def _nothing() -> None:
+    pass
+
+
+def peer_stream_slot(slots: StreamSlots | None, doc: Mapping[str, Any]) -> Callable[[], None]:
+    """Take the slot another worker's stream holds here while its internal stream lives, under the API key ID the
+    request names; returns the function that gives it back. Over a bound this raises the same RESOURCE_EXHAUSTED
+    error a public stream gets, before the stream sends anything, and the receiving worker refuses its client's
+    stream with it. A request naming no key (no public stream behind it) takes none."""
+    key_id = doc.get("key_id")
+    if slots is None or key_id is None:
+        return _nothing
+    if not isinstance(key_id, str) or not 0 < len(key_id) <= MAX_KEY_ID:
+        raise ValueError("a peer's event stream request has a malformed key_id")
+    return slots.acquire(key_id)
 
 
 def names_of(matcher: NameMatcher) -> list[str] | None:
@@ -107,7 +136,10 @@ class MergedSubscription(Subscription):
             raise wire.err_worker_unavailable(index, "stream ended")
         except GsError as exc:
             if not self.closed:
-                log.warning("event stream ended: a worker failed", extra={"worker": index, "error": str(exc)})
+                if is_limit_refusal(exc):  # not a failure: the API refuses the request with it, and logs that
+                    log.debug("event stream refused by a worker", extra={"worker": index, "error": str(exc)})
+                else:
+                    log.warning("event stream ended: a worker failed", extra={"worker": index, "error": str(exc)})
                 self._error = exc
                 self._ready.set()
                 self.close()
@@ -170,11 +202,13 @@ class RoutedEventBackend(EventBackend):
         tail: int = 0,
         after_ns: int | None = None,
         now_ns: int | None = None,
+        key_id: str | None = None,
     ) -> Subscription:
         if gateway_ids is None or rights is None:
             raise ValueError("a stream over several workers names its gateways and rights")
         request = orjson.dumps(
             {
+                "key_id": key_id,
                 "gateway_ids": sorted(gateway_ids),
                 "rights": {g: sorted(r) for g, r in rights.items()},
                 "names": names_of(names),
@@ -217,4 +251,4 @@ class RoutedEventBackend(EventBackend):
         return getattr(self.local, name)
 
 
-__all__ = ["MergedSubscription", "RoutedEventBackend", "names_of"]
+__all__ = ["MergedSubscription", "RoutedEventBackend", "names_of", "peer_stream_slot"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, generate_latest
 
+from gatewayserver.api.streams import StreamLimits, StreamSlots
 from gatewayserver.errors import GsError
 
 from . import wire
@@ -28,11 +29,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class WorkerGroup:
-    def __init__(self, spec: WorkerSpec, server: GatewayServer, bus: EventBus) -> None:
+    def __init__(
+        self, spec: WorkerSpec, server: GatewayServer, bus: EventBus, stream_limits: StreamLimits | None = None
+    ) -> None:
         self.spec = spec
         self.peers = Peers(spec)
         self.links = LinkAnnouncer(spec, server, self.peers)
-        self.internal = InternalServer(spec, server, bus, self.links)
+        #: Open event streams, for the public API and the internal server alike: this worker's streams and one
+        #: per stream of every peer, so the bounds are the daemon's (`events.py`). Exists before the internal
+        #: server starts, so a peer's stream is counted from the first.
+        self.stream_slots = StreamSlots(stream_limits or StreamLimits())
+        self.internal = InternalServer(spec, server, bus, self.links, self.stream_slots)
         self.gateway_server = RoutedGatewayServer(server, spec, self.peers, self.links)
         self.events = RoutedEventBackend(bus, self.peers)
         WORKER_GATEWAYS.labels(str(spec.index)).set_function(lambda: len(server.core))  # UDP and gRPC links

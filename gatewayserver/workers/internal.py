@@ -23,11 +23,13 @@ from gatewayserver.events.definitions import match_all
 from gatewayserver.ttnpb import events_pb2, gatewayserver_pb2, messages_pb2
 
 from . import wire
+from .events import peer_stream_slot
 from .dispatch import Handlers, Unary
 from .spec import WorkerSpec, socket_path
 from .transport import FramedServer, err_worker_auth
 
 if TYPE_CHECKING:  # pragma: no cover
+    from gatewayserver.api.streams import StreamSlots
     from gatewayserver.server import GatewayServer
 
     from .links import LinkAnnouncer
@@ -45,11 +47,12 @@ class InternalServer:
     """Serves `worker_handlers` for the peers of `spec.index` on `socket_path(spec.runtime_dir, spec.index)`."""
 
     def __init__(
-        self, spec: WorkerSpec, server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None = None
+        self, spec: WorkerSpec, server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None = None,
+        stream_slots: StreamSlots | None = None,
     ) -> None:
         self.spec = spec
         self.path = socket_path(spec.runtime_dir, spec.index)
-        self.handlers = worker_handlers(server, bus, links)
+        self.handlers = worker_handlers(server, bus, links, stream_slots)
         self.transport = FramedServer(self.handlers, spec.secret.encode())
 
     async def start(self) -> None:
@@ -78,16 +81,22 @@ class InternalServer:
             pass
 
 
-def worker_handlers(server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None = None) -> Handlers:
-    """The internal API of one worker by method name (`wire.py`)."""
-    return _Handlers(server, bus, links).table()
+def worker_handlers(
+    server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None = None, stream_slots: StreamSlots | None = None
+) -> Handlers:
+    """The internal API of one worker by method name (`wire.py`); `stream_slots`: the public API's open-stream
+    counter, in which a peer's event stream holds a slot."""
+    return _Handlers(server, bus, links, stream_slots).table()
 
 
 class _Handlers:
-    def __init__(self, server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None) -> None:
+    def __init__(
+        self, server: GatewayServer, bus: EventBus, links: LinkAnnouncer | None, stream_slots: StreamSlots | None
+    ) -> None:
         self.server = server
         self.bus = bus
         self.links = links
+        self.stream_slots = stream_slots
 
     def table(self) -> Handlers:
         unary: dict[str, Unary] = {
@@ -150,8 +159,16 @@ class _Handlers:
         """This worker's history for a peer's stream (already filtered by names and rights), a history-end frame,
         then live events until the peer cancels. History and subscription are taken in one step of the loop, so
         no event is both in the history and live, and none falls between them. A subscription that overflows
-        (the peer reads too slowly) raises its `buffer_full`, which ends the peer's stream with that error."""
-        sub, history = self._open_events(orjson.loads(request))
+        (the peer reads too slowly) raises its `buffer_full`, which ends the peer's stream with that error.
+        First of all the stream takes its slot under the peer's API key (`events.peer_stream_slot`), or is refused."""
+        doc = orjson.loads(request)
+        release = peer_stream_slot(self.stream_slots, doc)
+        try:
+            sub, history = self._open_events(doc)
+        except BaseException:
+            release()
+            raise
+        sub.add_close_callback(release)
         try:
             for frame in wire.event_frames(history):
                 yield frame

@@ -42,10 +42,15 @@ class LinkMap:
 
     def worker_of(self, gateway_id: str = "", eui: bytes = b"") -> int | None:
         """The peer holding the gateway's link, if one announced it."""
+        found = self.find(gateway_id, eui)
+        return found[1].worker if found is not None else None
+
+    def find(self, gateway_id: str = "", eui: bytes = b"") -> tuple[str, Linked] | None:
+        """The gateway ID and entry of the link a peer announced for the gateway (by ID, else by EUI)."""
         if not gateway_id and len(eui) == 8:
             gateway_id = self._by_eui.get(eui, "")
         entry = self._by_id.get(gateway_id) if gateway_id else None
-        return entry.worker if entry is not None else None
+        return (gateway_id, entry) if entry is not None else None
 
     def linked(self, gateway_id: str, eui: bytes, worker: int, connected_at: int) -> bool:
         """`worker` linked the gateway at `connected_at`; ignored (False) if a newer link is already known."""

@@ -6,8 +6,13 @@ deadline, failures logged and counted in `gs_worker_forwarded_calls_total{method
 announcements are sent in order by one task per peer; the receiver keeps them in a bounded `LinkMap` that
 `RoutedGatewayServer` consults before the EUI rule.
 
-A second link of a gateway on another worker replaces the first: the worker holding the older link disconnects it
-(reason `replaced`) when told of the newer one, so the rule one process applies holds across workers.
+A second connection of a gateway on another worker replaces the first, whatever the two protocols, so the rule one
+process applies (`GatewayCore.connect`) holds across workers; the older one is disconnected with reason `replaced`:
+- a peer's newer link ("+") replaces the connection here, a link or a UDP forwarder;
+- a UDP forwarder connecting here (this worker owns its EUI) replaces a peer's older link of the same gateway ID.
+  UDP connections are not announced (tens of thousands of gateways, each reconnecting): only when the table says
+  a peer holds a link of that gateway is that one peer sent a "u" op; it disconnects its link, and announces the
+  end ("-") to everyone as for any link. The announcer observes the core (`GatewayCore.observe`) for this.
 
 Restarts and dead peers: a worker starting sends each peer a *full* list (its own links: none yet, the APIs are
 not up) and gets each peer's full list back, so a restarted worker's stale entries are dropped everywhere and it
@@ -44,11 +49,14 @@ LINKS_DEADLINE = 2.0
 #: Announcements waiting for one peer; beyond this the queue is replaced by one full list (still correct).
 MAX_PENDING = 10_000
 
-Op = list[Any]  # ["+", gateway_id, eui hex, connected_at] or ["-", gateway_id, connected_at]
+#: ["+", gateway_id, eui hex, connected_at] (linked here), ["-", gateway_id, connected_at] (that link ended), or,
+#: to the one peer holding a link of the gateway, ["u", gateway_id, connected_at] (connected here otherwise).
+Op = list[Any]
 
 
 class LinkAnnouncer:
-    """This worker's side of the link table: observer of the gRPC frontend, handler of the `Links` call."""
+    """This worker's side of the link table: observer of the gRPC frontend and of the core, handler of the `Links`
+    call."""
 
     def __init__(self, spec: WorkerSpec, server: GatewayServer, peers: Peers, cap: int = MAX_LINKED) -> None:
         self.spec = spec
@@ -68,9 +76,11 @@ class LinkAnnouncer:
         for index in self.peers.others:
             self._wake[index] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._sender(index)))
+        self.server.core.observe(self)
         await asyncio.gather(*(self._sync(index) for index in self.peers.others))
 
     async def stop(self) -> None:
+        self.server.core.unobserve(self)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -78,7 +88,9 @@ class LinkAnnouncer:
 
     async def _sync(self, index: int) -> None:
         try:
-            raw = await self.peers.unary(index, wire.LINKS, self._doc(True, self._own_ops()), deadline=LINKS_DEADLINE)
+            raw = await self.peers.unary(
+                index, wire.LINKS, self._doc(True, self._own_ops(index)), deadline=LINKS_DEADLINE
+            )
         except GsError as exc:
             log.info("worker not up yet; it will send its links when it starts",
                      extra={"worker": index, "reason": exc.attributes.get("reason", exc.name)})
@@ -93,25 +105,51 @@ class LinkAnnouncer:
     def unlinked(self, conn: Connection) -> None:
         self._announce(["-", conn.gateway_id, conn.connected_at_ns])
 
-    def _announce(self, op: Op) -> None:
-        for index, pending in self._pending.items():
-            if self._resync[index]:
-                continue  # the full list about to be sent includes this change
-            pending.append(op)
-            if len(pending) > MAX_PENDING:
-                pending.clear()
-                self._resync[index] = True
-                LINKS_DROPPED.labels("resync").inc()
-            wake = self._wake.get(index)
-            if wake is not None:
-                wake.set()
+    # --- every connection made here (the core's observer) ----------------------------------------------------------
 
-    def _own_ops(self) -> list[Op]:
-        return [
-            ["+", conn.gateway_id, conn.eui.hex(), conn.connected_at_ns]
-            for conn in self.server.core.connections()
-            if conn.protocol == PROTOCOL
-        ]
+    def connected(self, conn: Connection, now: int) -> None:
+        """A connection other than a link (those are announced by `linked`): if a peer announced an older link of
+        the same gateway, tell that peer alone that this one replaces it. One dict lookup per connect."""
+        if conn.protocol == PROTOCOL:
+            return
+        found = self.map.find(conn.gateway_id)
+        if found is not None and found[1].version < (conn.connected_at_ns, self.spec.index):
+            self._queue(found[1].worker, ["u", conn.gateway_id, conn.connected_at_ns])
+
+    def disconnected(self, conn: Connection, reason: str, stats: object) -> None:
+        """Nothing to tell: a peer learns of a link's end from `unlinked`, and never hears of other connections."""
+
+    def _announce(self, op: Op) -> None:
+        for index in self._pending:
+            self._queue(index, op)
+
+    def _queue(self, index: int, op: Op) -> None:
+        pending = self._pending.get(index)
+        if pending is None or self._resync[index]:
+            return  # not a peer; or the full list about to be sent includes this change
+        pending.append(op)
+        if len(pending) > MAX_PENDING:
+            pending.clear()
+            self._resync[index] = True
+            LINKS_DROPPED.labels("resync").inc()
+        wake = self._wake.get(index)
+        if wake is not None:
+            wake.set()
+
+    def _own_ops(self, index: int) -> list[Op]:
+        """The full list for peer `index`: every link here, and a "u" for each other connection here that is newer
+        than the link `index` announced of the same gateway (a "u" the overflow dropped is not lost)."""
+        ops: list[Op] = []
+        for conn in self.server.core.connections():
+            if conn.protocol == PROTOCOL:
+                ops.append(["+", conn.gateway_id, conn.eui.hex(), conn.connected_at_ns])
+                continue
+            found = self.map.find(conn.gateway_id)
+            if found is not None and found[1].worker == index and found[1].version < (
+                conn.connected_at_ns, self.spec.index
+            ):
+                ops.append(["u", conn.gateway_id, conn.connected_at_ns])
+        return ops
 
     def _doc(self, full: bool, ops: list[Op]) -> bytes:
         return orjson.dumps({"worker": self.spec.index, "full": full, "ops": ops})
@@ -126,7 +164,7 @@ class LinkAnnouncer:
                 if self._resync[index]:
                     self._resync[index] = False
                     pending.clear()
-                    doc = self._doc(True, self._own_ops())
+                    doc = self._doc(True, self._own_ops(index))
                 else:
                     ops = list(pending)
                     pending.clear()
@@ -146,11 +184,19 @@ class LinkAnnouncer:
     # --- the peers' links ------------------------------------------------------------------------------------------
 
     def worker_of(self, gateway_id: str, eui: bytes = b"") -> int | None:
-        """The worker holding the gateway's link: this one if linked here, a peer if one announced it."""
+        """The worker holding the gateway's link: this one if linked here, a peer if one announced it, unless a
+        connection here is newer (that peer was told to disconnect its link, and announces the end soon)."""
         conn = self.server.core.get(gateway_id) if gateway_id else None
         if conn is not None and conn.protocol == PROTOCOL:
             return self.spec.index
-        return self.map.worker_of(gateway_id, eui)
+        found = self.map.find(gateway_id, eui)
+        if found is None:
+            return None
+        gateway_id, entry = found
+        conn = self.server.core.get(gateway_id)
+        if conn is not None and (conn.connected_at_ns, self.spec.index) > entry.version:
+            return self.spec.index
+        return entry.worker
 
     def peer_dead(self, index: int) -> None:
         """A peer refused the connection: its process is gone, and its links with it."""
@@ -182,23 +228,41 @@ class LinkAnnouncer:
                     self._peer_linked(str(op[1]), bytes.fromhex(str(op[2])), worker, int(op[3]))
                 elif op[0] == "-":
                     self.map.unlinked(str(op[1]), worker, int(op[2]))
+                elif op[0] == "u":
+                    self._peer_connected(str(op[1]), worker, int(op[2]))
                 else:
                     raise ValueError(str(op[0])[:20])
             except (ValueError, IndexError, TypeError):
                 LINKS_DROPPED.labels("invalid").inc()
         if self.map.evicted > before:
             LINKS_DROPPED.labels("evicted").inc(self.map.evicted - before)
-        return self._doc(True, self._own_ops()) if full else b""
+        return self._doc(True, self._own_ops(worker)) if full else b""
 
     def _peer_linked(self, gateway_id: str, eui: bytes, worker: int, connected_at: int) -> None:
         local = self.server.core.get(gateway_id)
-        if local is not None and local.protocol == PROTOCOL:
+        if local is not None:
             if (local.connected_at_ns, self.spec.index) > (connected_at, worker):
-                return  # ours is the newer link: the peer disconnects its own when it hears of ours
-            log.info("gateway linked at another worker, replacing the link here",
-                     extra={"gateway_id": gateway_id, "worker": worker})
+                if local.protocol == PROTOCOL:
+                    return  # ours is the newer link: the peer disconnects its own when it hears of ours
+                # Ours (a UDP forwarder, say) is newer but was never announced (the link crossed its connect):
+                # remember the link, so routing and a full list compare against it, and tell its worker.
+                if self.map.linked(gateway_id, eui, worker, connected_at):
+                    self._queue(worker, ["u", gateway_id, local.connected_at_ns])
+                return
+            log.info("gateway linked at another worker, replacing the connection here",
+                     extra={"gateway_id": gateway_id, "worker": worker, "protocol": local.protocol})
             self.server.core.disconnect(local, self.server.clock(), "replaced")
         self.map.linked(gateway_id, eui, worker, connected_at)
+
+    def _peer_connected(self, gateway_id: str, worker: int, connected_at: int) -> None:
+        """`worker` connected the gateway otherwise than by a link, after a link of it we announced: ours goes,
+        unless it is the newer one (then that worker disconnects its own when it hears of ours)."""
+        local = self.server.core.get(gateway_id)
+        if local is None or (local.connected_at_ns, self.spec.index) > (connected_at, worker):
+            return
+        log.info("gateway connected at another worker, replacing the connection here",
+                 extra={"gateway_id": gateway_id, "worker": worker, "protocol": local.protocol})
+        self.server.core.disconnect(local, self.server.clock(), "replaced")
 
 
 __all__ = ["LINKS_DEADLINE", "LinkAnnouncer"]

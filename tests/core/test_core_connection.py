@@ -287,3 +287,29 @@ def test_not_connected_gateway_fails_the_path() -> None:
     with pytest.raises(GsError) as exc:
         core.schedule_downlink(class_c("gw-absent"), NOW)
     assert exc.value.name == "schedule"
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def connected(self, conn: Connection, now: int) -> None:
+        self.seen.append(("connected", conn.link.protocol))
+
+    def disconnected(self, conn: Connection, reason: str, stats: gateway_pb2.GatewayConnectionStats) -> None:
+        self.seen.append(("disconnected", reason))
+
+
+def test_every_observer_is_told_of_connects_and_disconnects_in_the_order_added() -> None:
+    """The cluster's ownership records and the workers' link table both watch the core."""
+    core, _, _ = make_core()
+    first, second = Observer(), Observer()
+    core.observe(first)
+    core.observe(second)
+    core.observe(first)  # once only
+    connect(core, Link())
+    connect(core, Link(), NOW + S)  # replaces the first
+    assert first.seen == second.seen == [("connected", "test"), ("disconnected", "replaced"), ("connected", "test")]
+    core.unobserve(first)
+    core.close_all(NOW + 2 * S)
+    assert first.seen[-1] == ("connected", "test") and second.seen[-1] == ("disconnected", "shutdown")

@@ -34,13 +34,6 @@ CLUSTER_METADATA = (("authorization", "ClusterKey " + CLUSTER_KEY),)
 
 
 @pytest.fixture(scope="module")
-def ns() -> Iterator[NetworkServerThread]:
-    thread = NetworkServerThread().start()
-    yield thread
-    thread.stop()
-
-
-@pytest.fixture(scope="module")
 def group(tmp_path_factory: pytest.TempPathFactory, ns: NetworkServerThread) -> Iterator[WorkerProcesses]:
     workers = WorkerProcesses(tmp_path_factory.mktemp("workers"), COUNT, ns.port, GATEWAYS).start()
     yield workers

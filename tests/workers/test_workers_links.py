@@ -59,6 +59,7 @@ class Conn:
 class Core:
     conns: dict[str, Conn] = field(default_factory=dict)
     disconnected: list[tuple[str, str]] = field(default_factory=list)
+    observers: list[Any] = field(default_factory=list)
 
     def get(self, gateway_id: str) -> Conn | None:
         return self.conns.get(gateway_id)
@@ -69,6 +70,12 @@ class Core:
     def disconnect(self, conn: Conn, now: int, reason: str) -> None:
         del self.conns[conn.gateway_id]
         self.disconnected.append((conn.gateway_id, reason))
+
+    def observe(self, observer: Any) -> None:
+        self.observers.append(observer)
+
+    def unobserve(self, observer: Any) -> None:
+        self.observers.remove(observer)
 
 
 class Server:
@@ -198,3 +205,75 @@ async def test_announcements_reach_every_peer_in_order_and_an_overflow_becomes_a
         await links.stop()
     assert LINKS_DROPPED.labels("resync")._value.get() - before >= 1
     assert [(i, d["full"], d["ops"]) for i, d in peers.sent] == [(0, True, [["+", "gw-a", EUI.hex(), 20]])]
+
+
+# --- a link and a connection of another protocol (UDP) of the same gateway on two workers --------------------------
+
+
+def pending(links: LinkAnnouncer) -> dict[int, list[Any]]:
+    return {index: list(ops) for index, ops in links._pending.items()}
+
+
+def test_a_newer_link_elsewhere_replaces_a_udp_connection_here() -> None:
+    links, server = announcer(1)
+    server.core.conns["gw-a"] = Conn("gw-a", EUI, 100, protocol="udp")
+    links.apply(doc(2, [["+", "gw-a", EUI.hex(), 150]]))
+    assert server.core.disconnected == [("gw-a", "replaced")] and links.worker_of("gw-a") == 2
+    assert pending(links) == {0: [], 2: []}  # nothing to tell: the link is the survivor
+
+
+def test_an_older_link_announced_after_a_udp_connect_here_is_told_to_go() -> None:
+    """The link's "+" crossed the UDP connect (no "u" could be sent then): the "+" itself makes us tell it."""
+    links, server = announcer(1)
+    server.core.conns["gw-a"] = Conn("gw-a", EUI, 100, protocol="udp")
+    links.apply(doc(2, [["+", "gw-a", EUI.hex(), 50]]))
+    assert server.core.disconnected == []
+    assert pending(links) == {0: [], 2: [["u", "gw-a", 100]]}
+    assert links.worker_of("gw-a") == 1 and links.worker_of("", EUI) == 1  # ours is the newer: routed here
+    links.apply(doc(2, [["-", "gw-a", 50]]))  # worker 2 disconnected its link
+    assert links.map.worker_of("gw-a") is None and links.worker_of("gw-a") is None  # the EUI rule
+
+
+def test_a_udp_connect_tells_only_the_peer_holding_an_older_link_of_that_gateway() -> None:
+    links, server = announcer(1)
+    links.apply(doc(2, [["+", "gw-a", EUI.hex(), 10], ["+", "gw-new", EUI.hex(), 500]]))
+    links.connected(Conn("gw-a", EUI, 20, protocol="udp"), 20)  # type: ignore[arg-type]
+    links.connected(Conn("gw-other", EUI, 20, protocol="udp"), 20)  # type: ignore[arg-type]  # no link anywhere
+    links.connected(Conn("gw-a", EUI, 30), 30)  # type: ignore[arg-type]  # a link: announced by `linked` instead
+    links.connected(Conn("gw-new", EUI, 400, protocol="udp"), 400)  # type: ignore[arg-type]  # the link is newer
+    assert pending(links) == {0: [], 2: [["u", "gw-a", 20]]}
+    links.disconnected(Conn("gw-a", EUI, 20, protocol="udp"), "expired", None)  # type: ignore[arg-type]
+    assert pending(links) == {0: [], 2: [["u", "gw-a", 20]]}
+
+
+def test_a_u_op_replaces_an_older_connection_here_and_only_an_older_one() -> None:
+    links, server = announcer(1)
+    server.core.conns["gw-a"] = Conn("gw-a", EUI, 10)
+    links.apply(doc(0, [["u", "gw-a", 5]]))  # older than our link: the sender hears of our link and yields
+    links.apply(doc(0, [["u", "gw-a", 10]]))  # same time: the worker index decides, (10, 1) > (10, 0)
+    links.apply(doc(0, [["u", "gw-unknown", 99]]))
+    assert server.core.disconnected == []
+    links.apply(doc(2, [["u", "gw-a", 10]]))  # (10, 2) > (10, 1)
+    assert server.core.disconnected == [("gw-a", "replaced")]
+    assert links.map.worker_of("gw-a") is None  # a "u" names no link: nothing remembered
+
+
+def test_malformed_u_ops_are_counted_as_invalid_and_the_rest_applied() -> None:
+    links, server = announcer(1)
+    server.core.conns["gw-a"] = Conn("gw-a", EUI, 10)
+    before = LINKS_DROPPED.labels("invalid")._value.get()
+    links.apply(doc(2, [["u"], ["u", "gw-a"], ["u", "gw-a", "soon"], ["u", "gw-a", None], ["u", "gw-a", 20]]))
+    assert LINKS_DROPPED.labels("invalid")._value.get() - before == 4
+    assert server.core.disconnected == [("gw-a", "replaced")]  # the well-formed one after them still applies
+
+
+def test_a_full_list_repeats_the_u_ops_still_owed_to_that_peer() -> None:
+    """An overflow replaces the queue by a full list: a "u" still owed is rebuilt from the table, not lost."""
+    links, server = announcer(1)
+    links.apply(doc(2, [["+", "gw-a", EUI.hex(), 10], ["+", "gw-b", EUI.hex(), 10]]))
+    links.apply(doc(0, [["+", "gw-c", EUI.hex(), 10]]))
+    server.core.conns["gw-a"] = Conn("gw-a", EUI, 20, protocol="udp")
+    server.core.conns["gw-c"] = Conn("gw-c", EUI, 20, protocol="udp")
+    server.core.conns["gw-mine"] = Conn("gw-mine", EUI, 7)
+    assert links._own_ops(2) == [["u", "gw-a", 20], ["+", "gw-mine", EUI.hex(), 7]]
+    assert links._own_ops(0) == [["u", "gw-c", 20], ["+", "gw-mine", EUI.hex(), 7]]

@@ -22,13 +22,6 @@ from workers_support import NetworkServerThread, WorkerProcesses, eui_owned_by
 GATEWAYS = [(f"gw-restart-{n}", eui_owned_by(0, COUNT, salt=n + 10)) for n in range(2)]
 
 
-@pytest.fixture(scope="module")
-def ns() -> Iterator[NetworkServerThread]:
-    thread = NetworkServerThread().start()
-    yield thread
-    thread.stop()
-
-
 @pytest.fixture
 def group(tmp_path_factory: pytest.TempPathFactory, ns: NetworkServerThread) -> Iterator[WorkerProcesses]:
     workers = WorkerProcesses(tmp_path_factory.mktemp("links-restart"), COUNT, ns.port, GATEWAYS).start()

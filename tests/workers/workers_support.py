@@ -86,8 +86,12 @@ class Worker(LoopbackPorts):
 class WorkerProcesses:
     """`count` workers of one group; `gateways` is a list of (gateway_id, eui) written to the shared registry."""
 
-    def __init__(self, workdir: Path, count: int, ns_port: int, gateways: list[tuple[str, bytes]]) -> None:
+    def __init__(
+        self, workdir: Path, count: int, ns_port: int, gateways: list[tuple[str, bytes]], *extra: str
+    ) -> None:
+        """`extra`: more `run` flags for every worker."""
         self.workdir = workdir
+        self.extra = extra
         self.count = count
         self.runtime_dir = str(workdir / "run")
         os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
@@ -136,6 +140,7 @@ class WorkerProcesses:
             "--cluster-key", CLUSTER_KEY,
             "--uplink-token-key", self.token_key,
             "--log-level", "info",
+            *self.extra,
         ]
         with open(worker.log_path, "ab") as log:
             worker.process = subprocess.Popen(
