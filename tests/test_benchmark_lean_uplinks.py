@@ -105,3 +105,25 @@ def test_uplinks_reach_the_network_server_and_every_ack_is_counted() -> None:
         fcnts.setdefault(dev_addr, []).append(fcnt)
     assert len(fcnts) == GATEWAYS
     assert all(sorted(v) == list(range(len(v))) for v in fcnts.values())
+
+
+def test_uplink_benchmark_chooses_the_lean_sender_for_the_workers_comparison_only() -> None:
+    spec = importlib.util.spec_from_file_location("bench_uplink", SCRIPT.parent / "uplink.py")
+    assert spec is not None and spec.loader is not None
+    uplink = importlib.util.module_from_spec(spec)
+    sys.modules["bench_uplink"] = uplink  # its dataclasses look their module up
+    spec.loader.exec_module(uplink)
+
+    class Args:
+        udp_sender = "auto"
+
+    args = Args()
+    assert uplink.udp_sender(args, comparing_workers=True) == "lean"
+    assert uplink.udp_sender(args, comparing_workers=False) == "simulator"
+    for choice in ("lean", "simulator"):
+        args.udp_sender = choice
+        assert uplink.udp_sender(args, comparing_workers=True) == choice
+        assert uplink.udp_sender(args, comparing_workers=False) == choice
+    result = subprocess.run([sys.executable, str(SCRIPT.parent / "uplink.py"), "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and "--udp-sender {auto,lean,simulator}" in result.stdout
