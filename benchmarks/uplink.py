@@ -29,7 +29,7 @@ and a result measured while something else used the cores says so in the output.
 With ``--workers 1,2`` the rate search runs once per worker count in the same run. One worker is pinned to the
 daemon's core as usual; N > 1 workers may use the first N cores (the stand-in and the load generator share them on
 a small machine). Daemon CPU is summed over the supervisor and every worker process. There the load generator is
-``lean_uplinks.py`` (its own process, a few µs per uplink instead of the simulator's 90-160) unless
+``lean_uplinks.py`` (its own process, ~20 µs per uplink instead of the simulator's 85-195) unless
 ``--udp-sender simulator``: on two cores the simulator's CPU, not the daemon, decided the comparison.
 ``--udp-sender lean`` uses it for every UDP rate step; LinkGateway steps always use the simulator.
 
@@ -1125,8 +1125,8 @@ def main() -> int:
     p.add_argument("--redis-rate", type=float, default=2000.0, help="uplinks/s of the --redis steps")
     p.add_argument("--redis-rounds", type=int, default=3, help="steps per configuration with --redis")
     p.add_argument("--udp-sender", choices=("auto", "lean", "simulator"), default="auto",
-                   help="load generator of the UDP rate steps: lean (benchmarks/lean_uplinks.py, its own process, a "
-                        "few µs per uplink), simulator (gatewayserver's run_simulation in this process), auto: lean "
+                   help="load generator of the UDP rate steps: lean (benchmarks/lean_uplinks.py, its own process, "
+                        "~20 µs per uplink), simulator (gatewayserver's run_simulation in this process), auto: lean "
                         "for the --workers comparison, the simulator elsewhere. LinkGateway steps always use the "
                         "simulator")
     args = p.parse_args()
