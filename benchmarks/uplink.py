@@ -27,8 +27,11 @@ and a result measured while something else used the cores says so in the output.
     .venv/bin/python benchmarks/uplink.py --redis --phases rate    # CPU per uplink without and with --redis-url
 
 With ``--workers 1,2`` the rate search runs once per worker count in the same run. One worker is pinned to the
-daemon's core as usual; N > 1 workers may use the first N cores (the stand-in and the simulator share them on a
-small machine). Daemon CPU is summed over the supervisor and every worker process.
+daemon's core as usual; N > 1 workers may use the first N cores (the stand-in and the load generator share them on
+a small machine). Daemon CPU is summed over the supervisor and every worker process. There the load generator is
+``lean_uplinks.py`` (its own process, ~20 µs per uplink instead of the simulator's 85-195) unless
+``--udp-sender simulator``: on two cores the simulator's CPU, not the daemon, decided the comparison.
+``--udp-sender lean`` uses it for every UDP rate step; LinkGateway steps always use the simulator.
 
 With ``--redis`` the rate search is replaced by a comparison at one fixed rate (``--redis-rate``): two daemons
 identical but for ``--redis-url`` (a redis-server started here, on the auxiliary core), measured in alternating
@@ -54,6 +57,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 STANDIN_DIR = REPO / "benchmarks" / "standin_ns"
+LEAN_SENDER = REPO / "benchmarks" / "lean_uplinks.py"
 sys.path.insert(0, str(REPO))
 
 from gatewayserver.simulator import (  # noqa: E402
@@ -97,6 +101,17 @@ def _machine_busy_seconds() -> float:
     return (sum(parts[:8]) - idle) / CLK_TCK
 
 
+def _core_busy_seconds() -> list[float]:
+    """Busy seconds of each core (the `cpuN` lines of /proc/stat), to see which core a step saturated."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                parts = [int(x) for x in line.split()[1:]]
+                out.append((sum(parts[:8]) - parts[3] - parts[4]) / CLK_TCK)
+    return out
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -136,6 +151,7 @@ class CpuMeter:
     def start(self) -> None:
         self._t = time.monotonic()
         self._busy = _machine_busy_seconds()
+        self._cores = _core_busy_seconds()
         self._own = {name: _proc_cpu_seconds(pid, children=(pid == os.getpid())) for name, pid in self.pids.items()}
         self._tree = {name: [self.pids[name], *_children(self.pids[name])] for name in self.trees}
         self._tree_start = {p: _proc_cpu_seconds(p) for pids in self._tree.values() for p in pids}
@@ -149,6 +165,14 @@ class CpuMeter:
         used = {name: self._seconds(name) for name in self.pids}
         result = {f"{name}_cores": round(v / wall, 2) for name, v in used.items()}
         result["other_cores"] = round(max(0.0, busy - sum(used.values())) / wall, 2)
+        # Per core (busy fraction) and per process of a tree (supervisor first, then the workers): where the
+        # step's limit was, e.g. one core saturated while another idled.
+        for n, (b0, b1) in enumerate(zip(self._cores, _core_busy_seconds(), strict=False)):
+            result[f"core{n}_busy"] = round((b1 - b0) / wall, 2)
+        for name in self.trees:
+            for k, p in enumerate(self._tree[name]):
+                used_p = max(0.0, _proc_cpu_seconds(p) - self._tree_start.get(p, 0.0))
+                result[f"{name}_{k}_cores"] = round(used_p / wall, 2)
         return result
 
 
@@ -231,6 +255,47 @@ class StandinNs:
 
     def close(self) -> None:
         stop_process(self.proc)
+
+
+class LeanSender:
+    """`lean_uplinks.py --serve`: the lean UDP load generator, one process for the whole run (see its docstring).
+
+    Its own process so that its CPU is read from /proc and reported as the step's "simulator", pinned like the
+    simulator (the auxiliary core), started once so that its start-up is not charged to a step.
+    """
+
+    def __init__(self, cpu: int | None):
+        self.proc = subprocess.Popen([sys.executable, str(LEAN_SENDER), "--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=REPO, preexec_fn=pinned(cpu))
+
+    async def run(self, config: dict[str, Any]) -> dict[str, Any]:
+        """One step; the summary has the keys `run_step` reads from `run_simulation`."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # PIPEs
+        self.proc.stdin.write(json.dumps(config) + "\n")
+        self.proc.stdin.flush()
+        line = await asyncio.to_thread(self.proc.stdout.readline)
+        if not line:
+            raise SystemExit(f"benchmark: the lean sender exited ({self.proc.wait()})")
+        summary: dict[str, Any] = json.loads(line)
+        if "error" in summary:
+            raise SystemExit(f"benchmark: the lean sender failed: {summary['error']}")
+        return summary
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # EOF: it exits after the step in progress
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            stop_process(self.proc)
+
+
+def udp_sender(args: argparse.Namespace, comparing_workers: bool) -> str:
+    """Which load generator drives the UDP rate steps: `--udp-sender`; `auto` is the lean one only where the
+    load generator shares the cores with what it measures in a way that decides the result (`--workers`)."""
+    if args.udp_sender == "auto":
+        return "lean" if comparing_workers else "simulator"
+    return str(args.udp_sender)
 
 
 class Daemon:
@@ -433,6 +498,8 @@ class Step:
     cpu: dict[str, float] = field(default_factory=dict)
     late: int = 0  # arrived, but after DELIVERY_DEADLINE_MS (counted in loss)
     growth_ms: float = 0.0  # p10 send→NS latency, last fifth minus first fifth: a growing backlog
+    sender: str = "simulator"  # the load generator: `run_simulation` in this process, or lean_uplinks.py
+    sender_cpu_us: float | None = None  # lean_uplinks.py's own CPU per uplink sent (sockets, sending, acks, drain)
 
     @property
     def contended(self) -> bool:
@@ -463,34 +530,49 @@ class Step:
                 f"{100 * self.loss:>7.3f}% {f(self.read_us, 'p50'):>7} {f(self.read_us, 'p99'):>7} "
                 f"{f(self.send_us, 'p50'):>7} {f(self.send_us, 'p99'):>7} "
                 f"{self.cpu.get('daemon_cores', 0):>5.2f} {self.cpu.get('standin_cores', 0):>5.2f} "
-                f"{self.cpu.get('simulator_cores', 0):>5.2f} {self.cpu.get('other_cores', 0):>5.2f}"
-                f"{self.verdict}")
+                f"{self.cpu.get('simulator_cores', 0):>5.2f} {self.cpu.get('other_cores', 0):>5.2f} "
+                f"{'lean' if self.sender == 'lean' else 'sim':>4}{self.verdict}")
 
 
-STEP_HEADER = ("    rate     sent    count  at NS     loss  read→NS ms      send→NS ms    CPU cores used\n"
-               "  target achieved                         p50     p99     p50     p99 daemon   NS   sim other")
+STEP_HEADER = ("    rate     sent    count  at NS     loss  read→NS ms      send→NS ms    CPU cores used      load\n"
+               "  target achieved                         p50     p99     p50     p99 daemon   NS   sim other  gen.")
+# "sim" is the load generator's CPU, "load gen." which one it was (sim: the simulator, lean: lean_uplinks.py).
 # loss counts uplinks missing or later than DELIVERY_DEADLINE_MS; "backlog": the p10 latency grew by more than
 # GROWTH_LIMIT_MS during the step (the daemon was falling behind even if nothing was lost yet).
 
 
 async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, gateways: int, eui_base: int,
-                   settle: float, protocol: str = "udp", also: dict[str, int] | None = None) -> Step:
-    """One step at `rate`; `also` names more processes whose CPU is reported apart from "other" (redis-server)."""
+                   settle: float, protocol: str = "udp", also: dict[str, int] | None = None,
+                   lean: LeanSender | None = None) -> Step:
+    """One step at `rate`; `also` names more processes whose CPU is reported apart from "other" (redis-server).
+
+    With `lean` (UDP only) the lean sender drives the step; its process is the step's "simulator", and this
+    process, which then only waits, is reported apart as "bench".
+    """
+    lean = lean if protocol == "udp" else None
     quiesce(ns)
     ns.reset()
-    meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, "simulator": os.getpid(), **(also or {})},
+    load = {"simulator": os.getpid()} if lean is None else {"simulator": lean.proc.pid, "bench": os.getpid()}
+    meter = CpuMeter({"daemon": daemon.proc.pid, "standin": ns.proc.pid, **load, **(also or {})},
                      trees=("daemon",))
     meter.start()
     port = daemon.grpc_port if protocol == "grpc" else daemon.udp_port
-    summary = await run_simulation(SimulationConfig(
-        protocol=protocol, api_key=daemon.api_key,
-        address=("127.0.0.1", port), gateways=gateways, rate=rate, duration=seconds,
-        eui_base=eui_base, stat_interval=30.0, keepalive_interval=10.0, start_spread=0.2, drain=0.0,
-        payload_size=12, spreading_factors=(7, 8, 9, 10), seed=eui_base & 0xFFFF,
-    ))
+    if lean is not None:
+        summary = await lean.run({
+            "address": ["127.0.0.1", port], "gateways": gateways, "rate": rate, "duration": seconds,
+            "eui_base": eui_base, "payload_size": 12, "spreading_factors": [7, 8, 9, 10], "keepalive": 10.0,
+            "seed": eui_base & 0xFFFF,
+        })
+    else:
+        summary = await run_simulation(SimulationConfig(
+            protocol=protocol, api_key=daemon.api_key,
+            address=("127.0.0.1", port), gateways=gateways, rate=rate, duration=seconds,
+            eui_base=eui_base, stat_interval=30.0, keepalive_interval=10.0, start_spread=0.2, drain=0.0,
+            payload_size=12, spreading_factors=(7, 8, 9, 10), seed=eui_base & 0xFFFF,
+        ))
     # Whatever has not reached the stand-in one settle period after the last send is counted as lost.
     await asyncio.sleep(settle)
-    step = Step(rate=rate)
+    step = Step(rate=rate, sender="simulator" if lean is None else "lean")
     step.cpu = meter.stop()
     step.cpu["wall_seconds"] = round(meter.wall, 3)
     stats = ns.stats(reset=True)
@@ -510,6 +592,7 @@ async def run_step(daemon: Daemon, ns: StandinNs, rate: float, seconds: float, g
         # The 10th percentile: a growing queue delays every uplink, a passing hiccup (GC, a scheduler blip) only some.
         step.growth_ms = round((last[len(last) // 10] - first[len(first) // 10]) / 1000, 2)
     step.push_acks_lost = summary["push_acks_lost"]
+    step.sender_cpu_us = summary.get("cpu_us_per_uplink")
     step.push_ack_ms = summary["push_ack_latency_ms"]
     for name, column in (("send_us", 1), ("read_us", 2)):
         values = sorted(r[column] for r in mine if r[column] is not None)
@@ -526,7 +609,7 @@ def before_phase(args: argparse.Namespace) -> None:
 
 
 async def find_sustained(daemon: Daemon, ns: StandinNs, args: argparse.Namespace, start_rate: float,
-                         steps: list[Step], protocol: str = "udp") -> float:
+                         steps: list[Step], protocol: str = "udp", lean: LeanSender | None = None) -> float:
     """Ramp up by ``--ramp-factor`` until a step fails, then bisect; at most ``--max-steps`` steps."""
     eui = 0x0016C00100000000
 
@@ -536,7 +619,8 @@ async def find_sustained(daemon: Daemon, ns: StandinNs, args: argparse.Namespace
         await asyncio.sleep(1.0)  # let the previous step's tail drain
         for attempt in range(3):
             before_phase(args)
-            step = await run_step(daemon, ns, rate, args.step_seconds, args.gateways, eui, args.settle, protocol)
+            step = await run_step(daemon, ns, rate, args.step_seconds, args.gateways, eui, args.settle, protocol,
+                                  lean=lean)
             steps.append(step)
             print(step.row(), file=sys.stderr, flush=True)
             if not step.contended or attempt == 2 or len(steps) >= args.max_steps:
@@ -644,8 +728,11 @@ class _Skip(Exception):
 
 
 async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[int],
-                          ceiling: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The rate search once per `--workers` count; daemon CPU summed over the supervisor and its workers."""
+                          ceiling: dict[str, Any] | None, lean: LeanSender | None = None) -> list[dict[str, Any]]:
+    """The rate search once per `--workers` count; daemon CPU summed over the supervisor and its workers.
+
+    With `lean` the lean sender drives the steps (`--udp-sender auto` or `lean`), so that the load generator takes
+    as little as possible of the cores the workers share with it."""
     runs = []
     start = args.start_rate or (max(500.0, round(ceiling["rate"] * 0.25, -2)) if ceiling else 1000.0)
     for count in args.workers:
@@ -656,25 +743,34 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
         steps: list[Step] = []
         try:
             await daemon.wait_ready()
-            log(f"uplink rate search with {count} worker(s)\n" + STEP_HEADER)
-            sustained = await find_sustained(daemon, ns, args, start, steps)
+            log(f"uplink rate search with {count} worker(s), load generator: "
+                f"{'lean_uplinks.py' if lean else 'the simulator'}\n" + STEP_HEADER)
+            sustained = await find_sustained(daemon, ns, args, start, steps, lean=lean)
         finally:
             code = daemon.close()
         held = [st for st in steps if st.ok and st.rate == sustained]
+        limits = [st for st in steps if st.rate > sustained and st.verdict.strip() in ("loss", "backlog")]
         cores = held[-1].cpu.get("daemon_cores", 0.0) if held else 0.0
         rate = held[-1].achieved_rate if held else 0.0
         runs.append({
             "workers": count,
+            "sender": "lean" if lean else "simulator",
             "sustained_rate": sustained,
             "daemon_cores": cores,
             "daemon_cpu_per_uplink_us": round(cores / rate * 1e6, 1) if rate else None,
             "cpu_at_sustained": held[-1].cpu if held else {},
+            # The lowest rate that failed for the daemon's sake (not contended, not the load generator): whose
+            # core was full there says what limited the rate.
+            "cpu_at_limit": min(limits, key=lambda st: st.rate).cpu if limits else {},
+            "limit_rate": min(st.rate for st in limits) if limits else None,
+            "limit_verdict": min(limits, key=lambda st: st.rate).verdict.strip() if limits else None,
             "steps": [st.__dict__ | {"ok": st.ok} for st in steps],
             "daemon_exit": code,
             "daemon_log": str(daemon.log_path),
         })
         log(f"{count} worker(s): sustained {sustained:.0f} uplinks/s, daemon CPU "
-            f"{runs[-1]['daemon_cpu_per_uplink_us']} µs per uplink (all processes), exit {code}")
+            f"{runs[-1]['daemon_cpu_per_uplink_us']} µs per uplink (all processes), exit {code}, "
+            f"sender {runs[-1]['sender']}")
     return runs
 
 
@@ -683,7 +779,7 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
 REDIS_GOAL_PERCENT = 15.0  # issue 13: the daemon's CPU per uplink with --redis-url at most 15 % above without
 
 
-async def compare_redis(ns: StandinNs, args: argparse.Namespace) -> dict[str, Any]:
+async def compare_redis(ns: StandinNs, args: argparse.Namespace, lean: LeanSender | None = None) -> dict[str, Any]:
     """The daemon's CPU per uplink without and with `--redis-url`, at one fixed rate, in the same run.
 
     Two daemons run side by side on the daemon's core, identical but for `--redis-url` (both get the cluster key,
@@ -724,14 +820,15 @@ async def compare_redis(ns: StandinNs, args: argparse.Namespace) -> dict[str, An
                     await asyncio.sleep(1.0)
                     before_phase(args)
                     step = await run_step(daemons[name], ns, rate, seconds, args.gateways, eui, args.settle,
-                                          also={"redis": redis.proc.pid} if redis.proc else None)
+                                          also={"redis": redis.proc.pid} if redis.proc else None, lean=lean)
                     print(f"{step.row()}  ({name} Redis; redis-server {step.cpu.get('redis_cores', 0):.2f} cores)",
                           file=sys.stderr, flush=True)
                     if not step.contended:
                         break
                 assert step is not None
                 steps[name].append(step)
-        result: dict[str, Any] = {"rate": rate, "seconds": seconds, "rounds": args.redis_rounds}
+        result: dict[str, Any] = {"rate": rate, "seconds": seconds, "rounds": args.redis_rounds,
+                                  "sender": "lean" if lean else "simulator"}
         for name, taken in steps.items():
             # Per uplink delivered to the stand-in: the daemon's CPU seconds over the step, over what arrived.
             counted = [st for st in taken if st.ok] or taken
@@ -774,7 +871,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     log(f"cores: daemon and ceiling client on {args.daemon_cpu}; stand-in and simulator on {args.aux_cpu}"
         f" (of {len(cpus)})")
     result: dict[str, Any] = {"cpus": len(cpus), "daemon_cpu": args.daemon_cpu, "aux_cpu": args.aux_cpu}
+    workers_sender = udp_sender(args, comparing_workers=True)
+    other_sender = udp_sender(args, comparing_workers=False)
+    result["udp_sender"] = {"workers": workers_sender, "other": other_sender}
     ns = StandinNs(args.aux_cpu)
+    wants_lean = "rate" in args.phases and (other_sender == "lean" or (args.workers and workers_sender == "lean"))
+    lean = LeanSender(args.aux_cpu) if wants_lean else None
+    other_lean = lean if other_sender == "lean" else None
     try:
         ceilings = []
         for conc in (args.ceiling_concurrency if "ceiling" in args.phases else []):
@@ -797,11 +900,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             result["ceiling_daemon_path"] = c
 
         if args.workers and "rate" in args.phases:
-            result["workers"] = await compare_workers(ns, args, cpus, ceiling)
+            result["workers"] = await compare_workers(ns, args, cpus, ceiling,
+                                                      lean if workers_sender == "lean" else None)
             args.phases = args.phases - {"rate"}
 
         if args.redis and "rate" in args.phases:
-            result["redis"] = await compare_redis(ns, args)
+            result["redis"] = await compare_redis(ns, args, other_lean)
             args.phases = args.phases - {"rate"}
 
         steps: list[Step] = []
@@ -812,7 +916,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await daemon.wait_ready()
             log("uplink rate search\n" + STEP_HEADER)
             start = args.start_rate or (max(500.0, round(ceiling["rate"] * 0.25, -2)) if ceiling else 1000.0)
-            sustained = await find_sustained(daemon, ns, args, start, steps)
+            sustained = await find_sustained(daemon, ns, args, start, steps, lean=other_lean)
             result["steps"] = [s.__dict__ | {"ok": s.ok} for s in steps]
             if steps and not steps[-1].ok and any(s.verdict.strip() == "sim-bound" for s in steps):
                 log("note: some steps were limited by the simulator, not the daemon")
@@ -824,7 +928,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(1.0)
                     before_phase(args)
                     candidate = await run_step(daemon, ns, sustained / 2, args.latency_seconds, args.gateways,
-                                               0x0016C001FFF00000 + attempt * 0x10000, args.settle)
+                                               0x0016C001FFF00000 + attempt * 0x10000, args.settle,
+                                               lean=other_lean)
                     print(candidate.row(), file=sys.stderr, flush=True)
                     if half is None or candidate.cpu.get("other_cores", 0) < half.cpu.get("other_cores", 0):
                         half = candidate
@@ -862,6 +967,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             log(f"memory per idle gateway ({args.idle_gateways} gateways)")
             result["idle"] = await measure_idle_memory(ns, args)
     finally:
+        if lean is not None:
+            lean.close()
         ns.close()
     return result
 
@@ -883,7 +990,8 @@ def report(r: dict[str, Any]) -> str:
         ratio = f"{100 * sustained / c['rate']:.0f} % of the ceiling" if c["rate"] else "no ceiling measured"
         if d and d["rate"]:
             ratio += f"; {100 * sustained / d['rate']:.0f} % of the client with the daemon's options"
-        lines.append(f"  sustained uplinks/s with < 0.1 % loss: {sustained:.0f}  ({ratio})")
+        sender = (r.get("udp_sender") or {}).get("other", "simulator")
+        lines.append(f"  sustained uplinks/s with < 0.1 % loss: {sustained:.0f}  ({ratio}; load generator: {sender})")
     held = [st for st in r.get("steps", []) if st["ok"] and st["rate"] == r.get("sustained_rate")]
     if held and c["rate"]:
         per_uplink = held[-1]["cpu"].get("daemon_cores", 0) / held[-1]["achieved_rate"] * 1e6
@@ -917,7 +1025,17 @@ def report(r: dict[str, Any]) -> str:
     for run in runs:
         lines.append(f"  --workers {run['workers']}: sustained {run['sustained_rate']:.0f} uplinks/s, daemon CPU per "
                      f"uplink {run['daemon_cpu_per_uplink_us']} µs (supervisor and workers summed; "
-                     f"CPU at that rate: {run['cpu_at_sustained']})")
+                     f"CPU at that rate: {run['cpu_at_sustained']}; load generator: {run.get('sender', 'simulator')})")
+    for run in runs:
+        lim = run.get("cpu_at_limit") or {}
+        if lim:
+            cores = " ".join(f"core{n} {lim[f'core{n}_busy']:.2f}" for n in range(r["cpus"]) if f"core{n}_busy" in lim)
+            procs = " + ".join(f"{lim[k]:.2f}" for k in sorted(lim) if k.startswith("daemon_") and k[7:-6].isdigit())
+            lines.append(f"    at the first failing rate ({run['limit_rate']:.0f}/s, {run['limit_verdict']}): daemon "
+                         f"{lim.get('daemon_cores', 0):.2f} cores ({procs}), "
+                         f"stand-in {lim.get('standin_cores', 0):.2f}, "
+                         f"load generator {lim.get('simulator_cores', 0):.2f}, other {lim.get('other_cores', 0):.2f}; "
+                         f"busy: {cores}")
     if len(runs) > 1 and runs[0]["sustained_rate"] and runs[0]["daemon_cpu_per_uplink_us"]:
         base = runs[0]
         for run in runs[1:]:
@@ -928,7 +1046,8 @@ def report(r: dict[str, Any]) -> str:
     redis = r.get("redis")
     if redis:
         lines.append(f"  daemon CPU per uplink at {redis['rate']:.0f} uplinks/s ({redis['rounds']} steps of "
-                     f"{redis['seconds']:.0f} s each, alternating): without Redis "
+                     f"{redis['seconds']:.0f} s each, alternating, load generator: {redis.get('sender')}): "
+                     f"without Redis "
                      f"{redis['without']['cpu_per_uplink_us']} µs {redis['without']['cpu_per_uplink_us_each']}, "
                      f"with --redis-url {redis['with']['cpu_per_uplink_us']} µs "
                      f"{redis['with']['cpu_per_uplink_us_each']}")
@@ -1005,6 +1124,11 @@ def main() -> int:
                         "redis-server of its own) at --redis-rate, alternating, in the same run")
     p.add_argument("--redis-rate", type=float, default=2000.0, help="uplinks/s of the --redis steps")
     p.add_argument("--redis-rounds", type=int, default=3, help="steps per configuration with --redis")
+    p.add_argument("--udp-sender", choices=("auto", "lean", "simulator"), default="auto",
+                   help="load generator of the UDP rate steps: lean (benchmarks/lean_uplinks.py, its own process, "
+                        "~20 µs per uplink), simulator (gatewayserver's run_simulation in this process), auto: lean "
+                        "for the --workers comparison, the simulator elsewhere. LinkGateway steps always use the "
+                        "simulator")
     args = p.parse_args()
     if args.quick:
         args.ceiling_seconds = 3.0
