@@ -51,6 +51,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -774,6 +775,84 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
     return runs
 
 
+async def alternate_at_rate(
+    daemons: dict[str, Daemon], ns: StandinNs, args: argparse.Namespace, rate: float, rounds: int, eui: int,
+    lean: LeanSender | None, also: dict[str, int] | None = None,
+    label: Callable[[str, Step], str] = lambda name, st: name,
+) -> tuple[dict[str, Any], dict[str, list[Step]]]:
+    """Steps of `2 * step_seconds` at one fixed `rate`, alternating between the (running) daemons A B B A A B ...
+    so that a slow drift of the machine weighs on each alike; a contended step is measured again (bounded).
+
+    Returns, per daemon name, its CPU per uplink delivered to the stand-in (the daemon's CPU seconds over the
+    step, over what arrived), from the steps that held (all of them if none held), and the steps themselves.
+    """
+    names = list(daemons)
+    seconds = args.step_seconds * 2
+    steps: dict[str, list[Step]] = {name: [] for name in names}
+    for n in range(rounds):
+        for name in (names if n % 2 == 0 else names[::-1]):
+            step = None
+            for _attempt in range(3):
+                eui += 0x10000
+                await asyncio.sleep(1.0)
+                before_phase(args)
+                step = await run_step(daemons[name], ns, rate, seconds, args.gateways, eui, args.settle,
+                                      also=also, lean=lean)
+                print(f"{step.row()}  ({label(name, step)})", file=sys.stderr, flush=True)
+                if not step.contended:
+                    break
+            assert step is not None
+            steps[name].append(step)
+    result: dict[str, Any] = {"rate": rate, "seconds": seconds, "rounds": rounds,
+                              "sender": "lean" if lean else "simulator"}
+    for name, taken in steps.items():
+        counted = [st for st in taken if st.ok] or taken
+        per_uplink = [st.cpu.get("daemon_cores", 0.0) * st.cpu.get("wall_seconds", 0.0) / st.received * 1e6
+                      for st in counted if st.received]
+        result[name] = {
+            "cpu_per_uplink_us": round(sum(per_uplink) / len(per_uplink), 1) if per_uplink else None,
+            "cpu_per_uplink_us_each": [round(v, 1) for v in per_uplink],
+            "steps_ok": sum(1 for st in taken if st.ok),
+            "steps": [st.__dict__ | {"ok": st.ok} for st in taken],
+        }
+    return result, steps
+
+
+WORKERS_GOAL_PERCENT = 10.0  # issue 12: daemon CPU per uplink with 2 workers at most 10 % above 1 worker
+
+
+async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus: list[int],
+                                  lean: LeanSender | None) -> dict[str, Any]:
+    """Daemon CPU per uplink with 1 and with N workers at the same fixed rate (`--workers-rate`), alternating.
+
+    The rate searches compare each count at its own sustained rate, where batching differs (a worker at a higher
+    rate handles more datagrams and starts more calls per loop turn, so each costs less): that mixes the rate's
+    effect into the workers' cost. Here both daemons run side by side (the idle one costs next to nothing), one
+    worker pinned as in the search, N workers on the first N cores, and each step drives one of them.
+    """
+    count = max(args.workers)
+    daemons = {"1 worker": Daemon(ns.grpc_port, args.daemon_cpu, args.daemon_arg),
+               f"{count} workers": Daemon(ns.grpc_port, None, args.daemon_arg, workers=count,
+                                          cpus=set(cpus[:count]))}
+    try:
+        for daemon in daemons.values():
+            await daemon.wait_ready()
+        rate = args.workers_rate
+        log(f"CPU per uplink with 1 and {count} workers at {rate:.0f} uplinks/s, {args.workers_rounds} rounds of "
+            f"{args.step_seconds * 2:.0f} s each\n" + STEP_HEADER)
+        result, _ = await alternate_at_rate(daemons, ns, args, rate, args.workers_rounds, 0x0016C00500000000, lean)
+        one, many = (result[name]["cpu_per_uplink_us"] for name in daemons)
+        result["workers"] = count
+        result["growth_percent"] = round(100 * (many / one - 1), 1) if one and many else None
+        log(f"CPU per uplink at {rate:.0f}/s: {one} µs with 1 worker, {many} µs with {count} "
+            f"({result['growth_percent']:+} %; goal at most +{WORKERS_GOAL_PERCENT:.0f} %)"
+            if result["growth_percent"] is not None else "no figure")
+        return result
+    finally:
+        for daemon in daemons.values():
+            daemon.close()
+
+
 # --- with and without Redis -----------------------------------------------------------------------------------
 
 REDIS_GOAL_PERCENT = 15.0  # issue 13: the daemon's CPU per uplink with --redis-url at most 15 % above without
@@ -806,40 +885,13 @@ async def compare_redis(ns: StandinNs, args: argparse.Namespace, lean: LeanSende
             raise SystemExit(f"benchmark: the daemon with --redis-url does not reach Redis; log: "
                              f"{daemons['with'].log_path}")
         rate = args.redis_rate
-        seconds = args.step_seconds * 2
         log(f"CPU per uplink without and with --redis-url at {rate:.0f} uplinks/s, {args.redis_rounds} rounds of "
-            f"{seconds:.0f} s each\n" + STEP_HEADER)
-        order = [("without", "with") if n % 2 == 0 else ("with", "without") for n in range(args.redis_rounds)]
-        steps: dict[str, list[Step]] = {"without": [], "with": []}
-        eui = 0x0016C00400000000
-        for pair in order:
-            for name in pair:
-                step = None
-                for _attempt in range(3):
-                    eui += 0x10000
-                    await asyncio.sleep(1.0)
-                    before_phase(args)
-                    step = await run_step(daemons[name], ns, rate, seconds, args.gateways, eui, args.settle,
-                                          also={"redis": redis.proc.pid} if redis.proc else None, lean=lean)
-                    print(f"{step.row()}  ({name} Redis; redis-server {step.cpu.get('redis_cores', 0):.2f} cores)",
-                          file=sys.stderr, flush=True)
-                    if not step.contended:
-                        break
-                assert step is not None
-                steps[name].append(step)
-        result: dict[str, Any] = {"rate": rate, "seconds": seconds, "rounds": args.redis_rounds,
-                                  "sender": "lean" if lean else "simulator"}
-        for name, taken in steps.items():
-            # Per uplink delivered to the stand-in: the daemon's CPU seconds over the step, over what arrived.
-            counted = [st for st in taken if st.ok] or taken
-            per_uplink = [st.cpu.get("daemon_cores", 0.0) * st.cpu.get("wall_seconds", 0.0) / st.received * 1e6
-                          for st in counted if st.received]
-            result[name] = {
-                "cpu_per_uplink_us": round(sum(per_uplink) / len(per_uplink), 1) if per_uplink else None,
-                "cpu_per_uplink_us_each": [round(v, 1) for v in per_uplink],
-                "steps_ok": sum(1 for st in taken if st.ok),
-                "steps": [st.__dict__ | {"ok": st.ok} for st in taken],
-            }
+            f"{args.step_seconds * 2:.0f} s each\n" + STEP_HEADER)
+        result, steps = await alternate_at_rate(
+            daemons, ns, args, rate, args.redis_rounds, 0x0016C00400000000, lean,
+            also={"redis": redis.proc.pid} if redis.proc else None,
+            label=lambda name, st: f"{name} Redis; redis-server {st.cpu.get('redis_cores', 0):.2f} cores",
+        )
         result["redis_cores"] = round(sum(st.cpu.get("redis_cores", 0.0) for st in steps["with"])
                                       / max(1, len(steps["with"])), 3)
         base, cluster = result["without"]["cpu_per_uplink_us"], result["with"]["cpu_per_uplink_us"]
@@ -902,6 +954,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.workers and "rate" in args.phases:
             result["workers"] = await compare_workers(ns, args, cpus, ceiling,
                                                       lean if workers_sender == "lean" else None)
+            if args.workers_rate and len(args.workers) > 1:
+                result["workers_at_rate"] = await compare_workers_at_rate(
+                    ns, args, cpus, lean if workers_sender == "lean" else None)
             args.phases = args.phases - {"rate"}
 
         if args.redis and "rate" in args.phases:
@@ -1119,6 +1174,10 @@ def main() -> int:
                    help="frontends of the rate search: udp, grpc (GtwGs.LinkGateway) or both")
     p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[],
                    help="run the rate search once per worker count, e.g. 1,2 (gatewayserver run --workers N)")
+    p.add_argument("--workers-rate", type=float, default=0.0, metavar="UPLINKS_PER_S",
+                   help="with --workers 1,N: also compare the daemon's CPU per uplink with 1 and N workers at this "
+                        "one rate, alternating steps (--workers-rounds each)")
+    p.add_argument("--workers-rounds", type=int, default=3, help="steps per worker count with --workers-rate")
     p.add_argument("--redis", action="store_true",
                    help="instead of the rate search: daemon CPU per uplink without and with --redis-url (a "
                         "redis-server of its own) at --redis-rate, alternating, in the same run")
