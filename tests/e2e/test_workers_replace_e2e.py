@@ -23,11 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gatewayserver.api.keys import create_key
 from gatewayserver.simulator_grpc import LinkedGateway
-from gatewayserver.ttnpb import gatewayserver_pb2_grpc, lorawan_pb2, messages_pb2
+from gatewayserver.ttnpb import gatewayserver_pb2_grpc, messages_pb2
 from gatewayserver.workers.peers import peer_error
 from gatewayserver.workers.spec import owner_of_eui
 
-from downlink.downlink_support import class_a, token_of
+from downlink.downlink_support import class_a, class_c, token_of
 from harness import Forwarder, data_frame, rxpk
 from test_workers_e2e import NetworkServerThread, Workers
 from test_workers_link_e2e import fresh_channel
@@ -153,19 +153,6 @@ async def schedule(workers: Workers, message: messages_pb2.DownlinkMessage) -> A
         except grpc.aio.AioRpcError as exc:
             error = peer_error(0, exc)
             raise AssertionError(f"downlink refused: {error.name} {error.details}") from None
-
-
-def class_c(gateway_id: str) -> messages_pb2.DownlinkMessage:
-    msg = messages_pb2.DownlinkMessage(raw_payload=b"\x60" + bytes(16), correlation_ids=["ns:downlink:udp"])
-    req = msg.request
-    setattr(req, "class", lorawan_pb2.CLASS_C)
-    req.downlink_paths.add().fixed.gateway_ids.gateway_id = gateway_id
-    req.rx2_frequency = 869_525_000
-    req.rx2_data_rate.lora.spreading_factor = 9
-    req.rx2_data_rate.lora.bandwidth = 125_000
-    req.rx2_data_rate.lora.coding_rate = "4/5"
-    req.priority = lorawan_pb2.NORMAL
-    return msg
 
 
 def test_a_link_on_the_other_worker_replaces_a_udp_connection(tmp_path: Path) -> None:
