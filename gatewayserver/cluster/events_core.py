@@ -301,10 +301,15 @@ def select_history(
     after_ns: int | None,
     oldest_ns: int | None,
 ) -> tuple[list[Event], int]:
-    """The matching events of the gateways' streams (each newest first, as XREVRANGE returns them) in the shared
-    stream's order: after `after_ns`, not older than `oldest_ns`, the last `tail` (0: all). Returns the events and
-    how many entries could not be decoded."""
-    picked: list[tuple[StreamId, Event]] = []
+    """The matching events of the gateways' streams (each newest first, as XREVRANGE returns them) in time order:
+    after `after_ns`, not older than `oldest_ns`, the last `tail` (0: all). Returns the events and how many entries
+    could not be decoded.
+
+    Time order, not the streams' order: instances write their events in batches (up to 50 ms apart), so an
+    instance's event can land in Redis after a newer one of another instance, and `merge_histories` merges sorted
+    sources. In stream order, two instances answering the same `tail` disagreed around a gateway's move: the
+    one with the late event in its own history put it first, the other last."""
+    picked: list[tuple[tuple[int, StreamId], Event]] = []
     bad = 0
     seen: set[bytes] = set()
     for entries in per_gateway:
@@ -321,7 +326,7 @@ def select_history(
             if oldest_ns is not None and event.time_ns < oldest_ns:
                 continue
             if any(accepts(event, gid) for gid, _ in event.gateway_ids):
-                picked.append((parse_id(raw_id), event))
+                picked.append(((event.time_ns, parse_id(raw_id)), event))
     picked.sort(key=lambda pair: pair[0])
     events = [event for _, event in picked]
     if tail > 0:

@@ -89,7 +89,7 @@ def test_hand_encoded_event_is_the_runtimes_message() -> None:
         assert encode_event(event) == event.to_proto().SerializeToString()  # built once: the runtime's bytes
 
 
-def test_history_is_in_stream_order_filtered_and_cut_to_the_tail() -> None:
+def test_history_is_in_time_order_filtered_and_cut_to_the_tail() -> None:
     # Two gateways' streams, newest first as XREVRANGE returns them.
     gw1 = [entry("30-0", ev("gw-1", 300, "c")), entry("10-0", ev("gw-1", 100, "a"))]
     gw2 = [entry("20-0", ev("gw-2", 200, "b")), entry("5-0", ev("gw-2", 50, "old"))]
@@ -99,6 +99,21 @@ def test_history_is_in_stream_order_filtered_and_cut_to_the_tail() -> None:
     assert [e.unique_id for e in events] == ["b", "c"]
     events, _ = select_history([gw1, gw2], everything, tail=0, after_ns=100, oldest_ns=None)
     assert [e.unique_id for e in events] == ["b", "c"]  # strictly after
+
+
+def test_an_event_written_late_by_its_instance_takes_its_place_by_time() -> None:
+    # Instance B's disconnect (time 250) reached Redis in B's next batch, after C's connect (260) and uplink (270):
+    # the history must be sorted by time as `merge_histories` expects, whatever the order the batches landed in.
+    gw = [entry("40-0", ev("gw-1", 250, "b-disconnect")), entry("31-0", ev("gw-1", 270, "c-up")),
+          entry("30-0", ev("gw-1", 260, "c-connect")), entry("10-0", ev("gw-1", 100, "a"))]
+    events, _ = select_history([gw], everything, tail=0, after_ns=None, oldest_ns=None)
+    assert [e.unique_id for e in events] == ["a", "b-disconnect", "c-connect", "c-up"]
+    events, _ = select_history([gw], everything, tail=2, after_ns=None, oldest_ns=None)
+    assert [e.unique_id for e in events] == ["c-connect", "c-up"]
+    local = [ev("gw-1", 250, "b-disconnect")]  # the same event from the local history of B
+    merged = merge_histories([local, select_history([gw], everything, tail=0, after_ns=None, oldest_ns=None)[0]],
+                             already_delivered=set(), tail=3)
+    assert [e.unique_id for e in merged] == ["b-disconnect", "c-connect", "c-up"]
 
 
 def test_history_applies_the_subscribers_filter_and_counts_undecodable_entries() -> None:
