@@ -827,13 +827,19 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
 
     The rate searches compare each count at its own sustained rate, where batching differs (a worker at a higher
     rate handles more datagrams and starts more calls per loop turn, so each costs less): that mixes the rate's
-    effect into the workers' cost. Here both daemons run side by side (the idle one costs next to nothing), one
-    worker pinned as in the search, N workers on the first N cores, and each step drives one of them.
+    effect into the workers' cost. Here three daemons run side by side (the idle ones cost next to nothing): one
+    worker pinned as in the search, N workers on the first N cores as in the search, and N workers confined to the
+    one worker's core, which tells the cost of splitting the traffic apart from that of running on cores shared
+    with the stand-in and the load generator. Each step drives one of them, in the order A B C C B A ...
     """
     count = max(args.workers)
     daemons = {"1 worker": Daemon(ns.grpc_port, args.daemon_cpu, args.daemon_arg),
                f"{count} workers": Daemon(ns.grpc_port, None, args.daemon_arg, workers=count,
-                                          cpus=set(cpus[:count]))}
+                                          cpus=set(cpus[:count])),
+               # The same workers confined to the one worker's core: the cost of splitting the traffic alone,
+               # without that of running beside the stand-in and the load generator on every core.
+               f"{count} workers, one core": Daemon(ns.grpc_port, None, args.daemon_arg, workers=count,
+                                                    cpus={args.daemon_cpu})}
     try:
         for daemon in daemons.values():
             await daemon.wait_ready()
@@ -841,12 +847,15 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
         log(f"CPU per uplink with 1 and {count} workers at {rate:.0f} uplinks/s, {args.workers_rounds} rounds of "
             f"{args.step_seconds * 2:.0f} s each\n" + STEP_HEADER)
         result, _ = await alternate_at_rate(daemons, ns, args, rate, args.workers_rounds, 0x0016C00500000000, lean)
-        one, many = (result[name]["cpu_per_uplink_us"] for name in daemons)
+        one, many, confined = (result[name]["cpu_per_uplink_us"] for name in daemons)
         result["workers"] = count
         result["growth_percent"] = round(100 * (many / one - 1), 1) if one and many else None
+        result["growth_percent_one_core"] = round(100 * (confined / one - 1), 1) if one and confined else None
         log(f"CPU per uplink at {rate:.0f}/s: {one} µs with 1 worker, {many} µs with {count} "
-            f"({result['growth_percent']:+} %; goal at most +{WORKERS_GOAL_PERCENT:.0f} %)"
-            if result["growth_percent"] is not None else "no figure")
+            f"({result['growth_percent']:+} %), {confined} µs with {count} on one core "
+            f"({result['growth_percent_one_core']:+} %); goal at most +{WORKERS_GOAL_PERCENT:.0f} %"
+            if result["growth_percent"] is not None and result["growth_percent_one_core"] is not None
+            else "no figure")
         return result
     finally:
         for daemon in daemons.values():
