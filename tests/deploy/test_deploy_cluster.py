@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from deploy_support import DEPLOY, REPO, require_tool, wait_until
+from free_ports import free_port
 
 CLUSTER = DEPLOY / "cluster"
 COMPOSE = CLUSTER / "compose.yml"
@@ -310,13 +311,13 @@ def loopback_cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
             daemon.extra = (*daemon.extra, "--cluster-advertise-address", f"127.0.0.1:{daemon.grpc_port}")
             instances[name] = daemon.start()
             stack.append(daemon.stop)
-        lb_udp = _free_port(socket.SOCK_DGRAM)
+        lb_udp = free_port(socket.SOCK_DGRAM)
         names = {}
         for name, daemon in instances.items():
             names[f"{name}:1700"] = f"127.0.0.1:{daemon.udp_port}"
             names[f"{name}:1884"] = f"127.0.0.1:{daemon.grpc_port}"
             names[f"{name}:1885"] = f"127.0.0.1:{daemon.http_port}"
-        listen = {1700: lb_udp, 1884: _free_port(socket.SOCK_STREAM), 1885: _free_port(socket.SOCK_STREAM)}
+        listen = {1700: lb_udp, 1884: free_port(socket.SOCK_STREAM), 1885: free_port(socket.SOCK_STREAM)}
         conf = _nginx_conf_for(tmp_path, names, listen=listen)
         process = subprocess.Popen([*_nginx_argv(tmp_path, conf), "-g", "daemon off;"], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -338,12 +339,6 @@ def loopback_cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 undo()
             except Exception as exc:  # keep tearing down the rest
                 print(f"teardown: {exc!r}")
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _metric(daemon: Any, prefix: str) -> float:

@@ -24,6 +24,8 @@ from gatewayserver.config import resolve
 from gatewayserver.daemon import Daemon, start_daemon
 from gatewayserver.ttnpb import messages_pb2, networkserver_pb2_grpc
 
+from free_ports import free_port
+
 
 class StandInNetworkServer(networkserver_pb2_grpc.GsNsServicer):
     """Records what it is sent; can be told to fail like an overloaded or restarting Network Server."""
@@ -45,15 +47,11 @@ class StandInNetworkServer(networkserver_pb2_grpc.GsNsServicer):
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port(socket.SOCK_DGRAM)
 
 
 def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port(socket.SOCK_STREAM)
 
 
 class LoopbackPorts:
