@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from redis_server import RedisServer
+from schedule import class_a_request
 
 TOKEN_KEY = bytes.fromhex("5c" * 32)
 CLUSTER_KEY = bytes.fromhex("c1" * 16)
@@ -42,22 +43,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def class_a_request(token: bytes) -> Any:
-    from gatewayserver.ttnpb import lorawan_pb2, messages_pb2
-
-    msg = messages_pb2.DownlinkMessage(raw_payload=b"\x60" + bytes(16), correlation_ids=["bench:down"])
-    req = msg.request
-    setattr(req, "class", lorawan_pb2.CLASS_A)
-    req.downlink_paths.add().uplink_token = token
-    req.rx1_delay = lorawan_pb2.RX_DELAY_1
-    req.rx1_frequency = 868_100_000
-    req.rx1_data_rate.lora.spreading_factor = 7
-    req.rx1_data_rate.lora.bandwidth = 125_000
-    req.rx1_data_rate.lora.coding_rate = "4/5"
-    req.priority = lorawan_pb2.HIGH
-    return msg
 
 
 def cpu_seconds(pid: int) -> float:
