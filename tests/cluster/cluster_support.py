@@ -25,6 +25,7 @@ import yaml
 from gatewayserver.api.keys import create_key
 from gatewayserver.ttnpb import gatewayserver_pb2_grpc, messages_pb2
 
+from e2e.daemon_process import log_records
 from e2e.harness import Forwarder, LoopbackPorts
 from redis_support import RedisServer
 
@@ -44,13 +45,7 @@ class Instance(LoopbackPorts):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def logged(self, msg: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log().splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if str(record.get("msg", "")).startswith(msg):
-                    out.append(record)
-        return out
+        return log_records(self.log(), msg)
 
     def get(self, path: str, key: str = "") -> tuple[int, bytes]:
         headers = {"Authorization": f"Bearer {key}"} if key else {}

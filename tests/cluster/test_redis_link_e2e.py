@@ -45,16 +45,6 @@ def _redis_up(daemon: DaemonProcess) -> float | None:
     return None
 
 
-def _logged(daemon: DaemonProcess, msg: str) -> list[dict[str, Any]]:
-    out = []
-    for line in daemon.log().splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if str(record.get("msg", "")).startswith(msg):
-                out.append(record)
-    return out
-
-
 def test_redis_outage_is_logged_once_each_way_and_degrades_readiness(tmp_path: Path, redis_server: RedisServer) -> None:
     daemon = DaemonProcess(
         tmp_path, "--log-format", "json", "--redis-url", redis_server.url, "--cluster-key", CLUSTER_KEY,
@@ -62,7 +52,7 @@ def test_redis_outage_is_logged_once_each_way_and_degrades_readiness(tmp_path: P
     ).start()
     gateway = Forwarder(daemon.udp_address, bytes.fromhex("00000000000000A1"))
     try:
-        started = _logged(daemon, "gateway server started")
+        started = daemon.logged("gateway server started")
         assert started and started[0]["instance"] == "gs-a"
         assert "<redacted>@127.0.0.1" in started[0]["redis"]
         status, body = _ready(daemon)
@@ -76,14 +66,14 @@ def test_redis_outage_is_logged_once_each_way_and_degrades_readiness(tmp_path: P
         assert _redis_up(daemon) == 0.0
         for fcnt in range(5):  # its own gateway is served as before
             gateway.push({"rxpk": [rxpk(data_frame(fcnt=fcnt), tmst=fcnt)]})
-        wait(lambda: len(_logged(daemon, "Redis unreachable")) == 1, "one unreachable line")
+        wait(lambda: len(daemon.logged("Redis unreachable")) == 1, "one unreachable line")
 
         redis_server.start()
         wait(lambda: _ready(daemon)[1]["degraded"] == [], "recovered readiness", timeout=30)
         assert _redis_up(daemon) == 1.0
-        wait(lambda: _logged(daemon, "Redis reachable again"), "one recovery line")
-        assert len(_logged(daemon, "Redis unreachable")) == 1
-        assert len(_logged(daemon, "Redis reachable again")) == 1
+        wait(lambda: daemon.logged("Redis reachable again"), "one recovery line")
+        assert len(daemon.logged("Redis unreachable")) == 1
+        assert len(daemon.logged("Redis reachable again")) == 1
         gateway.push({"rxpk": [rxpk(data_frame(fcnt=9), tmst=9)]})
     finally:
         assert daemon.stop() == 0

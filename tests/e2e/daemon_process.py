@@ -6,6 +6,7 @@ aiohttp, not only our loggers) and about clients that must survive a daemon rest
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,10 +14,25 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from gatewayserver.api.keys import create_key
 
 from e2e.harness import LoopbackPorts
+
+
+def log_records(text: str, msg: str) -> list[dict[str, Any]]:
+    """The JSON log lines (`--log-format json`) of `text` whose message starts with `msg`."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line of grpc's C core, say, that happens to start with a brace
+            if str(record.get("msg", "")).startswith(msg):
+                out.append(record)
+    return out
 
 
 class DaemonProcess(LoopbackPorts):
@@ -62,6 +78,10 @@ class DaemonProcess(LoopbackPorts):
             if time.monotonic() > deadline:
                 raise AssertionError(f"daemon not healthy in {timeout}s:\n{self.log()}")
             time.sleep(0.1)
+
+    def logged(self, msg: str) -> list[dict[str, Any]]:
+        """The JSON log lines whose message starts with `msg` (the daemon runs with `--log-format json`)."""
+        return log_records(self.log(), msg)
 
     def stop(self, timeout: float = 30.0) -> int:
         process, self.process = self.process, None
