@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gatewayserver.errors import UNAVAILABLE, GsError
 
 from . import metrics
-from .ownership import MOVED, Batch, OwnershipBook
+from .ownership import MOVED, RENAMED, Batch, OwnershipBook
 from .records import (
     HEARTBEAT_S,
     INSTANCE_TTL_MS,
@@ -132,6 +132,14 @@ class OwnershipSync:
     def disconnected(self, conn: Connection, reason: str, stats: gateway_pb2.GatewayConnectionStats) -> None:
         if self.book.disconnected(conn.gateway_id, reason, stats.SerializeToString() if reason != MOVED else b""):
             self._wake.set()
+
+    def renamed(self, conn: Connection, previous_gateway_id: str, now: int) -> None:
+        """A reload renamed a connection here: the old id's record is given back (no final stats: one process
+        keeps none for a renamed id either) and the new id claimed, which tells an instance holding it to let go,
+        as a connect would."""
+        self.book.disconnected(previous_gateway_id, RENAMED, b"")
+        self.book.connected(conn.gateway_id, conn.connected_at_ns, now)
+        self._wake.set()
 
     # --- lifetime -------------------------------------------------------------------------------------------------
 

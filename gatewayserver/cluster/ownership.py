@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from .records import Owner
 
 MOVED = "moved"
+#: The reason a record is given back when a registry reload renames its live connection (`OwnershipSync.renamed`).
+RENAMED = "renamed"
 
 
 @dataclass(slots=True)

@@ -46,11 +46,16 @@ class Upstream(Protocol):
 
 
 class ConnectionObserver(Protocol):
-    """Told of connections made and ended (not of their traffic: nothing here runs per uplink)."""
+    """Told of connections made, ended and renamed (not of their traffic: nothing here runs per uplink)."""
 
     def connected(self, conn: Connection, now: int) -> None: ...
 
     def disconnected(self, conn: Connection, reason: str, stats: gateway_pb2.GatewayConnectionStats) -> None: ...
+
+    def renamed(self, conn: Connection, previous_gateway_id: str, now: int) -> None:
+        """A registry reload gave the live `conn` another gateway id (it already carries the new one); here it
+        replaced any connection holding that id, and an observer sharing connections with other processes makes
+        the same hold there."""
 
 
 # Disconnect reason -> (error name, message) of the gs.gateway.disconnect event.
@@ -106,7 +111,7 @@ class GatewayCore:
         self.on_deadline: Callable[[], None] | None = None
         # Sub-band gauge labels registered so far, and the per-gateway states they are computed from.
         self.sub_band_watch: Callable[[GatewayDownlinkState], None] | None = None
-        #: Told of every connect and disconnect, in the order added (`observe`): `cluster.owners` keeps the
+        #: Told of every connect, disconnect and rename, in the order added (`observe`): `cluster.owners` keeps the
         #: gateway's ownership record in Redis, `workers.links` tells a peer holding a link of the same gateway.
         self.observers: tuple[ConnectionObserver, ...] = ()
 
@@ -199,6 +204,9 @@ class GatewayCore:
                 del self._by_id[old.gateway_id]
             self._by_id[entry.gateway_id] = conn
         conn.entry_changed(entry)
+        if entry.gateway_id != old.gateway_id:
+            for observer in self.observers:
+                observer.renamed(conn, old.gateway_id, now)
         log.info(
             "gateway registry entry changed",
             extra={

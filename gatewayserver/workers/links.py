@@ -12,7 +12,9 @@ process applies (`GatewayCore.connect`) holds across workers; the older one is d
 - a UDP forwarder connecting here (this worker owns its EUI) replaces a peer's older link of the same gateway ID.
   UDP connections are not announced (tens of thousands of gateways, each reconnecting): only when the table says
   a peer holds a link of that gateway is that one peer sent a "u" op; it disconnects its link, and announces the
-  end ("-") to everyone as for any link. The announcer observes the core (`GatewayCore.observe`) for this.
+  end ("-") to everyone as for any link. The announcer observes the core (`GatewayCore.observe`) for this;
+- a UDP forwarder renamed here by a registry reload (its EUI now maps to an id linked at a peer) takes that id as
+  in one process: the peer is sent a "u" stamped with the time of the rename, so its link goes however new.
 
 Restarts and dead peers: a worker starting sends each peer a *full* list (its own links: none yet, the APIs are
 not up) and gets each peer's full list back, so a restarted worker's stale entries are dropped everywhere and it
@@ -118,6 +120,21 @@ class LinkAnnouncer:
 
     def disconnected(self, conn: Connection, reason: str, stats: object) -> None:
         """Nothing to tell: a peer learns of a link's end from `unlinked`, and never hears of other connections."""
+
+    def renamed(self, conn: Connection, previous_gateway_id: str, now: int) -> None:
+        """A registry reload gave a connection here another gateway id. In one process the renamed connection
+        replaces whatever held that id, however old; across workers the same: a peer holding a link of the new id
+        is sent a "u" stamped `now` (newer than any link it announced before this moment), so it ends the link
+        whatever its age, and the link's entry is dropped here so that calls for the gateway come here at once
+        instead of after the peer's "-"."""
+        if conn.protocol == PROTOCOL:  # not made by the frontends (a link keeps the id it authenticated with)
+            self._announce(["-", previous_gateway_id, conn.connected_at_ns])
+            self.linked(conn)
+            return
+        found = self.map.find(conn.gateway_id)
+        if found is not None:
+            self._queue(found[1].worker, ["u", conn.gateway_id, now])
+            self.map.unlinked(conn.gateway_id, found[1].worker, found[1].version[0])
 
     def _announce(self, op: Op) -> None:
         for index in self._pending:

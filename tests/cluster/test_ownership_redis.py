@@ -101,6 +101,29 @@ def test_a_record_taken_by_another_instance_is_let_go_and_never_deleted_by_the_o
         gw.close()
 
 
+def test_a_reload_renaming_a_connected_gateway_moves_its_record_to_the_new_id(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The record follows the id: the old one is given back, the new one claimed at once (not at the next
+    connect), and an instance holding the new id is told to let go, as by any connect."""
+    h = instance(tmp_path, redis_server, "gs-a", [{"gateway_id": GATEWAY_ID, "eui": EUI.hex(),
+                                                  "frequency_plan_id": "EU_863_870"}])
+    gw = Forwarder(h.udp_address, EUI)
+    try:
+        gw.pull()
+        record = wait_for(lambda: get(redis_server, f"gs:gw:{GATEWAY_ID}:owner"), timeout=10)
+        redis_server.command("SET", "gs:gw:gw-new-name:owner", Owner("gs-z", 0, 1).encode().decode(), "PX", "60000")
+        (tmp_path / "gs-a-gateways.yml").write_text(yaml.safe_dump({"gateways": [
+            {"gateway_id": "gw-new-name", "eui": EUI.hex(), "frequency_plan_id": "EU_863_870"}]}))
+        h.run_in_loop(h.daemon.reload)
+        wait_for(lambda: get(redis_server, f"gs:gw:{GATEWAY_ID}:owner") is None, timeout=10)
+        assert wait_for(lambda: get(redis_server, "gs:gw:gw-new-name:owner") == record, timeout=10)
+        assert h.run_in_loop(lambda: h.daemon.server.core.get("gw-new-name")) is not None
+    finally:
+        gw.close()
+        h.stop()
+
+
 def test_configuration_of_a_gateway_only_its_owner_knows(tmp_path: Path, redis_server: RedisServer) -> None:
     """C's registry does not know the gateway; A's does (an AU plan). C asks A for the plans."""
     admin, _ = create_key(str(tmp_path / "keys.json"), "admin", ["RIGHT_ALL"])

@@ -299,6 +299,9 @@ class Observer:
     def disconnected(self, conn: Connection, reason: str, stats: gateway_pb2.GatewayConnectionStats) -> None:
         self.seen.append(("disconnected", reason))
 
+    def renamed(self, conn: Connection, previous_gateway_id: str, now: int) -> None:
+        self.seen.append(("renamed", f"{previous_gateway_id}->{conn.gateway_id}"))
+
 
 def test_every_observer_is_told_of_connects_and_disconnects_in_the_order_added() -> None:
     """The cluster's ownership records and the workers' link table both watch the core."""
@@ -313,3 +316,16 @@ def test_every_observer_is_told_of_connects_and_disconnects_in_the_order_added()
     core.unobserve(first)
     core.close_all(NOW + 2 * S)
     assert first.seen[-1] == ("connected", "test") and second.seen[-1] == ("disconnected", "shutdown")
+
+
+def test_observers_are_told_of_a_rename_and_not_of_other_entry_changes() -> None:
+    """A reload that renames a live gateway: the observers (link table, cluster records) follow the id."""
+    core, _, _ = make_core()
+    observer = Observer()
+    core.observe(observer)
+    conn = connect(core, Link())
+    core.entry_changed(conn, GatewayEntry("gw-core", ENTRY.eui, ("EU_863_870", "EU_863_870")), NOW + S)
+    assert observer.seen == [("connected", "test")]  # same id: nothing to tell
+    core.entry_changed(conn, GatewayEntry("gw-renamed", ENTRY.eui, ("EU_863_870",)), NOW + 2 * S)
+    assert observer.seen[-1] == ("renamed", "gw-core->gw-renamed")
+    assert core.get("gw-renamed") is conn and core.get("gw-core") is None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -47,17 +49,21 @@ def eui_owned_by(owner: int, salt: int) -> bytes:
 
 # gateway id -> EUI: one gateway owned by each worker, for each test.
 GATEWAYS = {f"gw-{kind}-{owner}": eui_owned_by(owner, salt) for salt, (kind, owner) in enumerate(
-    (k, o) for k in ("udp-first", "link-first") for o in range(COUNT)
+    (k, o) for k in ("udp-first", "link-first", "renamed") for o in range(COUNT)
 )}
+
+
+def write_registry(path: Path, gateways: dict[str, bytes]) -> None:
+    path.write_text(yaml.safe_dump({"gateways": [
+        {"gateway_id": g, "eui": e.hex(), "frequency_plan_id": "EU_863_870"} for g, e in gateways.items()
+    ]}))
 
 
 def start(tmp_path: Path, ns: NetworkServerThread) -> tuple[Workers, str]:
     keys_file = str(tmp_path / "keys.json")
     key, _ = create_key(keys_file, "admin", ["RIGHT_ALL"])
     registry = tmp_path / "gateways.yml"
-    registry.write_text(yaml.safe_dump({"gateways": [
-        {"gateway_id": g, "eui": e.hex(), "frequency_plan_id": "EU_863_870"} for g, e in GATEWAYS.items()
-    ]}))
+    write_registry(registry, GATEWAYS)
     workers = Workers(
         tmp_path, COUNT, ns.port, "--keys-file", keys_file, "--cluster-key", CLUSTER_KEY, "--gateways", str(registry),
     )
@@ -251,6 +257,73 @@ async def link_then_udp(workers: Workers, ns: NetworkServerThread, key: str) -> 
             data = await asyncio.to_thread(forwarder.down.recv, 4096)
             assert data[3] == 0x03 and b'"txpk"' in data, data
             await asyncio.sleep(1.5)  # past this transmission: one radio
+    finally:
+        if gw is not None:
+            await gw.close()
+        if forwarder is not None:
+            forwarder.close()
+        await channel.close()
+
+
+def test_a_udp_gateway_renamed_by_a_reload_to_an_id_linked_on_the_other_worker_replaces_the_link(
+    tmp_path: Path,
+) -> None:
+    """As in one process, a forwarder that a registry reload renames to a linked gateway's id takes the id: the
+    link on the other worker ends and the forwarder is the gateway's one connection."""
+    with NetworkServerThread() as ns:
+        workers, key = start(tmp_path, ns)
+        try:
+            asyncio.run(link_then_rename(workers, ns, key, tmp_path / "gateways.yml"))
+        finally:
+            workers.kill()
+
+
+async def link_then_rename(workers: Workers, ns: NetworkServerThread, key: str, registry: Path) -> None:
+    channel = fresh_channel(f"127.0.0.1:{workers.grpc_port}")
+    forwarder: Forwarder | None = None
+    gw: LinkedGateway | None = None
+    try:
+        landed = await landing_worker(workers, channel, key)
+        linked_id = f"gw-renamed-{landed}"  # linked on the worker it lands on
+        udp_id = f"gw-renamed-{1 - landed}"  # forwarding to the other worker, which owns its EUI
+        gw = LinkedGateway(channel, linked_id, key)
+        await wait_stats(workers, key, linked_id, "grpc")  # both workers know of the link
+        forwarder = Forwarder(("127.0.0.1", workers.udp_port), GATEWAYS[udp_id])
+        forwarder.up.settimeout(20)
+        forwarder.down.settimeout(20)
+        forwarder.pull()
+        forwarder.push({"rxpk": [rxpk(data_frame())]})
+        await wait_stats(workers, key, udp_id, "udp")
+        assert sorted(await holding(workers)) == [0, 1]
+        before = await asyncio.to_thread(replaced, workers)
+
+        # The forwarder's EUI now belongs to the linked gateway's id (the link authenticates by id and stays
+        # admitted, as the id is still registered); the forwarder's old id is gone.
+        renamed = {g: e for g, e in GATEWAYS.items() if g not in (linked_id, udp_id)}
+        renamed[linked_id] = GATEWAYS[udp_id]
+        write_registry(registry, renamed)
+        reloads = workers.log().count("gateway registry reloaded")
+        workers.process.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(60):
+            while workers.log().count("gateway registry reloaded") < reloads + COUNT:
+                await asyncio.sleep(0.1)
+            await gw.closed.wait()  # the link's worker ended its stream when told of the rename
+        assert gw.error is not None and gw.error.code() == grpc.StatusCode.ABORTED, gw.error
+        await wait_stats(workers, key, linked_id, "udp")
+        assert [c["protocol"] for c in await connections_of(workers, key, linked_id)] == ["udp"]
+        assert await connections_of(workers, key, udp_id) == []
+        assert await holding(workers) == [1 - landed]
+        assert await asyncio.to_thread(replaced, workers) - before == 1
+        assert re.search(r"gateway connected at another worker, replacing the connection here", workers.log())
+
+        # A downlink asked at either worker goes out as a PULL_RESP to the forwarder.
+        for _ in range(4):
+            forwarder.pull()
+            response = await schedule(workers, class_c(linked_id))
+            assert response.delay.ToNanoseconds() >= 0
+            data = await asyncio.to_thread(forwarder.down.recv, 4096)
+            assert data[3] == 0x03 and b'"txpk"' in data, data
+            await asyncio.sleep(1.5)
     finally:
         if gw is not None:
             await gw.close()

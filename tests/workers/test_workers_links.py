@@ -277,3 +277,33 @@ def test_a_full_list_repeats_the_u_ops_still_owed_to_that_peer() -> None:
     server.core.conns["gw-mine"] = Conn("gw-mine", EUI, 7)
     assert links._own_ops(2) == [["u", "gw-a", 20], ["+", "gw-mine", EUI.hex(), 7]]
     assert links._own_ops(0) == [["u", "gw-c", 20], ["+", "gw-mine", EUI.hex(), 7]]
+
+
+def test_a_udp_connection_renamed_to_a_linked_id_tells_that_peer_and_routes_here_at_once() -> None:
+    """One process lets a renamed connection replace whatever held the id, however new: so do the workers. The
+    "u" carries the rename's time (a peer compares it with its link's), not the older connect time."""
+    links, server = announcer(1)
+    links.apply(doc(2, [["+", "gw-b", EUI.hex(), 500]]))
+    conn = Conn("gw-b", EUI, 20, protocol="udp")  # connected as gw-a at 20, renamed gw-b at 900
+    server.core.conns["gw-b"] = conn
+    links.renamed(conn, "gw-a", 900)  # type: ignore[arg-type]
+    assert pending(links) == {0: [], 2: [["u", "gw-b", 900]]}
+    # Routed by the EUI rule at once (to the forwarder's worker, this one), not to the link until the peer's "-".
+    assert links.worker_of("gw-b") is None and links.map.find("gw-b") is None
+    links.apply(doc(2, [["-", "gw-b", 500]]))  # the peer's link ended: nothing left to drop
+    assert links.worker_of("gw-b") is None
+    links.renamed(Conn("gw-c", EUI, 20, protocol="udp"), "gw-b", 950)  # type: ignore[arg-type]  # not linked
+    assert pending(links) == {0: [], 2: [["u", "gw-b", 900]]}
+
+
+def test_a_peer_ends_its_link_on_a_rename_u_op_however_new_the_link() -> None:
+    links, server = announcer(2)
+    server.core.conns["gw-b"] = Conn("gw-b", EUI, 500)
+    links.apply(doc(1, [["u", "gw-b", 900]]))  # the rename at worker 1 came after our link's connect
+    assert server.core.disconnected == [("gw-b", "replaced")]
+
+
+def test_a_link_renamed_is_announced_as_the_old_ending_and_the_new_starting() -> None:
+    links, _ = announcer(1)
+    links.renamed(Conn("gw-new", EUI, 30), "gw-old", 40)  # type: ignore[arg-type]
+    assert pending(links) == {i: [["-", "gw-old", 30], ["+", "gw-new", EUI.hex(), 30]] for i in (0, 2)}
