@@ -827,19 +827,25 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
 
     The rate searches compare each count at its own sustained rate, where batching differs (a worker at a higher
     rate handles more datagrams and starts more calls per loop turn, so each costs less): that mixes the rate's
-    effect into the workers' cost. Here three daemons run side by side (the idle ones cost next to nothing): one
-    worker pinned as in the search, N workers on the first N cores as in the search, and N workers confined to the
-    one worker's core, which tells the cost of splitting the traffic apart from that of running on cores shared
-    with the stand-in and the load generator. Each step drives one of them, in the order A B C C B A ...
+    effect into the workers' cost. Here four daemons run side by side (the idle ones cost next to nothing): one
+    worker pinned as in the search, N workers on the first N cores as in the search, N workers confined to the
+    one worker's core, and one worker free to run on the same N cores as the N workers. The pinned worker has a
+    core to itself while the N workers share theirs with the stand-in and the load generator, and on a small
+    machine that sharing alone (cache and scheduler switches between four busy processes) costs CPU per uplink:
+    the last two daemons hold the placement equal, so that their figures tell the cost of splitting the traffic
+    (N workers on one core against the pinned one, N workers on N cores against one worker on the same cores)
+    apart from that of the placement. Each step drives one of them, in the order A B C D D C B A ...
     """
     count = max(args.workers)
+    shared = set(cpus[:count])
     daemons = {"1 worker": Daemon(ns.grpc_port, args.daemon_cpu, args.daemon_arg),
-               f"{count} workers": Daemon(ns.grpc_port, None, args.daemon_arg, workers=count,
-                                          cpus=set(cpus[:count])),
+               f"{count} workers": Daemon(ns.grpc_port, None, args.daemon_arg, workers=count, cpus=shared),
                # The same workers confined to the one worker's core: the cost of splitting the traffic alone,
                # without that of running beside the stand-in and the load generator on every core.
                f"{count} workers, one core": Daemon(ns.grpc_port, None, args.daemon_arg, workers=count,
-                                                    cpus={args.daemon_cpu})}
+                                                    cpus={args.daemon_cpu}),
+               # One worker placed like the N workers: the same sharing of cores, no split.
+               f"1 worker, {count} cores": Daemon(ns.grpc_port, None, args.daemon_arg, cpus=shared)}
     try:
         for daemon in daemons.values():
             await daemon.wait_ready()
@@ -847,15 +853,23 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
         log(f"CPU per uplink with 1 and {count} workers at {rate:.0f} uplinks/s, {args.workers_rounds} rounds of "
             f"{args.step_seconds * 2:.0f} s each\n" + STEP_HEADER)
         result, _ = await alternate_at_rate(daemons, ns, args, rate, args.workers_rounds, 0x0016C00500000000, lean)
-        one, many, confined = (result[name]["cpu_per_uplink_us"] for name in daemons)
+        one, many, confined, one_shared = (result[name]["cpu_per_uplink_us"] for name in daemons)
         result["workers"] = count
-        result["growth_percent"] = round(100 * (many / one - 1), 1) if one and many else None
-        result["growth_percent_one_core"] = round(100 * (confined / one - 1), 1) if one and confined else None
-        log(f"CPU per uplink at {rate:.0f}/s: {one} µs with 1 worker, {many} µs with {count} "
-            f"({result['growth_percent']:+} %), {confined} µs with {count} on one core "
-            f"({result['growth_percent_one_core']:+} %); goal at most +{WORKERS_GOAL_PERCENT:.0f} %"
-            if result["growth_percent"] is not None and result["growth_percent_one_core"] is not None
-            else "no figure")
+
+        def growth(value: float | None, base: float | None) -> float | None:
+            return round(100 * (value / base - 1), 1) if value and base else None
+
+        result["growth_percent"] = growth(many, one)
+        result["growth_percent_one_core"] = growth(confined, one)
+        result["growth_percent_same_cores"] = growth(many, one_shared)
+        result["placement_percent"] = growth(one_shared, one)
+        figures = (result["growth_percent"], result["growth_percent_one_core"], result["growth_percent_same_cores"],
+                   result["placement_percent"])
+        log(f"CPU per uplink at {rate:.0f}/s: {one} µs with 1 worker pinned, {many} µs with {count} workers "
+            f"({figures[0]:+} %); split alone: {confined} µs with {count} on one core ({figures[1]:+} %), "
+            f"{count} workers against 1 worker on the same {count} cores ({one_shared} µs) {figures[2]:+} %; "
+            f"placement alone (1 worker on {count} cores against pinned) {figures[3]:+} %; goal at most "
+            f"+{WORKERS_GOAL_PERCENT:.0f} %" if None not in figures else "no figure")
         return result
     finally:
         for daemon in daemons.values():
