@@ -34,6 +34,14 @@ def _run(args: argparse.Namespace) -> int:
         from .workers.supervisor import run_supervisor
 
         return run_supervisor(config)
+    if config.worker_cpus != "none":
+        from .preflight import check_worker_cpus
+        from .workers import affinity
+
+        check_worker_cpus(config.worker_cpus)
+        cpu = affinity.cpu_of(config.worker_cpus, 0, affinity.usable())
+        if cpu is not None:
+            affinity.bind(cpu)  # before the daemon starts any thread
     return run_daemon(config)
 
 

@@ -41,9 +41,18 @@ def check(config: Config) -> Checked:
     check_uplink_token_key(config.uplink_token_key)
     if config.workers > 1:
         check_workers(config.workers)
+    check_worker_cpus(config.worker_cpus)
     if config.redis_url:
         check_cluster(config)
     return Checked(plans, registry)
+
+
+def check_worker_cpus(setting: str) -> None:
+    from .workers import affinity
+
+    problem = affinity.check(setting, affinity.usable() if hasattr(os, "sched_getaffinity") else [])
+    if problem:
+        raise ConfigError(problem)
 
 
 def check_cluster(config: Config) -> None:

@@ -33,7 +33,7 @@ import orjson
 from .. import logs, preflight
 from ..bind_errors import bind_error, probe
 from ..config import OPTIONS_BY_NAME, Config, ConfigError
-from . import steering
+from . import affinity, steering
 from .internal import MAX_SOCKET_PATH
 from .spec import WorkerSpec, socket_path
 
@@ -180,6 +180,9 @@ class Supervisor:
             worker_config["uplink_token_key"] = secrets.token_hex(32)
         self._worker_config = worker_config
         self.slots = [_Slot(i, [group[i] for group in groups]) for i in range(self.count)]
+        allowed = affinity.usable() if config.worker_cpus != affinity.NONE else []
+        #: The CPU each worker binds itself to (`--worker-cpus`), kept across its restarts; None: not bound.
+        self.cpus = [affinity.cpu_of(config.worker_cpus, i, allowed) for i in range(self.count)]
         self.stopping = asyncio.Event()
 
     def spec(self, slot: _Slot) -> WorkerSpec:
@@ -212,6 +215,7 @@ class Supervisor:
             "restarts": slot.restarts,
             "ready_fd": ready_write,
             "supervisor_pid": os.getpid(),
+            "cpu": self.cpus[slot.index],
         }
         assert process.stdin is not None
         process.stdin.write(spec.to_json() + b"\n" + orjson.dumps(handover) + b"\n")
@@ -231,7 +235,8 @@ class Supervisor:
                 transport.close()
         log.info(
             "worker started" if ready else "worker exited before it was ready",
-            extra={"worker": slot.index, "pid": process.pid, "restarts": slot.restarts},
+            extra={"worker": slot.index, "pid": process.pid, "restarts": slot.restarts,
+                   **({"cpu": self.cpus[slot.index]} if self.cpus[slot.index] is not None else {})},
         )
         return ready
 

@@ -2,10 +2,10 @@
 
 What it is handed comes through its stdin pipe, never argv or the environment (both readable by other local
 users in /proc, and the spec holds the internal API secret): a first line with the `WorkerSpec`, a second with the
-supervisor's resolved configuration, its restart count, the fd of the pipe on which to say "ready" and the
-supervisor's pid. The pipe then stays open as a lifeline: when it reaches end of file the supervisor is gone
-(killed with SIGKILL included), and the worker stops like on SIGTERM. `PR_SET_PDEATHSIG` is the second line of
-defence, for a worker blocked where it cannot notice.
+supervisor's resolved configuration, its restart count, the fd of the pipe on which to say "ready", the
+supervisor's pid and the CPU to bind to (`--worker-cpus`). The pipe then stays open as a lifeline: when it
+reaches end of file the supervisor is gone (killed with SIGKILL included), and the worker stops like on SIGTERM.
+`PR_SET_PDEATHSIG` is the second line of defence, for a worker blocked where it cannot notice.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from ..config import ConfigError, resolve
+from . import affinity
 from .metrics import WORKER_RESTARTS
 from .spec import WorkerSpec
 
@@ -56,6 +57,8 @@ def read_handover(fd: int = 0) -> tuple[WorkerSpec, dict[str, Any]]:
 
 def main() -> int:
     spec, doc = read_handover()
+    if doc.get("cpu") is not None:
+        affinity.bind(int(doc["cpu"]))  # first, while this is the only thread: grpc's threads inherit the mask
     die_with_parent(int(doc["supervisor_pid"]))
     ready_fd = int(doc["ready_fd"])
     WORKER_RESTARTS.labels(str(spec.index)).set(int(doc.get("restarts", 0)))

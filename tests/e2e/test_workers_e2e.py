@@ -327,3 +327,40 @@ def test_a_worker_that_does_not_stop_is_killed_at_the_shutdown_bound(tmp_path: P
             wait_for(lambda: not any(alive(pid) for pid in workers.values()), timeout=30)
         finally:
             daemon.kill()
+
+
+def test_worker_cpus_binds_each_worker_and_its_threads_and_a_restart_keeps_the_cpu(tmp_path: Path) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    expected = {i: {usable[i % len(usable)]} for i in range(3)}  # cycles on a host with fewer CPUs than workers
+
+    def threads_bound(pid: int) -> set[frozenset[int]]:
+        return {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
+
+    with NetworkServerThread() as ns:
+        daemon = Workers(tmp_path, 3, ns.port, "--worker-cpus", "auto")
+        try:
+            pids = daemon.worker_pids()
+            for index, pid in pids.items():
+                # Every thread, grpc's included: the worker binds itself before it starts any.
+                assert threads_bound(pid) == {frozenset(expected[index])}, (index, threads_bound(pid))
+                assert f"worker started worker={index} pid={pid} restarts=0 cpu={min(expected[index])}" in daemon.log()
+            assert set(os.sched_getaffinity(daemon.process.pid)) == set(usable)  # the supervisor is not bound
+            os.kill(pids[2], signal.SIGKILL)
+            wait_for(lambda: daemon.worker_pids()[2] != pids[2], timeout=60)
+            assert threads_bound(daemon.worker_pids()[2]) == {frozenset(expected[2])}
+        finally:
+            daemon.kill()
+
+
+def test_worker_cpus_binds_a_single_process_daemon_too(tmp_path: Path) -> None:
+    from daemon_process import DaemonProcess
+
+    cpu = max(os.sched_getaffinity(0))
+    daemon = DaemonProcess(tmp_path, "--worker-cpus", str(cpu)).start()
+    try:
+        pid = daemon.process.pid
+        assert {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")} == {
+            frozenset({cpu})
+        }
+    finally:
+        daemon.stop()
