@@ -27,13 +27,13 @@ def _node_modules() -> None:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=STANDIN, check=True, timeout=300)
 
 
-@pytest.fixture
-def standin():
-    proc = subprocess.Popen(["node", str(STANDIN / "server.js"), "--port", "0", "--control-port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+@pytest.fixture(params=["http2", "grpc-js"])
+def standin(request: pytest.FixtureRequest):
+    proc = subprocess.Popen(["node", str(STANDIN / "server.js"), "--port", "0", "--control-port", "0",
+                             "--engine", request.param], stdout=subprocess.PIPE, text=True)
     try:
         ports = json.loads(proc.stdout.readline())
-        yield ports
+        yield ports | {"engine": request.param}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -71,3 +71,24 @@ async def test_records_uplinks_with_read_and_send_latency(standin: dict) -> None
     assert stats["sample_uplink"]["correlation_ids"] == ["gs:conn:A", "gs:uplink:B"]
     assert stats["sample_tx_ack"]["gateway_ids"]["gateway_id"] == "gw"
     assert _stats(standin)["uplinks"] == 0  # reset
+
+
+async def test_an_unknown_method_is_unimplemented_and_a_bad_frame_internal(standin: dict) -> None:
+    """What a real gRPC server answers, so that a Gateway Server bug shows as an error, not as a count."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{standin['grpc_port']}") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await channel.unary_unary("/ttn.lorawan.v3.GsNs/NoSuchMethod")(b"", timeout=5)
+        assert unknown.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # A gzip-compressed message: grpc-js reads it, the http2 engine (which never asks for one) refuses it.
+        compressed = channel.unary_unary("/ttn.lorawan.v3.GsNs/HandleUplink")(
+            messages_pb2.UplinkMessage(raw_payload=b"\x40" * 40).SerializeToString(), timeout=5,
+            compression=grpc.Compression.Gzip,
+        )
+        if standin["engine"] == "http2":
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await compressed
+            assert refused.value.code() == grpc.StatusCode.INTERNAL
+        else:
+            await compressed
+        await networkserver_pb2_grpc.GsNsStub(channel).HandleUplink(messages_pb2.UplinkMessage(), timeout=5)
+    assert _stats(standin)["uplinks"] == (1 if standin["engine"] == "http2" else 2)
