@@ -19,9 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from .workers.affinity import parse_worker_cpus
-
 from gatewayserver.hostnames import valid_host
+from gatewayserver.workers.affinity import parse_worker_cpus
 
 
 class ConfigError(ValueError):

@@ -1,12 +1,13 @@
 """Which CPU each worker runs on (`--worker-cpus`), chosen by the supervisor and applied by the worker itself.
 
-Why bind at all: on the machines measured (2 vCPUs under KVM) two workers left to the kernel cost 18-20 % more CPU
-per uplink than one worker doing all the traffic, while the same two workers each bound to its own core cost 9 %
-more (`benchmarks/README.md`, "Workers bound to cores"). A worker's main thread, grpc's poller and its executor
-threads hand each other work many times per loop turn; on one core those hand-offs are plain context switches,
-spread over cores they become cross-CPU wake-ups (an inter-processor interrupt, under a hypervisor a VM exit) and
-cold caches. Binding is opt-in, as nginx's `worker_cpu_affinity` is: on a host where other busy processes share
-the cores (the benchmark's load generator and stand-in, say) a bound worker cannot move away from them.
+Why bind at all: on the machines measured (2 vCPUs under KVM) two workers left to the kernel cost 19-23 % more CPU
+per uplink than one worker doing all the traffic on the same cores, while the same two workers each bound to its
+own core cost 9-13 % more (`benchmarks/README.md`, "The same rate for both"). A worker's main thread, grpc's
+poller and its executor threads hand each other work many times per loop turn; on one core those hand-offs are
+plain context switches, spread over cores they become cross-CPU wake-ups (an inter-processor interrupt, under a
+hypervisor a VM exit) and cold caches. Binding is opt-in, as nginx's `worker_cpu_affinity` is: on a host where
+other busy processes share the cores (the benchmark's load generator and stand-in, say) a bound worker cannot
+move away from them.
 
 A worker binds itself first thing in its `main`, before any thread exists, so grpc's threads inherit the mask; a
 restarted worker gets its slot's CPU again.
