@@ -47,6 +47,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -218,7 +219,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
 class StandinNs:
     """The Node.js stand-in Network Server and its HTTP control endpoint."""
 
-    def __init__(self, cpu: int | None):
+    def __init__(self, cpu: int | None, engine: str = "http2"):
         node = shutil.which("node")
         if node is None:
             raise SystemExit("benchmark: Node.js (node) is needed for the stand-in Network Server")
@@ -230,7 +231,7 @@ class StandinNs:
             # Old space starts large: the garbage grpc-js promotes under load otherwise triggers a 20-50 ms
             # mark-compact pause every second or so, which the benchmark would report as the daemon's latency.
             [node, "--initial-old-space-size=1024", str(STANDIN_DIR / "server.js"), "--host", "127.0.0.1",
-             "--port", "0", "--control-port", "0", "--proto-root", str(REPO / "proto")],
+             "--port", "0", "--control-port", "0", "--proto-root", str(REPO / "proto"), "--engine", engine],
             stdout=subprocess.PIPE, text=True, preexec_fn=pinned(cpu),
         )
         assert self.proc.stdout is not None  # stdout=PIPE
@@ -736,7 +737,11 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
     as little as possible of the cores the workers share with it."""
     runs = []
     start = args.start_rate or (max(500.0, round(ceiling["rate"] * 0.25, -2)) if ceiling else 1000.0)
-    for count in args.workers:
+    # With --workers-repeat R the searches alternate (1 2, 2 1, 1 2, ...): one search's result moves by ±20 % from
+    # run to run on these machines, so a comparison of single searches says little; the medians say more.
+    order = [(r, count) for r in range(args.workers_repeat)
+             for count in (args.workers if r % 2 == 0 else args.workers[::-1])]
+    for round_, count in order:
         if count == 1:
             daemon = Daemon(ns.grpc_port, args.daemon_cpu, args.daemon_arg)
         else:
@@ -755,6 +760,7 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
         rate = held[-1].achieved_rate if held else 0.0
         runs.append({
             "workers": count,
+            "round": round_,
             "sender": "lean" if lean else "simulator",
             "sustained_rate": sustained,
             "daemon_cores": cores,
@@ -773,6 +779,38 @@ async def compare_workers(ns: StandinNs, args: argparse.Namespace, cpus: list[in
             f"{runs[-1]['daemon_cpu_per_uplink_us']} µs per uplink (all processes), exit {code}, "
             f"sender {runs[-1]['sender']}")
     return runs
+
+
+def summarise_workers(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per worker count the median sustained rate and CPU per uplink over its searches, and each count against the
+    first (`--workers 1,2`: 2 against 1), by medians and round by round."""
+    counts = list(dict.fromkeys(run["workers"] for run in runs))
+    by_count = {c: [run for run in runs if run["workers"] == c] for c in counts}
+    summary: dict[str, Any] = {"counts": {}}
+    for count, taken in by_count.items():
+        rates = [run["sustained_rate"] for run in taken]
+        cpus = [run["daemon_cpu_per_uplink_us"] for run in taken if run["daemon_cpu_per_uplink_us"]]
+        summary["counts"][str(count)] = {"rates": rates, "cpu_per_uplink_us": cpus,
+                                         "median_rate": statistics.median(rates) if rates else None,
+                                         "median_cpu_per_uplink_us": statistics.median(cpus) if cpus else None}
+    base = summary["counts"][str(counts[0])]
+    for count in counts[1:]:
+        mine = summary["counts"][str(count)]
+        if base["median_rate"] and mine["median_rate"] and base["median_cpu_per_uplink_us"]:
+            mine["rate_ratio"] = round(mine["median_rate"] / base["median_rate"], 2)
+            mine["cpu_growth_percent"] = round(
+                100 * (mine["median_cpu_per_uplink_us"] / base["median_cpu_per_uplink_us"] - 1), 1)
+        pairs = []
+        for round_ in sorted({run["round"] for run in runs}):
+            one = [run for run in by_count[counts[0]] if run["round"] == round_]
+            many = [run for run in by_count[count] if run["round"] == round_]
+            if one and many and one[0]["sustained_rate"] and one[0]["daemon_cpu_per_uplink_us"] \
+                    and many[0]["daemon_cpu_per_uplink_us"]:
+                pairs.append([round(many[0]["sustained_rate"] / one[0]["sustained_rate"], 2),
+                              round(100 * (many[0]["daemon_cpu_per_uplink_us"]
+                                           / one[0]["daemon_cpu_per_uplink_us"] - 1), 1)])
+        mine["rounds"] = pairs  # [rate ratio, CPU growth %] per round
+    return summary
 
 
 async def alternate_at_rate(
@@ -827,14 +865,15 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
 
     The rate searches compare each count at its own sustained rate, where batching differs (a worker at a higher
     rate handles more datagrams and starts more calls per loop turn, so each costs less): that mixes the rate's
-    effect into the workers' cost. Here four daemons run side by side (the idle ones cost next to nothing): one
+    effect into the workers' cost. Here five daemons run side by side (the idle ones cost next to nothing): one
     worker pinned as in the search, N workers on the first N cores as in the search, N workers confined to the
     one worker's core, and one worker free to run on the same N cores as the N workers. The pinned worker has a
     core to itself while the N workers share theirs with the stand-in and the load generator, and on a small
     machine that sharing alone (cache and scheduler switches between four busy processes) costs CPU per uplink:
-    the last two daemons hold the placement equal, so that their figures tell the cost of splitting the traffic
+    the third and fourth hold the placement equal, so that their figures tell the cost of splitting the traffic
     (N workers on one core against the pinned one, N workers on N cores against one worker on the same cores)
-    apart from that of the placement. Each step drives one of them, in the order A B C D D C B A ...
+    apart from that of the placement. A fifth binds each of the N workers to one of the N cores
+    (`--worker-cpus auto`). Each step drives one of them, in the order A B C D E E D C B A ...
     """
     count = max(args.workers)
     shared = set(cpus[:count])
@@ -845,7 +884,10 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
                f"{count} workers, one core": Daemon(ns.grpc_port, None, args.daemon_arg, workers=count,
                                                     cpus={args.daemon_cpu}),
                # One worker placed like the N workers: the same sharing of cores, no split.
-               f"1 worker, {count} cores": Daemon(ns.grpc_port, None, args.daemon_arg, cpus=shared)}
+               f"1 worker, {count} cores": Daemon(ns.grpc_port, None, args.daemon_arg, cpus=shared),
+               # The N workers each bound to one of those cores (`--worker-cpus auto`), threads included.
+               f"{count} workers bound": Daemon(ns.grpc_port, None, [*args.daemon_arg, "--worker-cpus", "auto"],
+                                                workers=count, cpus=shared)}
     try:
         for daemon in daemons.values():
             await daemon.wait_ready()
@@ -853,7 +895,7 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
         log(f"CPU per uplink with 1 and {count} workers at {rate:.0f} uplinks/s, {args.workers_rounds} rounds of "
             f"{args.step_seconds * 2:.0f} s each\n" + STEP_HEADER)
         result, _ = await alternate_at_rate(daemons, ns, args, rate, args.workers_rounds, 0x0016C00500000000, lean)
-        one, many, confined, one_shared = (result[name]["cpu_per_uplink_us"] for name in daemons)
+        one, many, confined, one_shared, bound = (result[name]["cpu_per_uplink_us"] for name in daemons)
         result["workers"] = count
 
         def growth(value: float | None, base: float | None) -> float | None:
@@ -863,12 +905,14 @@ async def compare_workers_at_rate(ns: StandinNs, args: argparse.Namespace, cpus:
         result["growth_percent_one_core"] = growth(confined, one)
         result["growth_percent_same_cores"] = growth(many, one_shared)
         result["placement_percent"] = growth(one_shared, one)
+        result["growth_percent_bound"] = growth(bound, one_shared)
         figures = (result["growth_percent"], result["growth_percent_one_core"], result["growth_percent_same_cores"],
-                   result["placement_percent"])
+                   result["placement_percent"], result["growth_percent_bound"])
         log(f"CPU per uplink at {rate:.0f}/s: {one} µs with 1 worker pinned, {many} µs with {count} workers "
             f"({figures[0]:+} %); split alone: {confined} µs with {count} on one core ({figures[1]:+} %), "
             f"{count} workers against 1 worker on the same {count} cores ({one_shared} µs) {figures[2]:+} %; "
-            f"placement alone (1 worker on {count} cores against pinned) {figures[3]:+} %; goal at most "
+            f"placement alone (1 worker on {count} cores against pinned) {figures[3]:+} %; {count} workers bound "
+            f"to a core each ({bound} µs) against 1 worker on the same cores {figures[4]:+} %; goal at most "
             f"+{WORKERS_GOAL_PERCENT:.0f} %" if None not in figures else "no figure")
         return result
     finally:
@@ -943,13 +987,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.aux_cpu is None:
         args.aux_cpu = cpus[1] if len(cpus) > 1 else cpus[0]
     os.sched_setaffinity(0, {args.aux_cpu})  # the simulator runs in this process
-    log(f"cores: daemon and ceiling client on {args.daemon_cpu}; stand-in and simulator on {args.aux_cpu}"
-        f" (of {len(cpus)})")
-    result: dict[str, Any] = {"cpus": len(cpus), "daemon_cpu": args.daemon_cpu, "aux_cpu": args.aux_cpu}
+    log(f"cores: daemon and ceiling client on {args.daemon_cpu}; stand-in ({args.standin_engine}) and simulator "
+        f"on {args.aux_cpu} (of {len(cpus)})")
+    result: dict[str, Any] = {"cpus": len(cpus), "daemon_cpu": args.daemon_cpu, "aux_cpu": args.aux_cpu,
+                              "standin_engine": args.standin_engine}
     workers_sender = udp_sender(args, comparing_workers=True)
     other_sender = udp_sender(args, comparing_workers=False)
     result["udp_sender"] = {"workers": workers_sender, "other": other_sender}
-    ns = StandinNs(args.aux_cpu)
+    ns = StandinNs(args.aux_cpu, args.standin_engine)
     wants_lean = "rate" in args.phases and (other_sender == "lean" or (args.workers and workers_sender == "lean"))
     lean = LeanSender(args.aux_cpu) if wants_lean else None
     other_lean = lean if other_sender == "lean" else None
@@ -977,6 +1022,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.workers and "rate" in args.phases:
             result["workers"] = await compare_workers(ns, args, cpus, ceiling,
                                                       lean if workers_sender == "lean" else None)
+            result["workers_summary"] = summarise_workers(result["workers"])
             if args.workers_rate and len(args.workers) > 1:
                 result["workers_at_rate"] = await compare_workers_at_rate(
                     ns, args, cpus, lean if workers_sender == "lean" else None)
@@ -1114,13 +1160,19 @@ def report(r: dict[str, Any]) -> str:
                          f"stand-in {lim.get('standin_cores', 0):.2f}, "
                          f"load generator {lim.get('simulator_cores', 0):.2f}, other {lim.get('other_cores', 0):.2f}; "
                          f"busy: {cores}")
-    if len(runs) > 1 and runs[0]["sustained_rate"] and runs[0]["daemon_cpu_per_uplink_us"]:
-        base = runs[0]
-        for run in runs[1:]:
-            cpu = run["daemon_cpu_per_uplink_us"]
-            growth = f"{100 * (cpu / base['daemon_cpu_per_uplink_us'] - 1):+.0f} %" if cpu else "-"
-            lines.append(f"  {run['workers']} vs {base['workers']} workers: rate "
-                         f"×{run['sustained_rate'] / base['sustained_rate']:.2f}, CPU per uplink {growth}")
+    summary = r.get("workers_summary")
+    if summary:
+        counts = list(summary["counts"])
+        for count in counts[1:]:
+            mine = summary["counts"][count]
+            if "rate_ratio" not in mine:
+                continue
+            base = summary["counts"][counts[0]]
+            lines.append(f"  {count} vs {counts[0]} workers (medians of {len(mine['rates'])} and {len(base['rates'])} "
+                         f"searches: {mine['median_rate']:.0f} and {base['median_rate']:.0f} uplinks/s, "
+                         f"{mine['median_cpu_per_uplink_us']} and {base['median_cpu_per_uplink_us']} µs): rate "
+                         f"×{mine['rate_ratio']:.2f}, CPU per uplink {mine['cpu_growth_percent']:+.1f} %; round by "
+                         f"round: " + ", ".join(f"×{ratio:.2f} {growth:+.1f} %" for ratio, growth in mine["rounds"]))
     redis = r.get("redis")
     if redis:
         lines.append(f"  daemon CPU per uplink at {redis['rate']:.0f} uplinks/s ({redis['rounds']} steps of "
@@ -1201,6 +1253,10 @@ def main() -> int:
                    help="with --workers 1,N: also compare the daemon's CPU per uplink with 1 and N workers at this "
                         "one rate, alternating steps (--workers-rounds each)")
     p.add_argument("--workers-rounds", type=int, default=3, help="steps per worker count with --workers-rate")
+    p.add_argument("--workers-repeat", type=int, default=1, metavar="R",
+                   help="with --workers: R rate searches per count, alternating, reported with their medians")
+    p.add_argument("--standin-engine", choices=("http2", "grpc-js"), default="http2",
+                   help="how the stand-in Network Server serves gRPC (benchmarks/README.md, 'Engines')")
     p.add_argument("--redis", action="store_true",
                    help="instead of the rate search: daemon CPU per uplink without and with --redis-url (a "
                         "redis-server of its own) at --redis-rate, alternating, in the same run")
