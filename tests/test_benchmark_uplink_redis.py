@@ -32,11 +32,13 @@ def _command(port: int, *lines: str) -> bytes:
         return reply
 
 
-def test_uplink_benchmark_has_the_redis_comparison_flags() -> None:
+def test_uplink_benchmark_has_the_comparison_flags() -> None:
+    """Its Redis comparison, and the workers' (`test_benchmark_uplink_workers.py`)."""
     result = subprocess.run([sys.executable, str(BENCHMARKS / "uplink.py"), "--help"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    for flag in ("--redis ", "--redis-rate", "--redis-rounds"):
+    for flag in ("--redis ", "--redis-rate", "--redis-rounds", "--workers-repeat", "--standin-engine",
+                 "--workers-rate"):
         assert flag in result.stdout, flag
 
 

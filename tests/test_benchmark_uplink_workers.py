@@ -4,7 +4,6 @@ round-by-round ratios are computed from what each search found."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -47,10 +46,3 @@ def test_a_search_without_a_figure_is_left_out_of_the_cpu_median() -> None:
     assert summary["counts"]["1"]["median_cpu_per_uplink_us"] is None
     assert "rate_ratio" not in summary["counts"]["2"] and summary["counts"]["2"]["rounds"] == []
 
-
-def test_the_flags_exist() -> None:
-    result = subprocess.run([sys.executable, str(BENCHMARKS / "uplink.py"), "--help"], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    for flag in ("--workers-repeat", "--standin-engine", "--workers-rate"):
-        assert flag in result.stdout, flag

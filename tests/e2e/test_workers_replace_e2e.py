@@ -161,6 +161,17 @@ async def schedule(workers: Workers, message: messages_pb2.DownlinkMessage) -> A
             raise AssertionError(f"downlink refused: {error.name} {error.details}") from None
 
 
+async def class_c_reaches(workers: Workers, forwarder: Forwarder, gateway_id: str) -> None:
+    """Downlinks asked at either worker (fresh connections) go out as PULL_RESPs to the forwarder."""
+    for _ in range(4):
+        forwarder.pull()  # keep-alive, and a fresh downlink path
+        response = await schedule(workers, class_c(gateway_id))
+        assert response.delay.ToNanoseconds() >= 0
+        data = await asyncio.to_thread(forwarder.down.recv, 4096)
+        assert data[3] == 0x03 and b'"txpk"' in data, data
+        await asyncio.sleep(1.5)  # past this transmission: one radio
+
+
 def test_a_link_on_the_other_worker_replaces_a_udp_connection(tmp_path: Path) -> None:
     with NetworkServerThread() as ns:
         workers, key = start(tmp_path, ns)
@@ -249,14 +260,7 @@ async def link_then_udp(workers: Workers, ns: NetworkServerThread, key: str) -> 
         assert await holding(workers) == [1 - landed]
         assert await asyncio.to_thread(replaced, workers) - before == 1
 
-        # A downlink asked at either worker goes out as a PULL_RESP to the forwarder.
-        for _ in range(4):
-            forwarder.pull()  # keep-alive, and a fresh downlink path
-            response = await schedule(workers, class_c(gateway_id))
-            assert response.delay.ToNanoseconds() >= 0
-            data = await asyncio.to_thread(forwarder.down.recv, 4096)
-            assert data[3] == 0x03 and b'"txpk"' in data, data
-            await asyncio.sleep(1.5)  # past this transmission: one radio
+        await class_c_reaches(workers, forwarder, gateway_id)
     finally:
         if gw is not None:
             await gw.close()
@@ -316,14 +320,7 @@ async def link_then_rename(workers: Workers, ns: NetworkServerThread, key: str, 
         assert await asyncio.to_thread(replaced, workers) - before == 1
         assert re.search(r"gateway connected at another worker, replacing the connection here", workers.log())
 
-        # A downlink asked at either worker goes out as a PULL_RESP to the forwarder.
-        for _ in range(4):
-            forwarder.pull()
-            response = await schedule(workers, class_c(linked_id))
-            assert response.delay.ToNanoseconds() >= 0
-            data = await asyncio.to_thread(forwarder.down.recv, 4096)
-            assert data[3] == 0x03 and b'"txpk"' in data, data
-            await asyncio.sleep(1.5)
+        await class_c_reaches(workers, forwarder, linked_id)
     finally:
         if gw is not None:
             await gw.close()
