@@ -161,6 +161,14 @@ async def schedule(workers: Workers, message: messages_pb2.DownlinkMessage) -> A
             raise AssertionError(f"downlink refused: {error.name} {error.details}") from None
 
 
+async def close(gw: LinkedGateway | None, forwarder: Forwarder | None, channel: grpc.aio.Channel) -> None:
+    if gw is not None:
+        await gw.close()
+    if forwarder is not None:
+        forwarder.close()
+    await channel.close()
+
+
 async def class_c_reaches(workers: Workers, forwarder: Forwarder, gateway_id: str) -> None:
     """Downlinks asked at either worker (fresh connections) go out as PULL_RESPs to the forwarder."""
     for _ in range(4):
@@ -219,11 +227,7 @@ async def udp_then_link(workers: Workers, ns: NetworkServerThread, key: str) -> 
             data = b""
         assert data == b"", data
     finally:
-        if gw is not None:
-            await gw.close()
-        if forwarder is not None:
-            forwarder.close()
-        await channel.close()
+        await close(gw, forwarder, channel)
 
 
 def test_udp_datagrams_on_the_other_worker_replace_a_link(tmp_path: Path) -> None:
@@ -262,11 +266,7 @@ async def link_then_udp(workers: Workers, ns: NetworkServerThread, key: str) -> 
 
         await class_c_reaches(workers, forwarder, gateway_id)
     finally:
-        if gw is not None:
-            await gw.close()
-        if forwarder is not None:
-            forwarder.close()
-        await channel.close()
+        await close(gw, forwarder, channel)
 
 
 def test_a_udp_gateway_renamed_by_a_reload_to_an_id_linked_on_the_other_worker_replaces_the_link(
@@ -322,8 +322,4 @@ async def link_then_rename(workers: Workers, ns: NetworkServerThread, key: str, 
 
         await class_c_reaches(workers, forwarder, linked_id)
     finally:
-        if gw is not None:
-            await gw.close()
-        if forwarder is not None:
-            forwarder.close()
-        await channel.close()
+        await close(gw, forwarder, channel)
