@@ -178,6 +178,9 @@ class Supervisor:
         if not config.uplink_token_key:
             # One key for all workers, so any worker can verify an uplink token another one issued.
             worker_config["uplink_token_key"] = secrets.token_hex(32)
+        # Binding is the supervisor's choice, handed over as each worker's one CPU: a worker checking the list
+        # against its own (already narrowed) affinity would refuse every CPU but its own.
+        worker_config.pop("worker_cpus", None)
         self._worker_config = worker_config
         self.slots = [_Slot(i, [group[i] for group in groups]) for i in range(self.count)]
         allowed = affinity.usable() if config.worker_cpus != affinity.NONE else []

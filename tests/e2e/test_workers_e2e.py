@@ -329,15 +329,20 @@ def test_a_worker_that_does_not_stop_is_killed_at_the_shutdown_bound(tmp_path: P
             daemon.kill()
 
 
-def test_worker_cpus_binds_each_worker_and_its_threads_and_a_restart_keeps_the_cpu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("listed", [False, True], ids=["auto", "list"])
+def test_worker_cpus_binds_each_worker_and_its_threads_and_a_restart_keeps_the_cpu(
+    tmp_path: Path, listed: bool
+) -> None:
     usable = sorted(os.sched_getaffinity(0))
-    expected = {i: {usable[i % len(usable)]} for i in range(3)}  # cycles on a host with fewer CPUs than workers
+    cpus = usable[::-1] if listed else usable  # a list in an order of the operator's own: worker i gets its i-th
+    expected = {i: {cpus[i % len(cpus)]} for i in range(3)}  # cycles on a host with fewer CPUs than workers
+    setting = ",".join(map(str, cpus)) if listed else "auto"
 
     def threads_bound(pid: int) -> set[frozenset[int]]:
         return {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
 
     with NetworkServerThread() as ns:
-        daemon = Workers(tmp_path, 3, ns.port, "--worker-cpus", "auto")
+        daemon = Workers(tmp_path, 3, ns.port, "--worker-cpus", setting)
         try:
             pids = daemon.worker_pids()
             for index, pid in pids.items():
