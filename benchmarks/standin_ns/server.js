@@ -335,11 +335,15 @@ function onStream(stream, headers) {
       return;
     }
     const call = { request: body.subarray(5) };
-    handlers[method](call, () => {
-      stream.respond(GRPC_HEADERS, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
-      stream.end(EMPTY_MESSAGE);
-    });
+    try {
+      handlers[method](call, () => {
+        stream.respond(GRPC_HEADERS, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
+        stream.end(EMPTY_MESSAGE);
+      });
+    } catch (err) { // `--decode full` and a message proto-loader cannot read
+      refuse(stream, 13, String(err.message || err));
+    }
   });
 }
 
