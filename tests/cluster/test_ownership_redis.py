@@ -105,7 +105,8 @@ def test_a_reload_renaming_a_connected_gateway_moves_its_record_to_the_new_id(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     """The record follows the id: the old one is given back, the new one claimed at once (not at the next
-    connect), and an instance holding the new id is told to let go, as by any connect."""
+    connect), over another instance's record of that id, as a connect's claim is (which tells that one to let
+    go)."""
     h = instance(tmp_path, redis_server, "gs-a", [{"gateway_id": GATEWAY_ID, "eui": EUI.hex(),
                                                   "frequency_plan_id": "EU_863_870"}])
     gw = Forwarder(h.udp_address, EUI)
