@@ -314,8 +314,9 @@ const RAW = {
 
 function refuse(stream, code, message) {
   // A "trailers-only" response: the status travels in the only HEADERS frame.
-  stream.respond(Object.assign({}, GRPC_HEADERS, { 'grpc-status': String(code), 'grpc-message': message }),
-                 { endStream: true });
+  // grpc-message is percent-encoded (gRPC over HTTP/2), so any error text makes a valid header.
+  const status = { 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) };
+  stream.respond(Object.assign({}, GRPC_HEADERS, status), { endStream: true });
 }
 
 function onStream(stream, headers) {
