@@ -35,6 +35,8 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_supervisor(config)
     if config.worker_cpus != "none":
+        import dataclasses
+
         from .preflight import check_worker_cpus
         from .workers import affinity
 
@@ -42,6 +44,9 @@ def _run(args: argparse.Namespace) -> int:
         cpu = affinity.cpu_of(config.worker_cpus, 0, affinity.usable())
         if cpu is not None:
             affinity.bind(cpu)  # before the daemon starts any thread
+        # Applied: checked again against the narrowed mask, a list would name CPUs this process may no longer use
+        # (the supervisor drops the option from its workers' configuration for the same reason).
+        config = dataclasses.replace(config, worker_cpus=affinity.NONE)
     return run_daemon(config)
 
 

@@ -183,9 +183,8 @@ class Supervisor:
         worker_config.pop("worker_cpus", None)
         self._worker_config = worker_config
         self.slots = [_Slot(i, [group[i] for group in groups]) for i in range(self.count)]
-        allowed = affinity.usable() if config.worker_cpus != affinity.NONE else []
         #: The CPU each worker binds itself to (`--worker-cpus`), kept across its restarts; None: not bound.
-        self.cpus = [affinity.cpu_of(config.worker_cpus, i, allowed) for i in range(self.count)]
+        self.cpus = [affinity.cpu_of(config.worker_cpus, i, affinity.usable()) for i in range(self.count)]
         self.stopping = asyncio.Event()
 
     def spec(self, slot: _Slot) -> WorkerSpec:

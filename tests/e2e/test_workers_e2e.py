@@ -357,11 +357,13 @@ def test_worker_cpus_binds_each_worker_and_its_threads_and_a_restart_keeps_the_c
             daemon.kill()
 
 
-def test_worker_cpus_binds_a_single_process_daemon_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("listed_all", [False, True], ids=["one", "list"])
+def test_worker_cpus_binds_a_single_process_daemon_too(tmp_path: Path, listed_all: bool) -> None:
     from daemon_process import DaemonProcess
 
-    cpu = max(os.sched_getaffinity(0))
-    daemon = DaemonProcess(tmp_path, "--worker-cpus", str(cpu)).start()
+    usable = sorted(os.sched_getaffinity(0), reverse=True)
+    cpu = usable[0]  # the first listed
+    daemon = DaemonProcess(tmp_path, "--worker-cpus", ",".join(map(str, usable if listed_all else [cpu]))).start()
     try:
         pid = daemon.process.pid
         assert {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")} == {
