@@ -196,15 +196,16 @@ class GatewayCore:
     def entry_changed(self, conn: Connection, entry: GatewayEntry, now: int) -> None:
         """A registry reload gave a live gateway a new entry, its gateway id included."""
         old = conn.entry
-        if entry.gateway_id != old.gateway_id:
+        renamed = entry.gateway_id != old.gateway_id
+        if renamed:
             other = self._by_id.get(entry.gateway_id)
             if other is not None and other is not conn:
                 self.disconnect(other, now, "replaced")
             if self._by_id.get(old.gateway_id) is conn:
                 del self._by_id[old.gateway_id]
             self._by_id[entry.gateway_id] = conn
-        conn.entry_changed(entry)
-        if entry.gateway_id != old.gateway_id:
+        conn.entry_changed(entry)  # the connection takes the new id here, before the observers look at it
+        if renamed:
             for observer in self.observers:
                 observer.renamed(conn, old.gateway_id, now)
         log.info(
