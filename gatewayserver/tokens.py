@@ -15,6 +15,7 @@ rotation; encoding always uses the current key.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable
 from typing import Final
@@ -46,19 +47,26 @@ class TokenError(GsError):
 class UplinkTokens:
     """Issues and checks uplink tokens with an HMAC key (at least 16 bytes)."""
 
-    __slots__ = ("_key", "_keys")
+    __slots__ = ("_mac", "_macs")
 
     def __init__(self, key: bytes, *, old_keys: Iterable[bytes] = ()) -> None:
         keys = (bytes(key), *(bytes(k) for k in old_keys))
         for k in keys:
             if len(k) < _MIN_KEY:
                 raise ValueError(f"uplink token keys must be at least {_MIN_KEY} bytes")
-        self._key = keys[0]
-        self._keys = keys
+        # One keyed HMAC per key, copied per token: a copy skips re-keying (0.95 against 1.33 µs per tag here),
+        # and a short update keeps the GIL where the one-shot `hmac.digest` releases it on every call.
+        self._macs = tuple(hmac.new(k, digestmod=hashlib.sha256) for k in keys)
+        self._mac = self._macs[0]
+
+    def _tag(self, mac: hmac.HMAC, body: bytes) -> bytes:
+        m = mac.copy()
+        m.update(body)
+        return m.digest()[:TAG_SIZE]
 
     def encode(self, token: UplinkToken) -> bytes:
         body = FORMAT_V1 + token.SerializeToString()
-        return body + hmac.digest(self._key, body, "sha256")[:TAG_SIZE]
+        return body + self._tag(self._mac, body)
 
     def issue(
         self,
@@ -97,8 +105,8 @@ class UplinkTokens:
             raise TokenError("format")
         body = data[:-TAG_SIZE]
         tag = data[-TAG_SIZE:]
-        for key in self._keys:
-            if hmac.compare_digest(hmac.digest(key, body, "sha256")[:TAG_SIZE], tag):
+        for mac in self._macs:
+            if hmac.compare_digest(self._tag(mac, body), tag):
                 break
         else:
             raise TokenError("signature")
