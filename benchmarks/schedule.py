@@ -1,7 +1,7 @@
 """ScheduleDownlink throughput and latency over gRPC, and the cost of one pure scheduling decision.
 
 Run: .venv/bin/python benchmarks/schedule.py [--seconds 10] [--gateways 50] [--concurrency 128] [--clients 1]
-     [--ns standin|jsonlines] [--no-floor] [--api-ceiling] [--half-rate]
+     [--ns standin|jsonlines] [--no-floor] [--api-ceiling] [--two-call-floor] [--half-rate]
      [--wait-quiet 30] [--log-level info] [--workers 1,2 [--channels 16]]
 
 Two parts:
@@ -22,6 +22,9 @@ Two parts:
    ScheduleDownlink's share of it, both in calls/s and in calls per daemon CPU-second (the latter does not
    depend on whether the client or the server is the bottleneck). `--api-ceiling` also runs the real daemon
    with a do-nothing downlink service behind its gRPC API (authentication, error mapping, metrics included).
+   `--two-call-floor` runs the do-nothing handler once more, now starting one outbound
+   `GsNs.ReportTxAcknowledgment` per call to a stand-in Network Server, as the daemon does per downlink: its
+   share of the ceiling is the most any daemon making that call with grpc.aio could reach.
 
 4. `--workers 1,2`: part 2 once per worker count, each a `gatewayserver run --workers N` (config in a YAML file;
    fixed API ports, since each worker binds them with SO_REUSEPORT), in the same run and beside the same ceiling.
@@ -343,16 +346,53 @@ class StallProbe:
         Path(path).write_text(json.dumps(out, indent=1))
 
 
-async def serve_floor(port_file: Path, cpu: int | None) -> None:
-    """The gRPC floor: a NsGs server whose handler does nothing, on the same kind of process and CPU."""
+async def serve_floor(port_file: Path, cpu: int | None, ns_address: str = "") -> None:
+    """The gRPC floor: a NsGs server whose handler does nothing, on the same kind of process and CPU.
+
+    With `ns_address` (`--two-call-floor`), each call also starts one `GsNs.ReportTxAcknowledgment` to that
+    Network Server, as the daemon does per TX acknowledgment: the same channel options, metadata and stub, a TX
+    acknowledgment shaped like the daemon's, not awaited by the served call, at most 256 in flight (the daemon's
+    `max_in_flight`; beyond that a call is skipped and counted). What that server reaches is the best any design
+    can do that serves a downlink and makes one outbound call per downlink with grpc.aio in one process."""
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
     import grpc
 
     from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc
 
+    outbound: Any = None
+    if ns_address:
+        from ns_call import tx_ack
+
+        from gatewayserver.ttnpb import networkserver_pb2_grpc
+        from gatewayserver.upstream.ns import CHANNEL_OPTIONS
+
+        channel = grpc.aio.insecure_channel(ns_address, options=list(CHANNEL_OPTIONS))
+        report = networkserver_pb2_grpc.GsNsStub(channel).ReportTxAcknowledgment
+        ack = tx_ack()
+        metadata = (("authorization", "ClusterKey " + CLUSTER_KEY.hex()),)
+        counts = {"made": 0, "failed": 0, "skipped": 0}
+        in_flight: set[Any] = set()
+
+        async def one() -> None:
+            try:
+                await report(ack, metadata=metadata, timeout=5.0)
+                counts["made"] += 1
+            except grpc.RpcError:
+                counts["failed"] += 1
+
+        def outbound() -> None:
+            if len(in_flight) >= 256:
+                counts["skipped"] += 1
+                return
+            task = asyncio.ensure_future(one())
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
     class Trivial(gatewayserver_pb2_grpc.NsGsServicer):
         async def ScheduleDownlink(self, request: Any, context: Any) -> Any:
+            if outbound is not None:
+                outbound()
             return gatewayserver_pb2.ScheduleDownlinkResponse(rx1=True)
 
     server = grpc.aio.server()
@@ -364,13 +404,22 @@ async def serve_floor(port_file: Path, cpu: int | None) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await server.stop(0)
+    if ns_address:
+        port_file.with_suffix(".outbound.json").write_text(json.dumps(counts))
 
 
-async def floor(args: argparse.Namespace, tokens: list[bytes], channels: int = 1) -> dict[str, Any]:
+async def floor(
+    args: argparse.Namespace, tokens: list[bytes], channels: int = 1, standin: Any = None
+) -> dict[str, Any]:
+    """The do-nothing ceiling; with a stand-in Network Server, the two-call floor (see `serve_floor`)."""
+    ns_address = f"127.0.0.1:{standin.grpc_port}" if standin is not None else ""
     work = Path(tempfile.mkdtemp())
     port_file = work / "ports.json"
     cpu = (os.cpu_count() or 1) - 1
-    proc = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port_file), "--cpu", str(cpu)])
+    cmd = [sys.executable, __file__, "--serve-floor", str(port_file), "--cpu", str(cpu)]
+    if ns_address:
+        cmd += ["--ns-address", ns_address]
+    proc = subprocess.Popen(cmd)
     try:
         for _ in range(300):
             if port_file.exists() and port_file.read_text():
@@ -378,7 +427,7 @@ async def floor(args: argparse.Namespace, tokens: list[bytes], channels: int = 1
             await asyncio.sleep(0.05)
         port = json.loads(port_file.read_text())["grpc"]
         cpu_before = cpu_seconds(proc.pid)
-        meter = process_meter(proc.pid, None)
+        meter = process_meter(proc.pid, standin)
         meter.start()
         latencies, errors, elapsed = await call_loop(port, tokens, args.concurrency, None, channels)
         cores = meter.stop()
@@ -386,8 +435,25 @@ async def floor(args: argparse.Namespace, tokens: list[bytes], channels: int = 1
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-    return {"calls_per_s": round(len(latencies) / elapsed), "calls_per_cpu_s": round(len(latencies) / cpu_used),
-            "cores": cores}
+    result: dict[str, Any] = {"calls_per_s": round(len(latencies) / elapsed),
+                              "calls_per_cpu_s": round(len(latencies) / cpu_used), "cores": cores}
+    if ns_address:
+        result["outbound"] = json.loads(port_file.with_suffix(".outbound.json").read_text())
+    return result
+
+
+async def two_call_floor(args: argparse.Namespace, tokens: list[bytes]) -> dict[str, Any] | None:
+    """`floor` with one outbound call per served call to a stand-in Network Server of its own."""
+    wait_quiet_before(args)
+    standin = start_standin()
+    if standin is None:
+        return None
+    try:
+        result = await floor(args, tokens, standin=standin)
+        result["tx_acks_at_standin"] = standin.stats()["tx_acks"]
+    finally:
+        standin.close()
+    return result
 
 
 def cpu_seconds(pid: int) -> float:
@@ -810,6 +876,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="then run again paced at half the calls/s reached, for the latency there")
     parser.add_argument("--api-ceiling", action="store_true",
                         help="also run the daemon with a do-nothing downlink service behind its gRPC API")
+    parser.add_argument("--two-call-floor", action="store_true",
+                        help="also run the ceiling with one outbound ReportTxAcknowledgment per call (the best a "
+                             "design with grpc.aio on both sides of a downlink can reach)")
     parser.add_argument("--ns", choices=("standin", "jsonlines"), default="standin",
                         help="where TX acknowledgments go: the Node.js stand-in Network Server or JSON lines")
     parser.add_argument("--ns-address", default="", help=argparse.SUPPRESS)
@@ -861,7 +930,7 @@ def main() -> None:
             uvloop.install()
         except ImportError:
             pass
-        asyncio.run(serve_floor(Path(args.serve_floor), args.cpu))
+        asyncio.run(serve_floor(Path(args.serve_floor), args.cpu, args.ns_address))
         return
     if args.client:
         client_main(args)
@@ -896,6 +965,8 @@ def main() -> None:
             results["half_rate"] = asyncio.run(drive(args, pace=g["calls_per_s"] / 2))
         if args.api_ceiling:
             results["api_ceiling"] = asyncio.run(drive(args, stub_downlinks=True))
+        if args.two_call_floor:
+            results["two_call_floor"] = asyncio.run(two_call_floor(args, [bytes(64)] * g["calls"]))
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -941,6 +1012,20 @@ def main() -> None:
             f"daemon with a do-nothing downlink service (gRPC API, auth, metrics): {a['calls_per_s']} calls/s, "
             f"p99 {a['p99_ms']} ms, {a['calls_per_daemon_cpu_s']} calls per CPU-second; cores: {_cores(a['cores'])}"
         )
+    t = results.get("two_call_floor")
+    if t:
+        f = results["grpc"]["floor"]
+        print(
+            f"two-call floor (do-nothing handler + one outbound ReportTxAcknowledgment per call): "
+            f"{t['calls_per_s']} calls/s, {t['calls_per_cpu_s']} calls per CPU-second; outbound {t['outbound']}, "
+            f"at the stand-in {t['tx_acks_at_standin']}; cores: {_cores(t['cores'])}"
+        )
+        if f:
+            print(
+                f"  two-call floor / ceiling: {t['calls_per_s'] / f['calls_per_s']:.2f} in calls/s, "
+                f"{t['calls_per_cpu_s'] / f['calls_per_cpu_s']:.2f} in calls per CPU-second "
+                "(the most any daemon making that call per downlink could reach)"
+            )
 
 
 def _cores(cores: dict[str, float]) -> str:

@@ -7,16 +7,20 @@ connection would measure one worker; these tests check the load generator opens 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import empty_pb2
 
-from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc
+from gatewayserver.ttnpb import gatewayserver_pb2, gatewayserver_pb2_grpc, networkserver_pb2_grpc
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "schedule.py"
 
@@ -102,3 +106,49 @@ async def test_connection_spread_counts_the_server_side_sockets(server: Any) -> 
     finally:
         for channel in opened:
             await channel.close()
+
+
+class TxAckRecorder(networkserver_pb2_grpc.GsNsServicer):
+    def __init__(self) -> None:
+        self.acks: list[Any] = []
+        self.authorization: set[str] = set()
+
+    async def ReportTxAcknowledgment(self, request: Any, context: Any) -> Any:
+        self.acks.append(request)
+        self.authorization.update(v for k, v in context.invocation_metadata() if k == "authorization")
+        return empty_pb2.Empty()
+
+
+async def test_the_two_call_floor_makes_one_outbound_tx_acknowledgment_per_served_call(tmp_path: Path) -> None:
+    # The bound `--two-call-floor` reports is only a bound if its server really makes the daemon's outbound call
+    # once per ScheduleDownlink: a real GsNs server here counts them, the floor runs as the benchmark runs it.
+    recorder = TxAckRecorder()
+    ns = grpc.aio.server()
+    networkserver_pb2_grpc.add_GsNsServicer_to_server(recorder, ns)
+    ns_port = ns.add_insecure_port("127.0.0.1:0")
+    await ns.start()
+    port_file = tmp_path / "ports.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(SCRIPT), "--serve-floor", str(port_file), "--ns-address", f"127.0.0.1:{ns_port}"
+    )
+    try:
+        for _ in range(200):
+            if port_file.exists() and port_file.read_text():
+                break
+            await asyncio.sleep(0.05)
+        port = json.loads(port_file.read_text())["grpc"]
+        latencies, errors, _ = await schedule.call_loop(port, [bytes(64)] * 40, 8)
+        assert (len(latencies), errors) == (40, 0)
+        for _ in range(100):
+            if len(recorder.acks) >= 40:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 10)
+        await ns.stop(None)
+    assert len(recorder.acks) == 40
+    assert all(ack.tx_ack.downlink_message.scheduled.frequency == 868_100_000 for ack in recorder.acks)
+    assert recorder.authorization == {"ClusterKey " + schedule.CLUSTER_KEY.hex()}
+    counts = json.loads(port_file.with_suffix(".outbound.json").read_text())
+    assert counts == {"made": 40, "failed": 0, "skipped": 0}
