@@ -408,6 +408,16 @@ async def serve_floor(port_file: Path, cpu: int | None, ns_address: str = "") ->
         port_file.with_suffix(".outbound.json").write_text(json.dumps(counts))
 
 
+async def read_port_file(port_file: Path) -> dict[str, Any]:
+    """The ports a `--serve`/`--serve-floor` child wrote once listening (waits up to 15 s for them)."""
+    for _ in range(300):
+        if port_file.exists() and port_file.read_text():
+            break
+        await asyncio.sleep(0.05)
+    ports: dict[str, Any] = json.loads(port_file.read_text())
+    return ports
+
+
 async def floor(
     args: argparse.Namespace, tokens: list[bytes], channels: int = 1, standin: Any = None
 ) -> dict[str, Any]:
@@ -421,11 +431,7 @@ async def floor(
         cmd += ["--ns-address", ns_address]
     proc = subprocess.Popen(cmd)
     try:
-        for _ in range(300):
-            if port_file.exists() and port_file.read_text():
-                break
-            await asyncio.sleep(0.05)
-        port = json.loads(port_file.read_text())["grpc"]
+        port = (await read_port_file(port_file))["grpc"]
         cpu_before = cpu_seconds(proc.pid)
         meter = process_meter(proc.pid, standin)
         meter.start()
@@ -585,11 +591,7 @@ async def drive(
     extra: dict[str, Any] = {}
     try:
         if run is None:
-            for _ in range(300):
-                if port_file.exists() and port_file.read_text():
-                    break
-                await asyncio.sleep(0.05)
-            ports = json.loads(port_file.read_text())
+            ports = await read_port_file(port_file)
             wait_quiet_before(args)  # before the tokens are issued: their RX1 slots start 7 s after
         else:
             await run.wait_ready()

@@ -132,11 +132,7 @@ async def test_the_two_call_floor_makes_one_outbound_tx_acknowledgment_per_serve
         sys.executable, str(SCRIPT), "--serve-floor", str(port_file), "--ns-address", f"127.0.0.1:{ns_port}"
     )
     try:
-        for _ in range(200):
-            if port_file.exists() and port_file.read_text():
-                break
-            await asyncio.sleep(0.05)
-        port = json.loads(port_file.read_text())["grpc"]
+        port = (await schedule.read_port_file(port_file))["grpc"]
         latencies, errors, _ = await schedule.call_loop(port, [bytes(64)] * 40, 8)
         assert (len(latencies), errors) == (40, 0)
         for _ in range(100):
